@@ -1,0 +1,219 @@
+"""The seam between the engine and whatever answers a step: HTTP, or a Python callable.
+
+The engine only ever calls :meth:`Backend.call`. HTTP backends live in ``transport``;
+in-process backends (for unit tests and embedding) live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from .errors import BackendConnectError, BackendError, BackendTimeout, GraphTimeout
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class BackendRequest:
+    """One call to a backend. ``headers`` are already filtered (propagation rules applied)."""
+
+    body: bytes
+    headers: Headers
+    #: Seconds this call may take (min of step timeout, client timeout and the time left); None = no limit.
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class BackendResponse:
+    status: int
+    body: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that answers a step. ``target`` names it in errors, logs and traces."""
+
+    @property
+    def target(self) -> str: ...
+
+    async def call(self, request: BackendRequest) -> BackendResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- in-process backends ---------------------------------------------------------------------
+
+#: What an in-process handler may return: a JSON-able value (status 200), raw bytes,
+#: a ``(status, value)`` pair, or a full :class:`BackendResponse`.
+HandlerResult = Any
+Handler = Callable[[Any, Mapping[str, str]], HandlerResult | Awaitable[HandlerResult]]
+
+
+class InProcessBackend:
+    """Calls a Python function (sync or async) with the step's JSON body and headers.
+
+    The body is decoded from JSON when it is valid JSON, else passed as ``bytes``.
+    ``raw=True`` passes the bytes untouched.
+    """
+
+    __slots__ = ("_fn", "_is_async", "_raw", "target", "calls")
+
+    def __init__(self, fn: Handler, *, name: str | None = None, raw: bool = False) -> None:
+        self._fn = fn
+        self._is_async = inspect.iscoroutinefunction(fn)
+        self._raw = raw
+        self.target = name or getattr(fn, "__name__", "in-process")
+        #: Every request this backend received, in order (tests assert on it).
+        self.calls: list[BackendRequest] = []
+
+    async def call(self, request: BackendRequest) -> BackendResponse:
+        self.calls.append(request)
+        arg: Any = request.body
+        if not self._raw:
+            try:
+                arg = orjson.loads(request.body)
+            except orjson.JSONDecodeError:
+                arg = request.body
+        hdrs = {k.lower(): v for k, v in request.headers}
+        if self._is_async:
+            result = await self._fn(arg, hdrs)  # type: ignore[misc]
+        else:
+            result = self._fn(arg, hdrs)
+            if inspect.isawaitable(result):
+                result = await result
+        return to_response(result)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def to_response(result: HandlerResult) -> BackendResponse:
+    """Normalise what an in-process handler returned."""
+    if isinstance(result, BackendResponse):
+        return result
+    status = 200
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
+        status, result = result
+    if isinstance(result, bytes | bytearray | memoryview):
+        body = bytes(result)
+    elif isinstance(result, str):
+        body = result.encode()
+    else:
+        body = orjson.dumps(result)
+    return BackendResponse(status=status, body=body, headers=[("content-type", "application/json")])
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+RETRYABLE = frozenset({"connect", "reset", "502", "503", "504", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retry shape of KServe PR #5386: exponential backoff with full jitter.
+
+    ``on`` lists failure kinds: ``connect`` (refused/unreachable), ``reset`` (connection broke),
+    ``timeout`` (client timeout), and HTTP statuses ``"502"``, ``"503"``, ``"504"``.
+    4xx answers are never retried.
+    """
+
+    max_retries: int = 3
+    initial_delay_ms: int = 100
+    max_delay_ms: int = 5000
+    on: frozenset[str] = frozenset({"connect", "reset", "502", "503", "504"})
+    #: True for the built-in default: only failures the backend cannot have processed.
+    safe_only: bool = False
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Full-jitter backoff for retry number ``attempt`` (1-based), in seconds."""
+        cap = min(self.max_delay_ms, self.initial_delay_ms * (2 ** (attempt - 1)))
+        return (rng or random).uniform(0, cap) / 1000.0
+
+    def should_retry_error(self, err: BackendError) -> bool:
+        if self.safe_only:
+            return err.nothing_processed
+        if isinstance(err, BackendConnectError):
+            return "connect" in self.on
+        if isinstance(err, BackendTimeout):
+            return "timeout" in self.on
+        return "reset" in self.on or ("connect" in self.on and err.nothing_processed)
+
+    def should_retry_status(self, status: int) -> bool:
+        return not self.safe_only and str(status) in self.on
+
+
+#: Default without any config: retry only what the backend cannot have processed
+#: (refused connection of a backend scaled to zero; a pooled connection closed before any byte).
+#: Bounded by the request deadline; a cold start of 60-90 s is covered by the graph timeout.
+SAFE_RETRY = RetryPolicy(max_retries=10, initial_delay_ms=50, max_delay_ms=2000, safe_only=True)
+NO_RETRY = RetryPolicy(max_retries=0)
+
+#: Observer called for every attempt: (attempt number from 1, outcome, delay before next or None).
+AttemptObserver = Callable[[int, str, float | None], None]
+
+
+async def call_with_retries(
+    backend: Backend,
+    request: BackendRequest,
+    policy: RetryPolicy,
+    *,
+    deadline: float | None,
+    on_attempt: AttemptObserver | None = None,
+) -> tuple[BackendResponse, int]:
+    """Call ``backend`` under ``policy``; never sleeps past ``deadline`` (loop time).
+
+    Returns the response and the number of retries made. Raises the last error.
+    """
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    step_timeout = request.timeout
+    while True:
+        attempt += 1
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise GraphTimeout("deadline exceeded before the call could be made")
+            request.timeout = left if step_timeout is None else min(step_timeout, left)
+        try:
+            resp = await backend.call(request)
+        except BackendError as err:
+            outcome = err.code
+            if attempt > policy.max_retries or not policy.should_retry_error(err):
+                if on_attempt:
+                    on_attempt(attempt, outcome, None)
+                raise
+            delay = _next_delay(policy, attempt, deadline, loop.time())
+            if delay is None:
+                if on_attempt:
+                    on_attempt(attempt, outcome, None)
+                raise
+        else:
+            if attempt > policy.max_retries or not policy.should_retry_status(resp.status):
+                if on_attempt:
+                    on_attempt(attempt, str(resp.status), None)
+                return resp, attempt - 1
+            delay = _next_delay(policy, attempt, deadline, loop.time())
+            if delay is None:
+                if on_attempt:
+                    on_attempt(attempt, str(resp.status), None)
+                return resp, attempt - 1
+            outcome = str(resp.status)
+        if on_attempt:
+            on_attempt(attempt, outcome, delay)
+        await asyncio.sleep(delay)
+
+
+def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None, now: float) -> float | None:
+    delay = policy.delay(attempt)
+    if deadline is not None and now + delay >= deadline:
+        return None
+    return delay
+
