@@ -1,0 +1,83 @@
+"""``graph-router models serve|list``: the example model host from the shell.
+
+The lead's ``cli`` calls :func:`register`; each subcommand sets ``func(args) -> int`` (exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from .catalog import EXAMPLE_MODELS, example_models
+from .host import ModelHost
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``models serve`` and ``models list`` to the ``graph-router`` parser."""
+    models = subparsers.add_parser("models", help="serve the example models (KServe v1 and v2)")
+    sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve example models on one port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument(
+        "--models", default="all", help="comma-separated model names, or 'all' (default)", metavar="NAMES"
+    )
+    serve.set_defaults(func=serve_command)
+    listing = sub.add_parser("list", help="list the example models and what they do")
+    listing.set_defaults(func=list_command)
+
+
+def parse_names(value: str) -> list[str] | None:
+    """``all`` -> None (every model); otherwise the comma-separated names, checked."""
+    if value.strip() == "all":
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EXAMPLE_MODELS]
+    if unknown or not names:
+        raise ValueError(f"unknown model(s): {', '.join(unknown) or '(none given)'}")
+    return names
+
+
+def list_command(args: argparse.Namespace) -> int:
+    for name, factory in EXAMPLE_MODELS.items():
+        model = factory()
+        protocols = "/".join(p for p, ok in (("v1", model.supports_v1), ("v2", model.supports_v2)) if ok)
+        doc = (type(model).__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<20} {protocols:<6} {doc}")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    try:
+        names = parse_names(args.models)
+    except ValueError as exc:
+        print(f"graph-router models serve: {exc}; see 'graph-router models list'", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_until_signalled(ModelHost(example_models(names), host=args.host, port=args.port)))
+    except OSError as exc:
+        print(f"graph-router models serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve_until_signalled(host: ModelHost) -> None:
+    """Serve until SIGINT or SIGTERM, printing each model's URL once listening."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with host:
+            print(f"model host listening on {host.base_url}", flush=True)
+            for name in host.models:
+                print(f"  {name:<20} {host.url_for(name)}", flush=True)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    print("model host stopped", flush=True)

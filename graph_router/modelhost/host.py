@@ -1,0 +1,251 @@
+"""The model host: an aiohttp server speaking KServe v1 and Open Inference Protocol v2."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+from .model import InferRequest, InvalidInput, Model, Tensor
+
+log = logging.getLogger("graph_router.modelhost")
+
+Protocol = Literal["v1", "v2"]
+_NAME = r"{name:[^/:]+}"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One inference request a model received (tests assert on these)."""
+
+    model: str
+    protocol: Protocol
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class ModelNotFound(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Model with name {name} does not exist.")
+
+
+class ModelNotReady(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Model with name {name} is not ready.")
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """KServe's error shapes: ``{"error": "..."}`` with 400, 404, 503 or 500."""
+    try:
+        return await handler(request)
+    except InvalidInput as exc:
+        return _json({"error": str(exc)}, 400)
+    except ModelNotFound as exc:
+        return _json({"error": str(exc)}, 404)
+    except ModelNotReady as exc:
+        return _json({"error": str(exc)}, 503)
+    except web.HTTPException as exc:
+        return _json({"error": exc.reason}, exc.status)
+    except Exception as exc:  # a model bug must reach the caller as a 500, never a traceback
+        log.exception("model failed on %s", request.path)
+        return _json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+
+
+class ModelHost:
+    """Serves models over HTTP on one port; an async context manager.
+
+    ``url_for(name)`` gives the URL a graph's ``serviceName`` override needs;
+    ``requests`` lists every inference request received, in order.
+    """
+
+    def __init__(self, models: Iterable[Model] = (), *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.models: dict[str, Model] = {}
+        for model in models:
+            self.add(model)
+        self.host = host
+        self._port = port
+        self.requests: list[Received] = []
+        self.app = self._make_app()
+        self._runner: web.AppRunner | None = None
+
+    def add(self, model: Model) -> None:
+        if model.served_name in self.models:
+            raise ValueError(f"two models named {model.served_name!r}")
+        self.models[model.served_name] = model
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._port = runner.addresses[0][1]
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> ModelHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (known after ``start``; port 0 asks the OS for a free one)."""
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    def url_for(self, name: str, protocol: Protocol | None = None) -> str:
+        """The inference URL of a model; the protocol defaults to v1 unless the model is v2-only."""
+        model = self.models.get(name)
+        if model is None:
+            raise KeyError(f"no model named {name!r}")
+        if protocol is None:
+            protocol = "v2" if model.supports_v2 and not model.supports_v1 else "v1"
+        if protocol == "v1":
+            return f"{self.base_url}/v1/models/{name}:predict"
+        return f"{self.base_url}/v2/models/{name}/infer"
+
+    def service_urls(self) -> dict[str, str]:
+        """Every model's inference URL by name (the router's ``services`` overrides)."""
+        return {name: self.url_for(name) for name in self.models}
+
+    def received(self, model: str) -> list[Any]:
+        """The JSON bodies one model received, in order."""
+        return [r.json() for r in self.requests if r.model == model]
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors])
+        app.router.add_get("/v1/models", self._v1_list)
+        app.router.add_get(f"/v1/models/{_NAME}", self._v1_status)
+        app.router.add_post(f"/v1/models/{_NAME}:predict", self._v1_predict)
+        app.router.add_get("/v2", self._v2_server)
+        app.router.add_get("/v2/health/live", self._v2_live)
+        app.router.add_get("/v2/health/ready", self._v2_ready)
+        app.router.add_get(f"/v2/models/{_NAME}", self._v2_metadata)
+        app.router.add_get(f"/v2/models/{_NAME}/ready", self._v2_model_ready)
+        app.router.add_post(f"/v2/models/{_NAME}/infer", self._v2_infer)
+        return app
+
+    def _model(self, request: web.Request, *, ready: bool = True) -> Model:
+        name = request.match_info["name"]
+        model = self.models.get(name)
+        if model is None:
+            raise ModelNotFound(name)
+        if ready and not model.ready:
+            raise ModelNotReady(name)
+        return model
+
+    async def _body(self, request: web.Request, model: Model, protocol: Protocol) -> Any:
+        raw = await request.read()
+        self.requests.append(Received(model.served_name, protocol, dict(request.headers), raw))
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"Unrecognized request format: {exc}") from exc
+
+    async def _v1_list(self, request: web.Request) -> web.Response:
+        return _json({"models": list(self.models)})
+
+    async def _v1_status(self, request: web.Request) -> web.Response:
+        model = self._model(request, ready=False)
+        return _json({"name": model.served_name, "ready": model.ready})
+
+    async def _v1_predict(self, request: web.Request) -> web.Response:
+        model = self._model(request)
+        body = await self._body(request, model, "v1")
+        if not isinstance(body, dict):
+            raise InvalidInput('Expected "instances" to be a list')
+        instances = body.get("instances")
+        if instances is None and model.accepts_predictions:
+            instances = body.get("predictions")
+        if not isinstance(instances, list):
+            raise InvalidInput('Expected "instances" to be a list')
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput('Expected "parameters" to be an object')
+        predictions = model.predict(instances, parameters)
+        return _json(model.respond(predictions, body))
+
+    async def _v2_server(self, request: web.Request) -> web.Response:
+        return _json({"name": "graph-router-modelhost", "version": "1", "extensions": []})
+
+    async def _v2_live(self, request: web.Request) -> web.Response:
+        return _json({"live": True})
+
+    async def _v2_ready(self, request: web.Request) -> web.Response:
+        ready = all(m.ready for m in self.models.values())
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def _v2_metadata(self, request: web.Request) -> web.Response:
+        return _json(self._model(request, ready=False).metadata())
+
+    async def _v2_model_ready(self, request: web.Request) -> web.Response:
+        model = self._model(request, ready=False)
+        return _json({"name": model.served_name, "ready": model.ready}, 200 if model.ready else 503)
+
+    async def _v2_infer(self, request: web.Request) -> web.Response:
+        model = self._model(request)
+        body = await self._body(request, model, "v2")
+        parsed = parse_infer_request(body)
+        outputs = model.infer(parsed)
+        answer: dict[str, Any] = {
+            "model_name": model.served_name,
+            "model_version": "1",
+            # KServe makes up an id when the request has none.
+            "id": parsed.id if parsed.id is not None else str(uuid.uuid4()),
+            "outputs": [t.to_json() for t in outputs],
+        }
+        return _json(answer)
+
+
+def parse_infer_request(body: Any) -> InferRequest:
+    """Check a v2 request body: ``{"id"?, "inputs": [tensor, ...], "parameters"?}``."""
+    if not isinstance(body, dict):
+        raise InvalidInput("Expected the request to be a JSON object")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput('Expected "inputs" to be a non-empty list')
+    tensors = tuple(Tensor.from_json(obj, f"inputs[{i}]") for i, obj in enumerate(inputs))
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput('Expected "id" to be a string')
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput('Expected "parameters" to be an object')
+    return InferRequest(request_id, tensors, parameters)
