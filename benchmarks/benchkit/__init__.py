@@ -1,0 +1,1 @@
+"""The benchmark harness's parts: wrk driving, /proc accounting, process control, tables."""

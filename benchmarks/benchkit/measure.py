@@ -1,0 +1,80 @@
+"""Measuring one target: warm-up, then wrk at each concurrency with CPU and RSS accounting."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import procstat, wrk
+from .procs import HOST
+from .table import Load, Row
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    seconds: int  # per measured wrk run
+    warmup: int  # seconds of c64 before measuring (0 = none)
+    concurrencies: Sequence[int]
+    wrk_cpu: int | None
+    script: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to send load (``port``/``path``) and which process tree to account (``pid``)."""
+
+    port: int
+    path: str
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}{self.path}"
+
+
+def run_wrk(argv: list[str], seconds: int, sample_pid: int | None) -> tuple[str, int]:
+    """Run wrk to completion (bounded), sampling the tree's RSS; return (stdout, max RSS kB)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + seconds + 20
+    peak = 0
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if sample_pid is not None:
+                peak = max(peak, procstat.tree_rss_kb(sample_pid))
+            time.sleep(0.25)
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out, peak
+
+
+def measure_load(target: Target, settings: Settings, connections: int) -> tuple[Load, int]:
+    """One measured wrk run; returns the load and the peak RSS seen during it."""
+    argv = wrk.command(target.url, settings.script, connections, settings.seconds, settings.wrk_cpu)
+    before = procstat.tree_cpu_seconds(target.pid)
+    out, peak = run_wrk(argv, settings.seconds, target.pid)
+    after = procstat.tree_cpu_seconds(target.pid)
+    result = wrk.parse_output(out)
+    return Load(connections, result, procstat.cpu_per_request_us(before, after, result.requests)), peak
+
+
+def measure(row: Row, target: Target, settings: Settings) -> Row:
+    """Fill ``row`` with idle RSS, then one load per concurrency (after a warm-up)."""
+    row.rss_idle_kb = procstat.tree_rss_kb(target.pid)
+    if settings.warmup > 0:
+        argv = wrk.command(
+            target.url, settings.script, max(settings.concurrencies), settings.warmup, settings.wrk_cpu
+        )
+        run_wrk(argv, settings.warmup, None)
+    peak = 0
+    for connections in settings.concurrencies:
+        load, seen = measure_load(target, settings, connections)
+        row.loads.append(load)
+        peak = max(peak, seen)
+    row.rss_load_kb = peak
+    return row

@@ -1,0 +1,159 @@
+"""The routers under test: graph patterns, variants, and the command lines that start them.
+
+Every ``graph-router serve`` flag the harness uses is in this module, so a CLI change is a
+one-place edit here.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .procs import HOST
+
+GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+REPO = GRAPHS.parent.parent
+SERVICES = ("model-a", "model-b", "model-c")
+#: The request every benchmark sends; switch.yaml's conditions pick model-b for it.
+BODY = '{"instances":[{"modelId":"2","data":[1.0,2.0,3.0,4.0]}]}'
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    key: str
+    title: str
+    graph: Path
+
+
+PATTERNS: dict[str, Pattern] = {
+    p.key: p
+    for p in (
+        Pattern("1hop", "1 hop", GRAPHS / "one-hop.yaml"),
+        Pattern("seq3", "Sequence of 3", GRAPHS / "sequence-3.yaml"),
+        Pattern("ens3", "Ensemble of 3", GRAPHS / "ensemble-3.yaml"),
+        Pattern("switch", "Switch", GRAPHS / "switch.yaml"),
+        Pattern("splitter", "Splitter 50/50", GRAPHS / "splitter.yaml"),
+    )
+}
+SOAK = Pattern("soak", "Sequence -> Ensemble of 3", GRAPHS / "soak-sequence-ensemble.yaml")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    key: str
+    workers: int
+    telemetry: str  # a key of TELEMETRY_FLAGS
+
+    @property
+    def title(self) -> str:
+        workers = "1 worker" if self.workers == 1 else f"{self.workers} workers"
+        return f"{workers}, {TELEMETRY_TITLES[self.telemetry]}"
+
+
+# The one place that knows graph-router's telemetry flags.
+TELEMETRY_FLAGS: dict[str, list[str]] = {
+    "default": [],
+    "off": ["--no-metrics", "--tracing", "off"],
+    "on": ["--tracing", "otlp-noop"],
+}
+TELEMETRY_TITLES = {
+    "default": "defaults",
+    "off": "metrics off, tracing off",
+    "on": "metrics on, tracing exporting (no-op)",
+}
+VARIANTS: dict[str, Variant] = {
+    v.key: v
+    for v in (
+        Variant("w1", 1, "default"),
+        Variant("w2", 2, "default"),
+        Variant("tel-off", 1, "off"),
+        Variant("tel-on", 1, "on"),
+    )
+}
+
+
+def service_url(name: str, port: int) -> str:
+    """The URL a ``serviceName`` resolves to (KServe v1 predict path) on the local backend."""
+    return f"http://{HOST}:{port}/v1/models/{name}:predict"
+
+
+def default_router_cmd() -> list[str]:
+    """The repo's venv ``graph-router`` if present, else the one on PATH."""
+    venv = REPO / ".venv" / "bin" / "graph-router"
+    if venv.exists():
+        return [str(venv)]
+    found = shutil.which("graph-router")
+    return [found] if found else ["graph-router"]
+
+
+def serve_argv(
+    router_cmd: list[str], graph: Path, port: int, services: dict[str, str], variant: Variant
+) -> list[str]:
+    """The ``graph-router serve`` command line for one row."""
+    argv = [*router_cmd, "serve", str(graph), "--host", HOST, "--port", str(port)]
+    for name, url in services.items():
+        argv += ["--service", f"{name}={url}"]
+    if variant.workers != 1:
+        argv += ["--workers", str(variant.workers)]
+    return argv + TELEMETRY_FLAGS[variant.telemetry]
+
+
+def load_spec(graph: Path) -> dict[str, Any]:
+    """Read a graph file and return its ``spec`` (the part KServe's ``--graph-json`` takes)."""
+    import yaml  # only --compare-with needs it; keep the pure parts importable without it
+
+    doc = yaml.safe_load(graph.read_text())
+    spec = doc.get("spec", doc)
+    if not isinstance(spec, dict):
+        raise ValueError(f"{graph}: no spec mapping")
+    return spec
+
+
+def resolve_services(spec: dict[str, Any], services: dict[str, str]) -> dict[str, Any]:
+    """Replace each ``serviceName`` with the ``serviceUrl`` it stands for (what KServe's controller does)."""
+    nodes = {}
+    for name, node in spec["nodes"].items():
+        steps = []
+        for step in node.get("steps", []):
+            step = dict(step)
+            if "serviceName" in step:
+                step["serviceUrl"] = services[step.pop("serviceName")]
+            steps.append(step)
+        nodes[name] = {**node, "steps": steps}
+    return {**spec, "nodes": nodes}
+
+
+@dataclass(frozen=True, slots=True)
+class CompareCommand:
+    """A ``--compare-with`` template: ``{port}`` and ``{graph_json}`` are filled per row."""
+
+    template: str
+    fixed_port: int
+
+    @property
+    def has_port(self) -> bool:
+        return "{port}" in self.template
+
+    @property
+    def name(self) -> str:
+        return Path(shlex.split(self.template)[0]).name
+
+    def argv(self, port: int, graph_json: str) -> list[str]:
+        # Split first, fill after: the JSON needs no shell quoting that way.
+        return [
+            arg.replace("{port}", str(port)).replace("{graph_json}", graph_json)
+            for arg in shlex.split(self.template)
+        ]
+
+
+def graph_json(graph: Path, services: dict[str, str]) -> str:
+    return json.dumps(resolve_services(load_spec(graph), services), separators=(",", ":"))
+
+
+#: Health path polled before measuring, and the path requests are sent to.
+READY_PATH = "/readyz"
+GRAPH_PATH = "/"
