@@ -1,0 +1,428 @@
+"""One server connection: llhttp callbacks, keep-alive, pipelining, flow control and deadlines.
+
+A connection answers one request at a time, in order. A request is handed to the handler only once
+its body is complete; requests that arrive meanwhile (pipelining) wait in a queue with reading
+paused. Deadlines are plain floats swept by the server's coarse timer, so the hot path arms no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from typing import cast
+
+import httptools
+
+from .messages import HttpRequest, HttpResponse, ServerState
+from .wire import CONTINUE, STATUS_LINES, header_block
+
+log = logging.getLogger("graph_router.http")
+
+_PAUSE_PIPELINE = 1
+_PAUSE_WRITE = 2
+#: Framing headers the server owns; a handler's copies are dropped.
+_RESERVED = frozenset({"content-length", "transfer-encoding", "connection", "date"})
+_NO_BODY = frozenset({204, 304})
+_SPLIT_WRITE = 256 * 1024
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback (or queued): answer ``status`` via on_error, then close."""
+
+    def __init__(self, status: int, cause: str) -> None:
+        super().__init__(cause)
+        self.status = status
+        self.cause = cause
+
+
+class ServerConnection(asyncio.Protocol):
+    """asyncio protocol for one client connection (httptools calls the ``on_*`` methods)."""
+
+    __slots__ = (
+        "_began",
+        "_body",
+        "_body_len",
+        "_busy",
+        "_cl",
+        "_client",
+        "_closing",
+        "_continue",
+        "_expect",
+        "_head_bytes",
+        "_headers",
+        "_http10",
+        "_in_head",
+        "_keep_alive",
+        "_limits",
+        "_loop",
+        "_lost",
+        "_parser",
+        "_paused",
+        "_queue",
+        "_raw_head",
+        "_reading",
+        "_reject",
+        "_req",
+        "_req_keep_alive",
+        "_s",
+        "_stop_parsing",
+        "_task",
+        "_te",
+        "_transport",
+        "_url",
+        "_write_paused",
+        "deadline",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self._s = state
+        self._loop = state.loop
+        self._limits = state.limits
+        self._transport: asyncio.Transport = cast(asyncio.Transport, None)
+        self._parser = httptools.HttpRequestParser(self)
+        self._client = ""
+        #: Loop time at which the current phase (read, write or idle) times out.
+        self.deadline = math.inf
+        self._queue: deque[tuple[HttpRequest, bool] | _Reject] = deque()
+        self._task: asyncio.Future[HttpResponse] | None = None
+        self._busy = False  # a request is being answered: handler running or response draining
+        self._keep_alive = True
+        self._http10 = False
+        self._paused = 0
+        self._write_paused = False
+        self._stop_parsing = False  # we are closing: further input is ignored
+        self._closing = False  # server shutdown: close after the current response
+        self._lost = False
+        # Per-message parse state.
+        self._reading = False
+        self._in_head = True
+        self._began = False
+        self._raw_head = 0
+        self._head_bytes = 0
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._cl = -1
+        self._te: str | None = None
+        self._expect: str | None = None
+        self._continue = False
+        self._req: HttpRequest | None = None
+        self._req_keep_alive = True
+        self._reject: _Reject | None = None
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._client = _format_peer(transport.get_extra_info("peername"))
+        self._s.conns.add(self)
+        self.deadline = self._loop.time() + self._s.read_timeout
+        if not self._s.accepting:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._s.conns.discard(self)
+        self.deadline = math.inf
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._stop_parsing:
+            return
+        was_in_head = self._in_head
+        self._began = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The upgrade request itself was queued (answered, then the connection closes).
+            self._stop_parsing = True
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc)
+        else:
+            # llhttp buffers a header it has not finished without limit: bound the raw bytes of
+            # chunks that were all head (a chunk where a message began is covered by the exact
+            # count in the callbacks once its headers complete).
+            if was_in_head and self._in_head and not self._began:
+                self._raw_head += len(data)
+                if self._raw_head > self._limits.max_header_bytes:
+                    self._fail(_Reject(431, "request header fields too large"))
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes is treated as gone (as Go cancels the request context).
+        return None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause(_PAUSE_WRITE)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._resume(_PAUSE_WRITE)
+        if self._busy and self._task is None and not self._transport.is_closing():
+            self._busy = False
+            self._next()
+
+    # --- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._began = True
+        self._reading = True
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._body = []
+        self._body_len = 0
+        self._cl = -1
+        self._te = None
+        self._expect = None
+        if not self._busy:
+            self.deadline = self._loop.time() + self._s.read_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_bytes += len(url)
+        if self._head_bytes > self._limits.max_header_bytes:
+            raise self._rejecting(431, "request header fields too large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        limits = self._limits
+        if self._head_bytes > limits.max_header_bytes or len(self._headers) >= limits.max_headers:
+            raise self._rejecting(431, "request header fields too large")
+        if not self._in_head:
+            return  # a trailer of a chunked body: counted, not kept
+        key = name.decode("latin-1").lower()
+        val = value.decode("latin-1")
+        self._headers.append((key, val))
+        if key == "content-length":
+            self._cl = int(val)  # llhttp has validated it (digits only, no duplicates)
+        elif key == "transfer-encoding":
+            self._te = val
+        elif key == "expect":
+            self._expect = val
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._raw_head = 0
+        parser = self._parser
+        version: str = parser.get_http_version()
+        keep_alive: bool = parser.should_keep_alive()
+        chunked = self._te is not None
+        if chunked and cast(str, self._te).strip().lower() != "chunked":
+            raise self._rejecting(501, f'unsupported transfer encoding: "{self._te}"')
+        if self._cl > self._limits.max_body_bytes:
+            raise self._rejecting(413, f"request body larger than {self._limits.max_body_bytes} bytes")
+        if parser.should_upgrade():
+            # No upgrades (as Go's server, minus hijacking): answer the request, then close.
+            if self._cl > 0 or chunked:
+                raise self._rejecting(400, "upgrade requests with a body are not supported")
+            keep_alive = False
+        if self._expect is not None and version == "1.1":
+            if self._expect.lower() != "100-continue":
+                raise self._rejecting(417, f"unsupported Expect header: {self._expect}")
+            if self._cl > 0 or chunked:
+                if self._busy:
+                    self._continue = True  # sent once the previous response is out
+                else:
+                    self._transport.write(CONTINUE)
+        method = parser.get_method().decode("ascii")
+        target = self._url.decode("latin-1")
+        self._req = HttpRequest(method, target, self._headers, b"", version, self._client)
+        self._req_keep_alive = keep_alive
+
+    def on_body(self, body: bytes) -> None:
+        self._body_len += len(body)
+        if self._body_len > self._limits.max_body_bytes:
+            raise self._rejecting(413, f"request body larger than {self._limits.max_body_bytes} bytes")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._reading = False
+        self._continue = False
+        req = cast(HttpRequest, self._req)
+        self._req = None
+        req.body = b"".join(self._body)  # one chunk: no copy
+        keep_alive = self._req_keep_alive
+        if not keep_alive:
+            self._stop_parsing = True
+        if self._busy or self._queue:
+            self._queue.append((req, keep_alive))
+            self._pause(_PAUSE_PIPELINE)
+        else:
+            self._start(req, keep_alive)
+
+    # --- request cycle -------------------------------------------------------------------------
+
+    def _start(self, req: HttpRequest, keep_alive: bool) -> None:
+        self._busy = True
+        self._keep_alive = keep_alive
+        self._http10 = req.http_version == "1.0"
+        s = self._s
+        s.inflight += 1
+        self.deadline = self._loop.time() + s.write_timeout
+        task: asyncio.Future[HttpResponse]
+        try:
+            task = asyncio.ensure_future(s.handler(req))
+        except Exception as exc:  # a handler that fails before returning an awaitable
+            task = self._loop.create_future()
+            task.set_exception(exc)
+        self._task = task
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Future[HttpResponse]) -> None:
+        self._task = None
+        self._s.request_done()
+        if self._lost:
+            return
+        if task.cancelled():
+            self._transport.close()
+            return
+        exc = task.exception()
+        if exc is None:
+            resp = task.result()
+        else:
+            log.error("request handler failed", exc_info=exc)
+            resp = self._s.error_response(500, "internal server error")
+        self._respond(resp)
+
+    def _respond(self, resp: HttpResponse) -> None:
+        keep_alive = self._keep_alive and not self._closing
+        try:
+            head, body = self._encode(resp, keep_alive)
+        except Exception:
+            log.exception("invalid response from handler (status %r)", resp.status)
+            head, body = self._encode(self._s.error_response(500, "invalid response"), keep_alive)
+        transport = self._transport
+        if len(body) > _SPLIT_WRITE:
+            transport.write(head)
+            transport.write(body)
+        else:
+            transport.write(head + body)
+        if not keep_alive:
+            self._stop_parsing = True
+            transport.close()
+        elif not self._write_paused:
+            self._busy = False
+            self._next()
+        # else: resume_writing() continues once the client has read enough.
+
+    def _encode(self, resp: HttpResponse, keep_alive: bool) -> tuple[bytes, bytes]:
+        status = resp.status
+        body = resp.body
+        if keep_alive:
+            conn = "connection: keep-alive\r\n" if self._http10 else ""
+        else:
+            conn = "connection: close\r\n"
+        if status in _NO_BODY or status < 200:
+            length = ""
+            body = b""
+        else:
+            length = f"content-length: {len(body)}\r\n"
+        block = header_block(resp.headers, _RESERVED)
+        head = f"{self._s.date.line()}{length}{conn}{block}\r\n".encode("latin-1")
+        return STATUS_LINES[status] + head, body
+
+    def _next(self) -> None:
+        """The previous response is out: answer the next queued request, or wait for one."""
+        queue = self._queue
+        if queue:
+            item = queue.popleft()
+            if isinstance(item, _Reject):
+                self._send_reject(item)
+            elif self._closing:
+                self._transport.close()
+            else:
+                self._start(*item)
+            return
+        self._resume(_PAUSE_PIPELINE)
+        if self._stop_parsing or (self._closing and not self._reading):
+            self._transport.close()
+        elif self._reading:
+            self.deadline = self._loop.time() + self._s.read_timeout
+            if self._continue:
+                self._continue = False
+                self._transport.write(CONTINUE)
+        else:
+            self.deadline = self._loop.time() + self._s.idle_timeout
+
+    def _send_reject(self, reject: _Reject) -> None:
+        self._queue.clear()
+        self._busy = True
+        self._keep_alive = False
+        self._http10 = False
+        self.deadline = self._loop.time() + self._s.write_timeout
+        self._respond(self._s.error_response(reject.status, reject.cause))
+
+    def _rejecting(self, status: int, cause: str) -> _Reject:
+        self._reject = _Reject(status, cause)
+        return self._reject
+
+    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
+        if self._stop_parsing:
+            return  # bytes after a `Connection: close` request: ignored, not an error
+        reject = self._reject
+        if reject is None:
+            if isinstance(exc, httptools.HttpParserCallbackError):
+                log.error("HTTP parser callback failed", exc_info=exc)
+                reject = _Reject(500, "internal server error")
+            else:
+                reject = _Reject(400, f"malformed HTTP request: {exc}")
+        self._fail(reject)
+
+    def _fail(self, reject: _Reject) -> None:
+        self._stop_parsing = True
+        self._reading = False
+        self._pause(_PAUSE_PIPELINE)
+        if self._busy:
+            self._queue.append(reject)
+        else:
+            self._send_reject(reject)
+
+    # --- flow control, deadlines, shutdown ---------------------------------------------------------
+
+    def _pause(self, bit: int) -> None:
+        if not self._paused and not self._lost:
+            self._transport.pause_reading()
+        self._paused |= bit
+
+    def _resume(self, bit: int) -> None:
+        if self._paused & bit:
+            self._paused &= ~bit
+            if not self._paused and not self._transport.is_closing():
+                self._transport.resume_reading()
+
+    def deadline_passed(self) -> None:
+        """Called by the server's sweeper once ``deadline`` is past."""
+        self.deadline = math.inf
+        if self._busy or self._reading:
+            # Read timeout (slowloris) or write timeout: drop without an answer, as Go does.
+            self._transport.abort()
+        else:
+            self._transport.close()
+
+    def shutdown(self) -> None:
+        """Stop keep-alive: close now when idle, else after the current response."""
+        self._closing = True
+        if not self._busy and not self._reading and not self._queue:
+            self._transport.close()
+
+    def abort(self) -> asyncio.Future[HttpResponse] | None:
+        """Close now; cancel a running handler and return its task."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+        self._transport.close()
+        return task
+
+
+def _format_peer(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer) if peer else ""
