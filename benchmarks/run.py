@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `benchmarks.*`
 
-from benchkit import nginx, procs, router, wrk
-from benchkit.install import ensure_tools
-from benchkit.measure import Settings, Target, measure
-from benchkit.procs import StartError, Supervisor
-from benchkit.router import PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
-from benchkit.table import Row, header, render_table
+from benchmarks.benchkit import nginx, procs, router, wrk
+from benchmarks.benchkit.install import ensure_tools
+from benchmarks.benchkit.measure import Settings, Target, measure
+from benchmarks.benchkit.procs import StartError, Supervisor
+from benchmarks.benchkit.router import PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
+from benchmarks.benchkit.table import Row, header, render_table
 
 HERE = Path(__file__).resolve().parent
 QUICK = {"seconds": 3, "warmup": 1, "budget": 115.0}
@@ -154,7 +154,7 @@ class Bench:
         def body(row: Row) -> None:
             port = procs.free_port()
             argv = router.serve_argv(router_cmd, pattern.graph, port, self.services, variant)
-            self.serve(row, argv, port, router.READY_PATH, f"{pattern.key}-{variant.key}")
+            self.serve(row, argv, port, f"{pattern.key}-{variant.key}", router.router_env())
 
         self.add(Row("graph-router", pattern.title, variant.title), body)
 
@@ -164,17 +164,17 @@ class Bench:
             if not compare.has_port and procs.port_open(port):
                 raise StartError(f"port {port} is already in use; free it for {compare.name}")
             argv = compare.argv(port, router.graph_json(pattern.graph, self.services))
-            self.serve(row, argv, port, router.READY_PATH, f"compare-{pattern.key}")
+            self.serve(row, argv, port, f"compare-{pattern.key}", None)
 
         self.add(Row(compare.name, pattern.title, "--compare-with"), body)
 
-    def serve(self, row: Row, argv: list[str], port: int, ready: str, name: str) -> None:
+    def serve(self, row: Row, argv: list[str], port: int, name: str, env: dict[str, str] | None) -> None:
         """Start a router, check one POST answers 200, measure it, stop it."""
         log = self.workdir / f"{name}.log"
         (self.workdir / f"{name}.cmd").write_text(shlex.join(argv) + "\n")
-        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log)
+        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env)
         try:
-            procs.wait_http_ready(proc, port, ready, log, timeout=30.0)
+            procs.wait_http_ready(proc, port, router.READY_PATH, log, timeout=30.0)
             status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())
             if status != 200:
                 raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")

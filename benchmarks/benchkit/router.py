@@ -7,8 +7,10 @@ one-place edit here.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +89,16 @@ def default_router_cmd() -> list[str]:
     if venv.exists():
         return [str(venv)]
     found = shutil.which("graph-router")
-    return [found] if found else ["graph-router"]
+    if found:
+        return [found]
+    # Not installed (a fresh clone): run the checkout's CLI with this interpreter.
+    return [sys.executable, "-c", "import sys; from graph_router.cli import main; sys.exit(main())"]
+
+
+def router_env() -> dict[str, str]:
+    """Environment for router processes: the checkout's package first on the path."""
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
 
 
 def serve_argv(

@@ -1,0 +1,1 @@
+"""Benchmarks for graph-router: ``python benchmarks/run.py`` and ``python benchmarks/soak.py``."""
