@@ -89,18 +89,24 @@ class BreedModel(Model):
 
 
 class DogBreed(BreedModel):
+    """Dog detections -> breed (labrador/beagle/mixed by score); other animals -> null."""
+
     name = "dog-breed"
     animal = "dog"
     breeds = ((0.9, "labrador"), (0.7, "beagle"), (0.0, "mixed"))
 
 
 class CatBreed(BreedModel):
+    """Cat detections -> breed (siamese/tabby/mixed by score); other animals -> null."""
+
     name = "cat-breed"
     animal = "cat"
     breeds = ((0.9, "siamese"), (0.7, "tabby"), (0.0, "mixed"))
 
 
 class BirdBreed(BreedModel):
+    """Bird detections -> breed (robin/sparrow/mixed by score); other animals -> null."""
+
     name = "bird-breed"
     animal = "bird"
     breeds = ((0.9, "robin"), (0.7, "sparrow"), (0.0, "mixed"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import signal
 import sys
 
@@ -45,7 +46,7 @@ def list_command(args: argparse.Namespace) -> int:
     for name, factory in EXAMPLE_MODELS.items():
         model = factory()
         protocols = "/".join(p for p, ok in (("v1", model.supports_v1), ("v2", model.supports_v2)) if ok)
-        doc = (type(model).__doc__ or "").strip().splitlines()[0]
+        doc = (inspect.getdoc(type(model)) or "").split("\n\n")[0].replace("\n", " ").replace("``", "")
         print(f"{name:<20} {protocols:<6} {doc}")
     return 0
 

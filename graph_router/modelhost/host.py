@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .model import InferRequest, InvalidInput, Model, Tensor
 
@@ -26,7 +27,8 @@ class Received:
 
     model: str
     protocol: Protocol
-    headers: dict[str, str]
+    #: Case-insensitive, as received.
+    headers: CIMultiDictProxy[str]
     body: bytes
 
     def json(self) -> Any:
@@ -173,7 +175,9 @@ class ModelHost:
 
     async def _body(self, request: web.Request, model: Model, protocol: Protocol) -> Any:
         raw = await request.read()
-        self.requests.append(Received(model.served_name, protocol, dict(request.headers), raw))
+        self.requests.append(
+            Received(model.served_name, protocol, CIMultiDictProxy(CIMultiDict(request.headers)), raw)
+        )
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -231,6 +235,9 @@ class ModelHost:
             "id": parsed.id if parsed.id is not None else str(uuid.uuid4()),
             "outputs": [t.to_json() for t in outputs],
         }
+        parameters = model.response_parameters(parsed)
+        if parameters:
+            answer["parameters"] = dict(parameters)
         return _json(answer)
 
 

@@ -178,6 +178,10 @@ class Model:
     def infer(self, request: InferRequest) -> Sequence[Tensor]:
         raise InvalidInput(f"Model {self.served_name} does not support the v2 protocol")
 
+    def response_parameters(self, request: InferRequest) -> Mapping[str, Any]:
+        """``parameters`` of the v2 response (none by default)."""
+        return {}
+
     def metadata(self) -> dict[str, Any]:
         return {
             "name": self.served_name,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .iris import STD_BIAS, STD_WEIGHTS, linear_scores, standardize
 from .model import InferRequest, InvalidInput, Model, Tensor, TensorSpec, argmax, softmax
@@ -28,6 +29,10 @@ class V2Scaler(Model):
         rows = _iris_rows(request.input("features"))
         data = tuple(v for row in rows for v in standardize(row))
         return [Tensor("scaled", "FP32", (len(rows), 4), data)]
+
+    def response_parameters(self, request: InferRequest) -> Mapping[str, Any]:
+        """The request's parameters, passed on (so a chain keeps them), plus what was done."""
+        return {**request.parameters, "scaler": "standard"}
 
 
 class V2Classifier(Model):
