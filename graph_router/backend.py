@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from .errors import BackendConnectError, BackendError, BackendTimeout, GraphTimeout
+from .errors import BackendConnectError, BackendError, BackendTimeout, StepTimeout
 
 Headers = list[tuple[str, str]]
 
@@ -26,7 +26,8 @@ class BackendRequest:
 
     body: bytes
     headers: Headers
-    #: Seconds this call may take (min of step timeout, client timeout and the time left); None = no limit.
+    #: The client timeout (``routerTimeouts.serviceClient``), seconds; None = no limit. A step's own
+    #: ``timeout`` and the graph deadline are enforced by the engine around the call.
     timeout: float | None = None
 
 
@@ -113,14 +114,13 @@ def to_response(result: HandlerResult) -> BackendResponse:
 
 # --- retries ---------------------------------------------------------------------------------
 
-RETRYABLE = frozenset({"connect", "reset", "502", "503", "504", "timeout"})
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Retry shape of KServe PR #5386: exponential backoff with full jitter.
 
-    ``on`` lists failure kinds: ``connect`` (refused/unreachable), ``reset`` (connection broke),
+    ``on`` lists failure kinds: ``connect-failure`` (refused/unreachable), ``reset`` (connection broke),
     ``timeout`` (client timeout), and HTTP statuses ``"502"``, ``"503"``, ``"504"``.
     4xx answers are never retried.
     """
@@ -128,7 +128,7 @@ class RetryPolicy:
     max_retries: int = 3
     initial_delay_ms: int = 100
     max_delay_ms: int = 5000
-    on: frozenset[str] = frozenset({"connect", "reset", "502", "503", "504"})
+    on: frozenset[str] = frozenset({"connect-failure", "502", "503", "504"})
     #: True for the built-in default: only failures the backend cannot have processed.
     safe_only: bool = False
 
@@ -141,10 +141,11 @@ class RetryPolicy:
         if self.safe_only:
             return err.nothing_processed
         if isinstance(err, BackendConnectError):
-            return "connect" in self.on
+            return "connect-failure" in self.on
         if isinstance(err, BackendTimeout):
             return "timeout" in self.on
-        return "reset" in self.on or ("connect" in self.on and err.nothing_processed)
+        # a connection that broke before any byte of the answer is a connection failure too
+        return "reset" in self.on or ("connect-failure" in self.on and err.nothing_processed)
 
     def should_retry_status(self, status: int) -> bool:
         return not self.safe_only and str(status) in self.on
@@ -166,48 +167,48 @@ async def call_with_retries(
     policy: RetryPolicy,
     *,
     deadline: float | None,
+    attempt_timeout: float | None = None,
     on_attempt: AttemptObserver | None = None,
 ) -> tuple[BackendResponse, int]:
     """Call ``backend`` under ``policy``; never sleeps past ``deadline`` (loop time).
 
+    ``attempt_timeout`` (a step's ``timeout``) bounds each attempt: exceeding it raises
+    :class:`StepTimeout` (504), retried only when the policy lists ``timeout``.
     Returns the response and the number of retries made. Raises the last error.
     """
     loop = asyncio.get_running_loop()
     attempt = 0
-    step_timeout = request.timeout
     while True:
         attempt += 1
-        if deadline is not None:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise GraphTimeout("deadline exceeded before the call could be made")
-            request.timeout = left if step_timeout is None else min(step_timeout, left)
         try:
-            resp = await backend.call(request)
-        except BackendError as err:
+            if attempt_timeout is None:
+                resp = await backend.call(request)
+            else:
+                try:
+                    async with asyncio.timeout(attempt_timeout) as scope:
+                        resp = await backend.call(request)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    raise StepTimeout(
+                        f"step timeout of {attempt_timeout:g}s exceeded calling {backend.target}") from None
+        except (BackendError, StepTimeout) as err:
             outcome = err.code
-            if attempt > policy.max_retries or not policy.should_retry_error(err):
-                if on_attempt:
-                    on_attempt(attempt, outcome, None)
-                raise
-            delay = _next_delay(policy, attempt, deadline, loop.time())
+            retry = attempt <= policy.max_retries and (
+                policy.should_retry_error(err) if isinstance(err, BackendError) else "timeout" in policy.on
+            )
+            delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
+            if on_attempt:
+                on_attempt(attempt, outcome, delay)
             if delay is None:
-                if on_attempt:
-                    on_attempt(attempt, outcome, None)
                 raise
         else:
-            if attempt > policy.max_retries or not policy.should_retry_status(resp.status):
-                if on_attempt:
-                    on_attempt(attempt, str(resp.status), None)
-                return resp, attempt - 1
-            delay = _next_delay(policy, attempt, deadline, loop.time())
+            retry = attempt <= policy.max_retries and policy.should_retry_status(resp.status)
+            delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
+            if on_attempt:
+                on_attempt(attempt, str(resp.status), delay)
             if delay is None:
-                if on_attempt:
-                    on_attempt(attempt, str(resp.status), None)
                 return resp, attempt - 1
-            outcome = str(resp.status)
-        if on_attempt:
-            on_attempt(attempt, outcome, delay)
         await asyncio.sleep(delay)
 
 
@@ -216,4 +217,3 @@ def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None, now: 
     if deadline is not None and now + delay >= deadline:
         return None
     return delay
-

@@ -137,10 +137,16 @@ class AggregationError(GraphRouterError):
 
 
 class GraphTimeout(GraphRouterError):
-    """The graph's overall deadline, or a step's timeout, ran out."""
+    """The graph's overall deadline ran out."""
 
     status = 504
     code = "timeout"
+
+
+class StepTimeout(GraphTimeout):
+    """Extension: a step's own ``timeout`` ran out for one attempt."""
+
+    code = "step_timeout"
 
 
 # --- backend (transport) errors: raised by backends, translated in `transport` only -----------

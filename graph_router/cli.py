@@ -1,0 +1,288 @@
+"""The composition root: ``graph-router validate | run | graph | serve | manifests | rollout | models``.
+
+Only this module reads ``os.environ`` and ``argv``. Exit codes: 0 ok, 1 failure, 2 bad input
+(every problem listed on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .errors import Problem, SpecError
+from .loader import load_graph_json, load_graphs
+from .spec import GraphDocument
+
+log = logging.getLogger("graph_router.cli")
+
+ENV_AUTH_TOKEN = "GRAPH_ROUTER_AUTH_TOKEN"
+ENV_PROPAGATE = "PROPAGATE_HEADERS"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "json"))
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graph-router", description="A fast, KServe-compatible InferenceGraph router.")
+    p.add_argument("--version", action="version", version=f"graph-router {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check graph files; exit 2 listing every problem")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("run", help="run a graph once and print status, route and body")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--data", "-d", required=True, help="request body: JSON text, or @file")
+    r.add_argument("--graph", help="which graph, when the file holds several")
+    r.add_argument("--header", "-H", action="append", default=[], metavar="NAME:VALUE")
+    _add_backend_flags(r)
+    r.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("graph", help="print the graph as a Mermaid flowchart")
+    g.add_argument("file", metavar="FILE")
+    g.add_argument("--graph", help="which graph, when the file holds several")
+    g.set_defaults(func=cmd_graph)
+
+    s = sub.add_parser("serve", help="serve graphs over HTTP (the router pod)")
+    _add_serve_flags(s)
+    s.set_defaults(func=cmd_serve)
+
+    for mod in ("graph_router.manifests.cli", "graph_router.modelhost.cli", "graph_router.modelhost.quickstart"):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        module.register(sub)
+    return p
+
+
+def _add_backend_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
+                   help="where serviceName NAME (or an exact serviceUrl) is served; repeatable")
+    p.add_argument("--namespace", default="default", help="namespace for serviceName URLs (default: default)")
+    p.add_argument("--protocol", choices=("v1", "v2"), default="v1",
+                   help="protocol path for serviceName URLs: v1 :predict or v2 /infer (default v1)")
+    p.add_argument("--no-default-retry", action="store_true",
+                   help="do not retry refused connections / pooled connections closed before any byte")
+    p.add_argument("--follow-redirects", action="store_true",
+                   help="follow same-host redirects from backends (default: return them as they are)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default="json", choices=("json", "text"))
+
+
+def _add_serve_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("paths", nargs="*", metavar="FILE|DIR")
+    s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    s.add_argument("--drain-seconds", type=float, default=30.0,
+                   help="after SIGTERM keep serving this long with /readyz 503 (default 30, as KServe)")
+    s.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit (413 above)")
+    s.add_argument("--max-response-bytes", type=int, default=64 * 1024 * 1024, help="backend body limit (502)")
+    s.add_argument("--auth-token-file", help=f"require 'Authorization: Bearer <token>' (or env {ENV_AUTH_TOKEN})")
+    s.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="poll graph files and reload")
+    s.add_argument("--no-access-log", action="store_true")
+    s.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint and no metric recording")
+    s.add_argument("--tracing", choices=("auto", "off", "console", "otlp"), default="auto",
+                   help="auto: OTLP when OTEL_EXPORTER_OTLP_* is set, else off")
+    # accepted for KServe drop-in compatibility (its controller passes them to the router image)
+    s.add_argument("--inferencegraph-name", help=argparse.SUPPRESS)
+    s.add_argument("--enable-auth", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--enable-tls", action="store_true", help=argparse.SUPPRESS)
+    _add_backend_flags(s)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    docs = load_graphs(args.files)
+    for d in docs:
+        nodes = len(d.spec.nodes)
+        steps = sum(len(n.steps) for n in d.spec.nodes.values())
+        print(f"ok: {d.source}: graph {d.name!r} ({nodes} nodes, {steps} steps)")
+    return 0
+
+
+def _pick(docs: list[GraphDocument], name: str | None) -> GraphDocument:
+    if name is not None:
+        for d in docs:
+            if d.name == name:
+                return d
+        raise SpecError(Problem("", f"graph {name!r} not found; graphs: {', '.join(d.name for d in docs)}"))
+    if len(docs) > 1:
+        raise SpecError(Problem("", f"the file holds several graphs ({', '.join(d.name for d in docs)}): "
+                                         "choose one with --graph"))
+    return docs[0]
+
+
+def parse_services(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    problems = []
+    for item in items:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            problems.append(Problem("", f"--service {item!r}: expected NAME=URL, "
+                                             "e.g. classifier=http://127.0.0.1:9000/v1/models/classifier:predict"))
+            continue
+        out[name] = url
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def _read_data(value: str) -> bytes:
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_bytes()
+        except OSError as exc:
+            raise SpecError(Problem("", f"--data {value}: cannot read file: {exc}")) from exc
+    return value.encode()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .router import GraphRouter
+
+    doc = _pick(load_graphs([args.file]), args.graph)
+    body = _read_data(args.data)
+    headers = []
+    for h in args.header:
+        name, _, value = h.partition(":")
+        headers.append((name.strip(), value.strip()))
+
+    async def go() -> Any:
+        async with GraphRouter([doc], services=parse_services(args.service), namespace=args.namespace,
+                               protocol=args.protocol, propagate_headers=_propagate_env(),
+                               default_retry=not args.no_default_retry,
+                               follow_redirects=args.follow_redirects) as router:
+            return await router.infer(body, headers)
+
+    result = asyncio.run(go())
+    print(f"status: {result.status}")
+    print(f"route: {result.route or '-'}")
+    try:
+        print(orjson.dumps(orjson.loads(result.body), option=orjson.OPT_INDENT_2).decode())
+    except orjson.JSONDecodeError:
+        sys.stdout.buffer.write(result.body + b"\n")
+    return 0 if 200 <= result.status <= 299 else 1
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .mermaid import to_mermaid
+
+    print(to_mermaid(_pick(load_graphs([args.file]), args.graph)), end="")
+    return 0
+
+
+def _propagate_env() -> list[str]:
+    value = os.environ.get(ENV_PROPAGATE)
+    return value.split(",") if value is not None else []
+
+
+def serve_config(args: argparse.Namespace) -> Any:
+    from .process import ServeConfig
+
+    token = os.environ.get(ENV_AUTH_TOKEN)
+    if args.auth_token_file:
+        try:
+            token = Path(args.auth_token_file).read_text().strip()
+        except OSError as exc:
+            raise SpecError(Problem("", f"--auth-token-file: cannot read: {exc}")) from exc
+        if not token:
+            raise SpecError(Problem("", "--auth-token-file: the file is empty"))
+    if args.enable_auth:
+        log.warning("--enable-auth (KServe's SubjectAccessReview auth) is not supported; "
+                    "use --auth-token-file for bearer-token auth")
+    if args.enable_tls:
+        log.warning("--enable-tls is not supported; terminate TLS in the mesh or ingress")
+    tracing = args.tracing
+    if tracing == "auto":
+        otlp = any(k.startswith("OTEL_EXPORTER_OTLP_") for k in os.environ)
+        tracing = "otlp" if otlp else "off"
+    if not args.paths and args.graph_json is None:
+        raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
+    cfg = ServeConfig(
+        paths=list(args.paths), graph_json=args.graph_json, host=args.host, port=args.port,
+        workers=max(1, args.workers), drain_seconds=args.drain_seconds, max_body_bytes=args.max_body_bytes,
+        max_response_bytes=args.max_response_bytes, auth_token=token, watch=args.watch,
+        access_log=not args.no_access_log, metrics=not args.no_metrics, tracing=tracing,
+        namespace=args.namespace, protocol=args.protocol, services=parse_services(args.service),
+        propagate_headers=_propagate_env(), default_retry=not args.no_default_retry,
+        follow_redirects=args.follow_redirects,
+    )
+    try:
+        from .telemetry import telemetry_factory
+    except ImportError:
+        pass
+    else:
+        cfg.telemetry_factory = telemetry_factory
+    return cfg
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .process import load, run
+
+    cfg = serve_config(args)
+    docs = load(cfg)
+    if cfg.graph_json is not None and args.inferencegraph_name:
+        docs = [load_graph_json(cfg.graph_json, name=args.inferencegraph_name)]
+    return run(cfg, docs)
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; carries the trace id when a span is current."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            out["trace_id"] = trace_id
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out).decode()
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    try:
+        from .telemetry import TraceIdFilter
+    except ImportError:
+        pass
+    else:
+        handler.addFilter(TraceIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,209 @@
+"""Turns a validated :class:`GraphDocument` into objects the engine runs without further decisions.
+
+Conditions are compiled, node references resolved, backends bound, weights accumulated and retry
+policies chosen here, once, at load time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .backend import NO_RETRY, SAFE_RETRY, Backend, InProcessBackend, RetryPolicy
+from .conditions import Condition, JsonDoc, compile_condition
+from .errors import Problem, SpecError
+from .selection import Selection, compile_selection
+from .spec import Aggregate, GraphDocument, RetryConfig, RouterType, StepSpec
+
+if TYPE_CHECKING:
+    from .engine import Context, Outcome
+
+ServiceTarget = str | Backend | Callable[..., Any]
+
+
+@dataclass
+class Resolver:
+    """serviceName / serviceUrl -> Backend, as KServe's controller resolves names, with overrides.
+
+    ``services`` maps a serviceName (or an exact serviceUrl) to a URL, a Backend, or a Python callable.
+    ``http`` builds an HTTP backend for a URL (the composition root passes the transport's factory).
+    """
+
+    namespace: str = "default"
+    protocol: str = "v1"
+    services: Mapping[str, ServiceTarget] = field(default_factory=dict)
+    http: Callable[[str], Backend] | None = None
+    _cache: dict[str, Backend] = field(default_factory=dict)
+
+    def service_url(self, name: str) -> str:
+        host = f"http://{name}.{self.namespace}.svc.cluster.local"
+        if self.protocol == "v2":
+            return f"{host}/v2/models/{name}/infer"
+        return f"{host}/v1/models/{name}:predict"
+
+    def resolve(self, step: StepSpec) -> Backend:
+        key = step.service_name or step.service_url or ""
+        override = self.services.get(key)
+        if override is None and step.service_name:
+            return self._url(self.service_url(step.service_name))
+        if override is None:
+            return self._url(key)
+        if isinstance(override, str):
+            return self._url(override)
+        if isinstance(override, Backend):
+            return override
+        if callable(override):
+            return InProcessBackend(override, name=key)
+        raise TypeError(f"service {key!r}: expected a URL, a Backend or a callable, got {type(override).__name__}")
+
+    def _url(self, url: str) -> Backend:
+        backend = self._cache.get(url)
+        if backend is None:
+            if self.http is None:
+                raise ValueError(f"no HTTP transport configured for {url}")
+            backend = self._cache[url] = self.http(url)
+        return backend
+
+
+@dataclass(slots=True, eq=False)
+class CompiledStep:
+    index: int
+    label: str
+    target: str
+    spec: StepSpec
+    backend: Backend | None
+    node: CompiledNode | None
+    condition: Condition | None
+    selection: Selection | None
+    uses_response: bool
+    map_predictions: bool
+    map_outputs: bool
+    hard: bool
+    weight: int | None
+    timeout: float | None
+    client_timeout: float | None
+    retry: RetryPolicy
+
+    @property
+    def needs_input_work(self) -> bool:
+        return self.selection is not None or self.map_predictions or self.map_outputs
+
+
+@dataclass(slots=True, eq=False)
+class CompiledNode:
+    name: str
+    router_type: RouterType
+    steps: tuple[CompiledStep, ...] = ()
+    keys: tuple[str, ...] = ()
+    aggregate: Aggregate | None = None
+    sticky_header: str | None = None
+    cumulative: tuple[int, ...] = ()
+    runner: Callable[[Context, CompiledNode, JsonDoc], Awaitable[Outcome]] | None = None
+
+    async def run(self, ctx: Context, doc: JsonDoc) -> Outcome:
+        assert self.runner is not None
+        if ctx.hooks is None:
+            return await self.runner(ctx, self, doc)
+        with ctx.hooks.node(ctx, self):
+            return await self.runner(ctx, self, doc)
+
+    def pick(self, point: int) -> CompiledStep:
+        """Splitter: walk the cumulative weights for ``point`` in [0, 100)."""
+        for step, end in zip(self.steps, self.cumulative, strict=True):
+            if point < end:
+                return step
+        return self.steps[-1]  # unreachable for weights summing to 100 (validated)
+
+    @staticmethod
+    def sticky_point(value: str) -> int:
+        """A stable point in [0, 100) for a sticky header value (same value, same branch)."""
+        digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % 100
+
+
+@dataclass(slots=True, eq=False)
+class CompiledGraph:
+    name: str
+    doc: GraphDocument
+    root: CompiledNode
+    nodes: dict[str, CompiledNode]
+    timeout: float | None
+    backends: list[Backend]
+
+    async def aclose(self) -> None:
+        for b in self.backends:
+            await b.aclose()
+
+
+def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy:
+    if cfg is None:
+        return SAFE_RETRY if default_retry else NO_RETRY
+    return RetryPolicy(max_retries=cfg.max_retries, initial_delay_ms=cfg.initial_delay_ms,
+                       max_delay_ms=cfg.max_delay_ms, on=frozenset(cfg.retry_on))
+
+
+def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True) -> CompiledGraph:
+    """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets."""
+    from .engine import RUNNERS
+
+    spec = doc.spec
+    nodes: dict[str, CompiledNode] = {
+        name: CompiledNode(name, n.router_type, aggregate=n.aggregate, sticky_header=n.sticky_header,
+                           runner=RUNNERS[n.router_type])
+        for name, n in spec.nodes.items()
+    }
+    rt = spec.router_timeouts
+    client_timeout = float(rt.service_client) if rt and rt.service_client else None
+    problems: list[Problem] = []
+    backends: list[Backend] = []
+    for name, n in spec.nodes.items():
+        steps = []
+        for i, s in enumerate(n.steps):
+            path = f"nodes.{name}.steps[{i}]"
+            backend = None
+            if not s.node_name:
+                try:
+                    backend = resolver.resolve(s)
+                except (ValueError, TypeError) as exc:
+                    problems.append(Problem(path, str(exc)))
+                    continue
+                backends.append(backend)
+            data = s.data or ""
+            steps.append(CompiledStep(
+                index=i,
+                label=s.name or str(i),
+                target=s.node_name or s.service_name or backend_target(backend),
+                spec=s,
+                backend=backend,
+                node=nodes[s.node_name] if s.node_name else None,
+                condition=compile_condition(s.condition) if s.condition and
+                n.router_type in (RouterType.SEQUENCE, RouterType.SWITCH) else None,
+                selection=compile_selection(data) if data.startswith("$request") and data != "$request"
+                or data.startswith("$response") and data != "$response" else None,
+                uses_response=data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
+                map_predictions=bool(s.map_predictions_to_instances),
+                map_outputs=bool(s.map_outputs_to_inputs),
+                hard=s.hard,
+                weight=s.weight,
+                timeout=s.timeout,
+                client_timeout=client_timeout,
+                retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry),
+            ))
+        node = nodes[name]
+        node.steps = tuple(steps)
+        node.keys = tuple(st.spec.name or str(st.index) for st in steps)
+        total, cum = 0, []
+        for st in steps:
+            total += st.weight or 0
+            cum.append(total)
+        node.cumulative = tuple(cum)
+    if problems:
+        raise SpecError(problems, source=doc.source)
+    return CompiledGraph(doc.name, doc, nodes["root"], nodes, float(spec.timeout) if spec.timeout else None,
+                         backends)
+
+
+def backend_target(backend: Backend | None) -> str:
+    return backend.target if backend is not None else ""

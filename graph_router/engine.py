@@ -1,0 +1,329 @@
+"""Executes a compiled graph: Sequence, Switch, Ensemble and Splitter, with KServe's semantics.
+
+The engine talks only to :class:`~graph_router.backend.Backend` objects; it imports no HTTP code.
+Everything that can be decided at load time is decided in :mod:`graph_router.compiler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .aggregate import aggregate
+from .backend import BackendRequest, call_with_retries
+from .conditions import JsonDoc
+from .errors import (
+    AggregationError,
+    BackendError,
+    GraphRouterError,
+    GraphTimeout,
+    NoRouteMatched,
+    StepInputError,
+    envelope,
+)
+from .selection import NOTHING
+from .spec import Aggregate, RouterType
+
+if TYPE_CHECKING:
+    from .compiler import CompiledGraph, CompiledNode, CompiledStep
+    from .instrument import Hooks
+
+_rng = random.SystemRandom()
+JSON_CT = ("Content-Type", "application/json")
+
+
+@dataclass(slots=True)
+class Result:
+    """What a graph answered: status, body, headers and the route taken."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    route: str = ""
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    doc: JsonDoc
+
+
+class Context:
+    """Per-request state: the headers every backend call gets, the deadline, the route so far."""
+
+    __slots__ = ("graph", "headers", "incoming", "deadline", "route", "current", "hooks", "span")
+
+    def __init__(self, graph: CompiledGraph, headers: list[tuple[str, str]],
+                 incoming: list[tuple[str, str]], deadline: float | None, hooks: Hooks | None) -> None:
+        self.graph = graph
+        self.headers = headers
+        self.incoming = incoming
+        self.deadline = deadline
+        self.route: list[str] = []
+        self.current: tuple[str, str] = ("root", "")
+        self.hooks = hooks
+        self.span: Any = None
+
+    def header(self, lname: str) -> str | None:
+        for k, v in self.incoming:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, str]],
+                  backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
+                  span: Any = None) -> Result:
+    """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + graph.timeout if graph.timeout else None
+    ctx = Context(graph, backend_headers, incoming, deadline, hooks)
+    ctx.span = span
+    try:
+        if deadline is None:
+            out = await graph.root.run(ctx, JsonDoc(body))
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    out = await graph.root.run(ctx, JsonDoc(body))
+            except TimeoutError:
+                node, step = ctx.current
+                raise GraphTimeout(
+                    f"graph timeout of {graph.timeout}s exceeded while node {node!r} step {step!r} was running",
+                    node=node, step=step) from None
+    except GraphRouterError as err:
+        return error_result(err, ctx.route)
+    body_out = out.doc.raw
+    headers = [JSON_CT] if out.doc.valid else []
+    return Result(out.status, body_out, headers, ",".join(ctx.route))
+
+
+def error_result(err: GraphRouterError, route: list[str] | None = None) -> Result:
+    headers = [JSON_CT]
+    if err.node is not None:
+        headers.append(("X-Graph-Error-Node", err.node))
+        if err.step:
+            headers.append(("X-Graph-Error-Step", err.step))
+    return Result(err.status, envelope(err.cause), headers, ",".join(route or ()))
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None) -> JsonDoc:
+    """The body a step receives: node input, previous response, or a selection of either."""
+    src = previous if step.uses_response and previous is not None else node_input
+    if step.selection is not None:
+        if not src.valid:
+            raise StepInputError(f"data {step.selection.source!r}: the {'response' if step.uses_response else 'request'}"
+                                 f" is not JSON, so nothing can be selected from it")
+        value = step.selection.select(src.value)
+        if value is NOTHING:
+            raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
+                                 f"{'previous response' if step.uses_response else 'request'}")
+        src = JsonDoc(orjson.dumps(value))
+    if step.map_predictions and src.valid:
+        v = src.value
+        if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
+            src = JsonDoc(orjson.dumps({"instances": v["predictions"]}))
+    if step.map_outputs and src.valid:
+        src = _outputs_to_inputs(src)
+    return src
+
+
+def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
+    """Extension (KServe #3051): a v2 response's ``outputs`` become the next request's ``inputs``."""
+    v = doc.value
+    if not isinstance(v, dict) or not isinstance(v.get("outputs"), list):
+        return doc
+    req: dict[str, Any] = {}
+    if "id" in v:
+        req["id"] = v["id"]
+    req["inputs"] = [
+        {k: o[k] for k in ("name", "shape", "datatype", "data", "parameters") if k in o}
+        for o in v["outputs"] if isinstance(o, dict)
+    ]
+    if "parameters" in v:
+        req["parameters"] = v["parameters"]
+    return JsonDoc(orjson.dumps(req))
+
+
+async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, doc: JsonDoc) -> Outcome:
+    """Run one step (a backend call, or a nested node) and record it in the route."""
+    ctx.current = (node.name, step.label)
+    ctx.route.append(f"{node.name}>{step.label}:{step.target}")
+    hooks = ctx.hooks
+    if step.node is not None:
+        try:
+            if hooks is not None:
+                with hooks.step(ctx, node, step):
+                    return await step.node.run(ctx, doc)
+            return await step.node.run(ctx, doc)
+        except NoRouteMatched as err:
+            err.status = 500  # KServe: a nested node's error fails its parent with 500
+            raise
+    assert step.backend is not None
+    headers = ctx.headers if hooks is None else hooks.outgoing_headers(ctx, ctx.headers)
+    req = BackendRequest(doc.raw, headers, step.client_timeout)
+    try:
+        if hooks is not None:
+            with hooks.step(ctx, node, step) as rec:
+                resp, retries = await call_with_retries(
+                    step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
+                    on_attempt=rec.on_attempt)
+                rec.done(resp.status, retries)
+        else:
+            resp, _ = await call_with_retries(
+                step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout)
+    except BackendError as err:
+        raise err.at(node.name, step.label) from None
+    except GraphTimeout as err:
+        raise err.at(node.name, step.label) from None
+    return Outcome(resp.status, JsonDoc(resp.body))
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+
+async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
+    previous: Outcome | None = None
+    for i, step in enumerate(node.steps):
+        if step.condition is not None and i > 0:
+            assert previous is not None
+            if not previous.doc.valid:
+                raise GraphRouterError("invalid response", node=node.name, step=step.label)
+            if not step.condition.matches(previous.doc):
+                return Outcome(200, previous.doc)
+        inp = step_input(step, doc, previous.doc if previous is not None else None) if step.needs_input_work \
+            else (previous.doc if step.uses_response and previous is not None else doc)
+        out = await run_step(ctx, node, step, inp)
+        if step.hard and not 200 <= out.status <= 299:
+            return out
+        previous = out
+    assert previous is not None
+    return previous
+
+
+async def run_switch(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
+    if doc.valid:
+        for step in node.steps:
+            if step.condition is not None and step.condition.matches(doc):
+                if ctx.hooks is not None:
+                    ctx.hooks.branch(ctx, node, step)
+                return await run_step(ctx, node, step, step_input(step, doc, None) if step.needs_input_work else doc)
+    if ctx.hooks is not None:
+        ctx.hooks.branch(ctx, node, None)
+    raise NoRouteMatched(node=node.name)
+
+
+async def run_splitter(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
+    point = -1
+    if node.sticky_header is not None:
+        value = ctx.header(node.sticky_header)
+        if value is not None:
+            point = node.sticky_point(value)
+    if point < 0:
+        point = _rng.randrange(100)
+    step = node.pick(point)
+    if ctx.hooks is not None:
+        ctx.hooks.branch(ctx, node, step)
+    return await run_step(ctx, node, step, step_input(step, doc, None) if step.needs_input_work else doc)
+
+
+async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
+    steps = node.steps
+    inputs = [step_input(s, doc, None) if s.needs_input_work else doc for s in steps]
+    results: list[Outcome | BaseException | None] = [None] * len(steps)
+    tasks = {asyncio.ensure_future(run_step(ctx, node, s, inputs[i])): i for i, s in enumerate(steps)}
+    pending = set(tasks)
+    decided: Outcome | BaseException | None = None
+    try:
+        while pending and decided is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                i = tasks[t]
+                exc = t.exception()
+                results[i] = exc if exc is not None else _ensemble_check(node, steps[i], t.result())
+            decided = _ensemble_decision(results, steps)
+    finally:
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+    if isinstance(decided, BaseException):
+        raise decided
+    if isinstance(decided, Outcome):
+        return decided
+    outs = [r for r in results if isinstance(r, Outcome)]
+    if node.aggregate is None or node.aggregate == Aggregate.MERGE:
+        return Outcome(200, JsonDoc(_merge(node, outs)))
+    try:
+        body = aggregate(node.aggregate, [(s, o.status, o.doc) for s, o in zip(steps, outs, strict=True)])
+    except AggregationError as err:
+        raise err.at(node.name, err.step) from None
+    return Outcome(200, JsonDoc(body))
+
+
+def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
+    """KServe unmarshals every answer into a JSON object; anything else fails the node with 500."""
+    if not out.doc.valid or not (out.doc.value is None or isinstance(out.doc.value, dict)):
+        return GraphRouterError(go_unmarshal_error(out.doc.raw), node=node.name, step=step.label)
+    return out
+
+
+def _ensemble_decision(results: list[Outcome | BaseException | None],
+                       steps: tuple[CompiledStep, ...]) -> Outcome | BaseException | None:
+    """Results are judged in step order, as KServe does; decided as soon as the order allows."""
+    for r, s in zip(results, steps, strict=True):
+        if r is None:
+            return None
+        if isinstance(r, BaseException):
+            return r
+        if s.hard and not 200 <= r.status <= 299:
+            return r
+    return None
+
+
+def _merge(node: CompiledNode, outs: list[Outcome]) -> bytes:
+    """Step name (or index) -> that step's JSON, bytes kept exactly, step order kept."""
+    parts: dict[str, bytes] = {}
+    for key, o in zip(node.keys, outs, strict=True):
+        parts[key] = o.doc.raw.strip() or b"null"
+    return b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in parts.items()) + b"}"
+
+
+def go_unmarshal_error(raw: bytes) -> str:
+    """The text of Go's ``json.Unmarshal`` error into ``map[string]interface{}``, as KServe reports it."""
+    s = raw.lstrip(b" \t\r\n")
+    if not s:
+        return "unexpected end of JSON input"
+    kinds = {b"[": "array", b'"': "string", b"t": "bool", b"f": "bool"}
+    c = s[:1]
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if c not in b'{["tfn-0123456789' or not c:
+            return f"invalid character {_go_char(c)} looking for beginning of value"
+        return "invalid character looking for value: body is not valid JSON"
+    kind = kinds.get(c, "number")
+    return f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+
+
+def _go_char(c: bytes) -> str:
+    ch = c.decode("latin-1")
+    return "'\\''" if ch == "'" else f"'{ch}'"
+
+
+RUNNERS = {
+    RouterType.SEQUENCE: run_sequence,
+    RouterType.SWITCH: run_switch,
+    RouterType.SPLITTER: run_splitter,
+    RouterType.ENSEMBLE: run_ensemble,
+}

@@ -1,0 +1,248 @@
+"""The router pod's process life: start, serve, reload (SIGHUP / --watch), drain (SIGTERM), workers.
+
+Drain follows KServe: on SIGTERM or SIGINT ``/readyz`` turns 503 at once, graph requests keep
+being served for ``drain_seconds`` (so load balancers notice), then the listener closes and every
+in-flight request completes before exit 0. A second signal cuts the wait short, never a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .accesslog import AccessLog
+from .errors import SpecError
+from .http.messages import ServerLimits
+from .http.server import start_server
+from .loader import load_graph_json, load_graphs
+from .router import GraphRouter
+from .server import RouterApp, error_response
+from .spec import GraphDocument
+
+log = logging.getLogger("graph_router.process")
+
+
+@dataclass
+class ServeConfig:
+    paths: list[str] = field(default_factory=list)
+    graph_json: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    drain_seconds: float = 30.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
+    auth_token: str | None = None
+    watch: float = 0.0
+    access_log: bool = True
+    metrics: bool = True
+    tracing: str = "off"
+    namespace: str = "default"
+    protocol: str = "v1"
+    services: dict[str, str] = field(default_factory=dict)
+    propagate_headers: list[str] = field(default_factory=list)
+    default_retry: bool = True
+    follow_redirects: bool = False
+    #: Built by the CLI from the environment; telemetry is optional.
+    telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
+
+
+def load(cfg: ServeConfig) -> list[GraphDocument]:
+    """The graphs named by the config. Raises SpecError listing every problem."""
+    if cfg.graph_json is not None:
+        return [load_graph_json(cfg.graph_json)]
+    return load_graphs(cfg.paths)
+
+
+def limits_for(cfg: ServeConfig, docs: list[GraphDocument]) -> ServerLimits:
+    """Server timeouts from ``routerTimeouts`` (KServe defaults 60/60/180 s); the largest wins."""
+    def pick(attr: str, default: float) -> float:
+        vals = [getattr(d.spec.router_timeouts, attr) for d in docs if d.spec.router_timeouts]
+        vals = [v for v in vals if v]
+        return float(max(vals)) if vals else default
+
+    return ServerLimits(
+        max_body_bytes=cfg.max_body_bytes,
+        read_timeout=pick("server_read", 60.0),
+        write_timeout=pick("server_write", 60.0),
+        idle_timeout=pick("server_idle", 180.0),
+    )
+
+
+class Watcher:
+    """Polls the graph files' modification times (``--watch``)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.stamp = self._stamp()
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        out: list[tuple[str, float]] = []
+        for p in self.paths:
+            files = sorted(p.iterdir()) if p.is_dir() else [p]
+            for f in files:
+                try:
+                    out.append((str(f), f.stat().st_mtime))
+                except OSError:
+                    out.append((str(f), -1.0))
+        return tuple(out)
+
+    def changed(self) -> bool:
+        new = self._stamp()
+        if new != self.stamp:
+            self.stamp = new
+            return True
+        return False
+
+
+async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
+                ready: Callable[[int], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+    telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
+    router = GraphRouter(
+        docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
+        propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
+        hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
+    )
+    access = AccessLog() if cfg.access_log else None
+    app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
+    limits = limits_for(cfg, docs)
+    server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
+                                reuse_port=cfg.workers > 1)
+    app.health.ready = True
+    log.info("serving %d graph(s) %s on http://%s:%d (worker %d, pid %d)", len(router.graphs),
+             ", ".join(router.graphs), cfg.host, server.port, worker, os.getpid())
+    if ready is not None:
+        ready(server.port)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_stop(signame: str) -> None:
+        if stop.is_set():
+            log.info("%s again: ending the drain wait now", signame)
+            hurry.set()
+            return
+        log.info("%s received: draining (readyz 503) for %gs, then finishing in-flight requests",
+                 signame, cfg.drain_seconds)
+        app.health.draining = True
+        stop.set()
+
+    def on_reload() -> None:
+        reload(cfg, router)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    watch_task = asyncio.create_task(_watch(cfg, router)) if cfg.watch > 0 and cfg.paths else None
+    try:
+        await stop.wait()
+        try:
+            await asyncio.wait_for(hurry.wait(), timeout=cfg.drain_seconds)
+        except TimeoutError:
+            pass
+        await server.close_listener()
+        budget = (limits.write_timeout or 60.0) + (max((g.timeout or 0) for g in router.graphs.values()) or 0)
+        if not await server.wait_idle(budget):
+            log.error("in-flight requests still running after %gs; closing", budget)
+        await server.close()
+    finally:
+        if watch_task is not None:
+            watch_task.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        if access is not None:
+            access.close()
+        await router.aclose()
+        if telemetry is not None:
+            telemetry.shutdown()
+    log.info("stopped cleanly")
+    return 0
+
+
+def reload(cfg: ServeConfig, router: GraphRouter) -> bool:
+    """Reload graphs atomically; a bad new version keeps the old one serving and logs every problem."""
+    if not cfg.paths:
+        log.warning("reload requested, but graphs came from --graph-json: nothing to reload")
+        return False
+    try:
+        docs = load(cfg)
+        router.replace(docs)
+    except SpecError as exc:
+        log.error("reload rejected, still serving the previous graphs:\n%s", exc.render())
+        return False
+    log.info("reloaded %d graph(s): %s", len(router.graphs), ", ".join(router.graphs))
+    return True
+
+
+async def _watch(cfg: ServeConfig, router: GraphRouter) -> None:
+    watcher = Watcher(cfg.paths)
+    while True:
+        await asyncio.sleep(cfg.watch)
+        if watcher.changed():
+            reload(cfg, router)
+
+
+def run(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
+    """Run one worker in this process, or supervise ``cfg.workers`` forked workers."""
+    if cfg.workers <= 1:
+        return _run_loop(cfg, docs, 0)
+    return _supervise(cfg, docs)
+
+
+def _run_loop(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> int:
+    try:
+        import uvloop
+
+        return int(uvloop.run(serve(cfg, docs, worker=worker)))
+    except ImportError:
+        return asyncio.run(serve(cfg, docs, worker=worker))
+
+
+def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
+    """Fork workers that share the port (SO_REUSEPORT); forward signals; exit when all exited."""
+    children: dict[int, int] = {}
+    for i in range(cfg.workers):
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                code = _run_loop(cfg, docs, i)
+            except BaseException:  # noqa: BLE001 - a worker must exit, whatever happened
+                log.exception("worker %d failed", i)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = i
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    worst = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid in children:
+            code = os.waitstatus_to_exitcode(status)
+            log.info("worker %d (pid %d) exited with %d", children.pop(pid), pid, code)
+            worst = max(worst, abs(code))
+    return worst

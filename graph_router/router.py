@@ -1,0 +1,148 @@
+"""The library API: load graphs, bind their services, run requests in-process or over HTTP.
+
+    async with GraphRouter.from_file("graph.yaml", services={"classifier": my_fn}) as router:
+        result = await router.infer({"instances": [[1, 2]]})
+        result.status, result.json(), result.route
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .backend import Backend
+from .compiler import CompiledGraph, Resolver, ServiceTarget, compile_graph
+from .engine import Result, error_result, execute
+from .errors import GraphNotFound
+from .headers import HeaderPolicy, compile_patterns
+from .instrument import Hooks
+from .loader import load_graph_json, load_graph_text, load_graphs
+from .spec import GraphDocument
+
+ROUTE_HEADER = "X-Graph-Route"
+
+
+class GraphRouter:
+    """Runs one or more graphs. Use as an async context manager (closes pooled connections)."""
+
+    def __init__(
+        self,
+        graphs: Sequence[GraphDocument],
+        *,
+        services: Mapping[str, ServiceTarget] | None = None,
+        namespace: str = "default",
+        protocol: str = "v1",
+        propagate_headers: Iterable[str] | None = None,
+        default_retry: bool = True,
+        hooks: Hooks | None = None,
+        http: Callable[[str], Backend] | None = None,
+        follow_redirects: bool = False,
+    ) -> None:
+        self._owned_http: Any = None
+        if http is None:
+            http = self._default_http(follow_redirects)
+        self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
+        self.hooks = hooks
+        self.default_retry = default_retry
+        self.base_policy = HeaderPolicy(compile_patterns(propagate_headers or ()))
+        self.graphs: dict[str, CompiledGraph] = {}
+        self.policies: dict[str, HeaderPolicy] = {}
+        self._install(graphs)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, *paths: str | Path, **kw: Any) -> GraphRouter:
+        """Graphs from files or directories (YAML or JSON, several documents allowed)."""
+        return cls(load_graphs(paths), **kw)
+
+    @classmethod
+    def from_text(cls, text: str, **kw: Any) -> GraphRouter:
+        return cls(load_graph_text(text), **kw)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], **kw: Any) -> GraphRouter:
+        """A spec (or whole InferenceGraph resource) given as a Python mapping."""
+        return cls([load_graph_json(orjson.dumps(spec).decode())], **kw)
+
+    def _default_http(self, follow_redirects: bool) -> Callable[[str], Backend]:
+        def factory(url: str) -> Backend:
+            if self._owned_http is None:
+                from .transport import HttpBackendFactory
+
+                self._owned_http = HttpBackendFactory(follow_redirects=follow_redirects)
+            backend: Backend = self._owned_http(url)
+            return backend
+
+        return factory
+
+    def _install(self, docs: Sequence[GraphDocument]) -> None:
+        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry) for d in docs}
+        policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
+        # one assignment each: a request in flight keeps the graph object it started with
+        self.graphs, self.policies = compiled, policies
+
+    def replace(self, docs: Sequence[GraphDocument]) -> None:
+        """Atomically swap in new graphs (reload). Raises SpecError and keeps the old ones on failure."""
+        self._install(docs)
+
+    # --- running ------------------------------------------------------------------------------
+
+    @property
+    def default_graph(self) -> str | None:
+        return next(iter(self.graphs)) if len(self.graphs) == 1 else None
+
+    async def infer(
+        self,
+        body: Any,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        *,
+        graph: str | None = None,
+        span: Any = None,
+    ) -> Result:
+        """Run a graph once. ``body``: bytes/str sent as is, anything else JSON-encoded."""
+        name = graph or self.default_graph
+        g = self.graphs.get(name) if name is not None else None
+        if g is None:
+            res = error_result(GraphNotFound(self.unknown_graph_message(name)))
+            return res
+        raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else orjson.dumps(body)
+        incoming = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        return await self.run(g, raw, incoming, span=span)
+
+    async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
+                  span: Any = None) -> Result:
+        backend_headers = self.policies[g.name].select(incoming)
+        result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span)
+        if result.route:
+            result.headers.append((ROUTE_HEADER, result.route))
+        return result
+
+    def unknown_graph_message(self, name: str | None) -> str:
+        known = ", ".join(sorted(self.graphs)) or "none"
+        if name is None:
+            return f"several graphs are loaded; POST /graphs/<name> with one of: {known}"
+        return f"graph {name!r} not found; known graphs: {known}"
+
+    async def aclose(self) -> None:
+        if self._owned_http is not None:
+            await self._owned_http.aclose()
+            self._owned_http = None
+        for g in self.graphs.values():
+            for b in g.backends:
+                if not _is_http(b):
+                    await b.aclose()
+
+    async def __aenter__(self) -> GraphRouter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _is_http(b: Backend) -> bool:
+    return bool(re.match(r"https?://", b.target))

@@ -1,0 +1,145 @@
+"""The router pod's HTTP application: graph endpoints, health, metrics, auth, access log.
+
+Endpoints: with one graph, any path and method runs it (as KServe). With several graphs,
+``POST /graphs/<name>`` runs one. Always: ``GET /readyz``, ``GET /healthz``, ``GET /metrics``
+(when metrics are on), ``GET /graphs``, ``GET /graphs/<name>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from .accesslog import AccessLog
+from .engine import error_result
+from .errors import GraphNotFound, Unauthorized, envelope
+from .http.messages import HttpRequest, HttpResponse
+from .router import GraphRouter
+
+log = logging.getLogger("graph_router.server")
+JSON = ("Content-Type", "application/json")
+TEXT = ("Content-Type", "text/plain; charset=utf-8")
+
+
+class RequestTelemetry(Protocol):
+    """What the server needs from telemetry (``graph_router.telemetry`` implements it)."""
+
+    def start(self, graph: str, req: HttpRequest) -> Any:
+        """Open the request's SERVER span (continuing incoming W3C context); returns it."""
+
+    def finish(self, span: Any, graph: str, status: int, duration: float) -> None:
+        """Close the span and count the request."""
+
+    def metrics_body(self) -> tuple[bytes, str]:
+        """The /metrics exposition and its content type."""
+        ...
+
+    def trace_id(self, span: Any) -> str | None:
+        """Hex trace id of the span, for logs."""
+
+
+@dataclass
+class Health:
+    ready: bool = False
+    draining: bool = False
+
+
+class RouterApp:
+    """Turns HTTP requests into graph runs. One per worker process."""
+
+    def __init__(self, router: GraphRouter, *, auth_token: str | None = None,
+                 telemetry: RequestTelemetry | None = None, access_log: AccessLog | None = None,
+                 metrics: bool = True) -> None:
+        self.router = router
+        self.health = Health()
+        self._token = auth_token.encode() if auth_token else None
+        self.telemetry = telemetry
+        self.access_log = access_log
+        self.metrics = metrics and telemetry is not None
+        self._clock: Callable[[], float] = time.perf_counter
+
+    # --- routing ------------------------------------------------------------------------------
+
+    async def handle(self, req: HttpRequest) -> HttpResponse:
+        target = req.target
+        if req.method == "GET":
+            path = target.split("?", 1)[0]
+            if path == "/readyz":
+                return self._readyz()
+            if path == "/healthz":
+                return HttpResponse(200, [TEXT], b"ok")
+            if path == "/metrics" and self.metrics:
+                assert self.telemetry is not None
+                body, ctype = self.telemetry.metrics_body()
+                return HttpResponse(200, [("Content-Type", ctype)], body)
+            if path == "/graphs" or path.startswith("/graphs/"):
+                denied = self._check_auth(req)
+                return denied or self._describe(path)
+        name = self.router.default_graph
+        if name is None:
+            path = target.split("?", 1)[0]
+            name = path[len("/graphs/"):] if path.startswith("/graphs/") and req.method == "POST" else ""
+        return await self._run(req, name)
+
+    def _readyz(self) -> HttpResponse:
+        if self.health.draining:
+            return HttpResponse(503, [TEXT], b"shutting down\n")
+        if not self.health.ready:
+            return HttpResponse(503, [TEXT], b"not ready: graphs not loaded\n")
+        return HttpResponse(200, [TEXT], b"")
+
+    def _check_auth(self, req: HttpRequest) -> HttpResponse | None:
+        if self._token is None:
+            return None
+        got = req.header("authorization") or ""
+        scheme, _, token = got.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token):
+            return None
+        cause = "missing bearer token" if not got else "invalid bearer token"
+        res = error_result(Unauthorized(cause))
+        return HttpResponse(401, [*res.headers, ("WWW-Authenticate", 'Bearer realm="graph-router"')], res.body)
+
+    def _describe(self, path: str) -> HttpResponse:
+        graphs = self.router.graphs
+        if path == "/graphs":
+            body = {"graphs": [{"name": n, "source": g.doc.source} for n, g in graphs.items()]}
+            return HttpResponse(200, [JSON], orjson.dumps(body))
+        name = path[len("/graphs/"):]
+        g = graphs.get(name)
+        if g is None:
+            res = error_result(GraphNotFound(self.router.unknown_graph_message(name)))
+            return HttpResponse(res.status, res.headers, res.body)
+        return HttpResponse(200, [JSON], orjson.dumps({"name": name, "spec": g.doc.wire()}))
+
+    # --- graph runs ---------------------------------------------------------------------------
+
+    async def _run(self, req: HttpRequest, name: str) -> HttpResponse:
+        denied = self._check_auth(req)
+        if denied is not None:
+            return denied
+        start = self._clock()
+        g = self.router.graphs.get(name)
+        tel = self.telemetry
+        span = tel.start(name, req) if tel is not None and g is not None else None
+        if g is None:
+            result = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
+        else:
+            result = await self.router.run(g, req.body, req.headers, span=span)
+        duration = self._clock() - start
+        if tel is not None and span is not None:
+            tel.finish(span, name, result.status, duration)
+        if self.access_log is not None:
+            trace = tel.trace_id(span) if tel is not None and span is not None else None
+            self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
+        return HttpResponse(result.status, result.headers, result.body)
+
+
+def error_response(status: int, cause: str) -> HttpResponse:
+    """The HTTP layer's own failures (413, 400, 431, 500), in KServe's envelope."""
+    return HttpResponse(status, [JSON], envelope(cause))

@@ -1,0 +1,397 @@
+"""Graph semantics over in-process backends: every rule of the reference doc, and our extensions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from graph_router import GraphRouter
+from graph_router.backend import BackendResponse
+from graph_router.errors import BackendConnectError
+
+ENVELOPE = "Failed to process request"
+
+
+class Fake:
+    """An in-process model that records what it received and answers from a script."""
+
+    def __init__(self, *answers: Any, delay: float = 0.0) -> None:
+        self.answers = list(answers) or [{"ok": True}]
+        self.received: list[Any] = []
+        self.headers: list[dict[str, str]] = []
+        self.delay = delay
+        self.cancelled = False
+
+    async def __call__(self, body: Any, headers: dict[str, str]) -> Any:
+        self.received.append(body)
+        self.headers.append(headers)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        a = self.answers[0] if len(self.answers) == 1 else self.answers.pop(0)
+        if isinstance(a, BaseException):
+            raise a
+        return a
+
+
+def graph(nodes: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {"nodes": nodes, **spec}
+
+
+def svc(name: str, **kw: Any) -> dict[str, Any]:
+    return {"serviceName": name, **kw}
+
+
+async def run(spec: dict[str, Any], services: dict[str, Any], body: Any = None,
+              headers: dict[str, str] | None = None, **kw: Any) -> Any:
+    async with GraphRouter.from_spec(spec, services=services, **kw) as r:
+        return await r.infer(body if body is not None else {"instances": [1]}, headers=headers)
+
+
+# --- Sequence ---------------------------------------------------------------------------------
+
+
+async def test_sequence_passes_request_and_response_as_configured() -> None:
+    a, b, c = Fake({"predictions": [1]}), Fake({"predictions": [2]}), Fake({"predictions": [3]})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response"), svc("c", data="$request")]}})
+    res = await run(spec, {"a": a, "b": b, "c": c}, {"instances": [9]})
+    assert res.status == 200
+    assert res.json() == {"predictions": [3]}
+    assert a.received == [{"instances": [9]}]
+    assert b.received == [{"predictions": [1]}]
+    assert c.received == [{"instances": [9]}]
+    assert ("Content-Type", "application/json") in res.headers
+    assert dict(res.headers)["X-Graph-Route"] == "root>0:a,root>1:b,root>2:c"
+
+
+async def test_sequence_response_on_first_step_gets_the_request() -> None:
+    a = Fake({"x": 1})
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a", data="$response")]}}),
+                    {"a": a}, {"in": 1})
+    assert a.received == [{"in": 1}] and res.status == 200
+
+
+async def test_sequence_condition_not_matching_stops_with_previous_response_and_200() -> None:
+    a, b = Fake((201, {"predictions": [{"label": "cat"}]})), Fake({"never": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response", condition='predictions.#(label=="dog")')]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert res.status == 200
+    assert res.json() == {"predictions": [{"label": "cat"}]}
+    assert b.received == []
+
+
+async def test_sequence_condition_matching_runs_the_step() -> None:
+    a, b = Fake({"predictions": [{"label": "dog"}]}), Fake({"breed": "corgi"})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response", condition='predictions.#(label=="dog")')]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert res.json() == {"breed": "corgi"} and b.received == [{"predictions": [{"label": "dog"}]}]
+
+
+async def test_sequence_condition_on_non_json_previous_response_is_invalid_response() -> None:
+    a, b = Fake(b"not json"), Fake({"x": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a"), svc("b", condition="x")]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert res.status == 500
+    assert res.json() == {"error": ENVELOPE, "cause": "invalid response"}
+
+
+async def test_sequence_hard_failure_stops_with_its_status_and_body() -> None:
+    a, b = Fake((503, {"err": "down"})), Fake({"x": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a", dependency="Hard"), svc("b")]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert (res.status, res.json()) == (503, {"err": "down"}) and b.received == []
+
+
+async def test_sequence_soft_failures_continue_and_last_step_decides_status() -> None:
+    a, b = Fake((500, {"e": 1})), Fake((418, b"teapot"))
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a"), svc("b", data="$response")]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert res.status == 418 and res.body == b"teapot"
+    assert b.received == [{"e": 1}]
+    assert ("Content-Type", "application/json") not in res.headers  # body is not JSON
+
+
+async def test_map_predictions_to_instances() -> None:
+    a, b = Fake({"predictions": [[1, 2]], "model": "x"}), Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response", mapPredictionsToInstances=True)]}})
+    await run(spec, {"a": a, "b": b})
+    assert b.received == [{"instances": [[1, 2]]}]
+
+
+@pytest.mark.parametrize("answer", [{"predictions": []}, {"other": 1}, [1, 2]])
+async def test_map_predictions_leaves_other_bodies_unchanged(answer: Any) -> None:
+    a, b = Fake(answer), Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response", mapPredictionsToInstances=True)]}})
+    await run(spec, {"a": a, "b": b})
+    assert b.received == [answer]
+
+
+# --- Switch -----------------------------------------------------------------------------------
+
+
+async def test_switch_runs_first_matching_step_with_node_input() -> None:
+    a, b, c = Fake({"a": 1}), Fake((202, {"b": 1})), Fake({"c": 1})
+    spec = graph({"root": {"routerType": "Switch", "steps": [
+        svc("a", condition='instances.#(modelId=="1")'),
+        svc("b", condition='instances.#(modelId=="2")'),
+        svc("c", condition='instances.#(modelId=="2")')]}})
+    res = await run(spec, {"a": a, "b": b, "c": c}, {"instances": [{"modelId": "2"}]})
+    assert (res.status, res.json()) == (202, {"b": 1})
+    assert b.received == [{"instances": [{"modelId": "2"}]}] and a.received == c.received == []
+    assert dict(res.headers)["X-Graph-Route"] == "root>1:b"
+
+
+@pytest.mark.parametrize("body", [{"instances": [{"modelId": "9"}]}, b"not json"])
+async def test_switch_without_match_is_404_at_root(body: Any) -> None:
+    spec = graph({"root": {"routerType": "Switch", "steps": [svc("a", condition='instances.#(modelId=="1")')]}})
+    res = await run(spec, {"a": Fake()}, body)
+    assert res.status == 404
+    assert res.json() == {"error": ENVELOPE, "cause": "None of the routes matched with the switch condition"}
+    assert ("Content-Type", "application/json") in res.headers
+
+
+async def test_switch_without_match_nested_is_500() -> None:
+    spec = graph({
+        "root": {"routerType": "Sequence", "steps": [{"nodeName": "pick"}]},
+        "pick": {"routerType": "Switch", "steps": [svc("a", condition="nope")]},
+    })
+    res = await run(spec, {"a": Fake()})
+    assert res.status == 500
+    assert res.json()["cause"] == "None of the routes matched with the switch condition"
+    assert dict(res.headers)["X-Graph-Error-Node"] == "pick"
+
+
+# --- Ensemble ---------------------------------------------------------------------------------
+
+
+async def test_ensemble_merges_by_name_or_index_in_step_order_keeping_bytes() -> None:
+    a = Fake(b'{"predictions": [12345678901234567890123, 0.1000000000000000055511151231257827]}')
+    b = Fake((500, {"error": "soft"}))
+    c = Fake(b"null")
+    spec = graph({"root": {"routerType": "Ensemble", "steps": [svc("a", name="zeta"), svc("b"), svc("c")]}})
+    res = await run(spec, {"a": a, "b": b, "c": c})
+    assert res.status == 200
+    assert res.body == (b'{"zeta":{"predictions": [12345678901234567890123, 0.1000000000000000055511151231257827]},'
+                        b'"1":{"error":"soft"},"2":null}')
+    assert a.received == b.received == c.received == [{"instances": [1]}]
+
+
+async def test_ensemble_hard_failure_returns_its_answer_and_cancels_siblings() -> None:
+    slow = Fake({"slow": 1}, delay=5)
+    bad = Fake((503, {"error": "cold"}))
+    spec = graph({"root": {"routerType": "Ensemble", "steps": [svc("bad", dependency="Hard"), svc("slow")]}})
+    res = await asyncio.wait_for(run(spec, {"bad": bad, "slow": slow}), 3)
+    assert (res.status, res.json()) == (503, {"error": "cold"})
+    assert slow.cancelled
+
+
+async def test_ensemble_hard_failures_are_judged_in_step_order() -> None:
+    first = Fake((502, {"first": 1}), delay=0.2)
+    second = Fake((503, {"second": 1}))
+    spec = graph({"root": {"routerType": "Ensemble", "steps": [
+        svc("first", dependency="Hard"), svc("second", dependency="Hard")]}})
+    res = await run(spec, {"first": first, "second": second})
+    assert (res.status, res.json()) == (502, {"first": 1})
+
+
+@pytest.mark.parametrize(("answer", "cause"), [
+    ([1, 2], "json: cannot unmarshal array into Go value of type map[string]interface {}"),
+    ('"s"', "json: cannot unmarshal string into Go value of type map[string]interface {}"),
+    ("42", "json: cannot unmarshal number into Go value of type map[string]interface {}"),
+    (b"oops", "invalid character 'o' looking for beginning of value"),
+    (b"", "unexpected end of JSON input"),
+])
+async def test_ensemble_step_not_a_json_object_fails_with_500(answer: Any, cause: str) -> None:
+    spec = graph({"root": {"routerType": "Ensemble", "steps": [svc("a"), svc("b")]}})
+    body = answer.encode() if isinstance(answer, str) else answer
+    res = await run(spec, {"a": Fake({"ok": 1}), "b": Fake(body)})
+    assert res.status == 500
+    assert res.json() == {"error": ENVELOPE, "cause": cause}
+
+
+async def test_transport_error_is_500_with_envelope() -> None:
+    err = BackendConnectError('Post "http://x/": dial tcp 10.0.0.1:80: connect: connection refused')
+    spec = graph({"root": {"routerType": "Ensemble", "steps": [svc("a"), svc("b")]}})
+    res = await run(spec, {"a": Fake({"ok": 1}), "b": Fake(err)}, default_retry=False)
+    assert res.status == 500
+    assert res.json() == {"error": ENVELOPE, "cause": err.cause}
+    assert dict(res.headers)["X-Graph-Error-Step"] == "1"
+
+
+# --- Splitter ---------------------------------------------------------------------------------
+
+
+async def test_splitter_follows_weights() -> None:
+    a, b, z = Fake({"m": "a"}), Fake({"m": "b"}), Fake({"m": "z"})
+    spec = graph({"root": {"routerType": "Splitter", "steps": [
+        svc("a", weight=70), svc("z", weight=0), svc("b", weight=30)]}})
+    async with GraphRouter.from_spec(spec, services={"a": a, "b": b, "z": z}) as r:
+        seen = Counter([(await r.infer({"i": 1})).json()["m"] for _ in range(2000)])
+    assert seen["z"] == 0
+    assert 1250 < seen["a"] < 1550 and seen["a"] + seen["b"] == 2000
+
+
+async def test_splitter_sticky_header_is_stable_and_weighted() -> None:
+    a, b = Fake({"m": "a"}), Fake({"m": "b"})
+    spec = graph({"root": {"routerType": "Splitter", "stickyHeader": "x-user-id",
+                           "steps": [svc("a", weight=70), svc("b", weight=30)]}})
+    async with GraphRouter.from_spec(spec, services={"a": a, "b": b}) as r:
+        firsts = {}
+        for u in range(1000):
+            firsts[u] = (await r.infer({}, headers={"X-User-Id": f"user-{u}"})).json()["m"]
+        for u in range(0, 1000, 37):  # same value, same branch, every time
+            assert (await r.infer({}, headers={"x-user-id": f"user-{u}"})).json()["m"] == firsts[u]
+    share = Counter(firsts.values())["a"] / 1000
+    assert 0.62 < share < 0.78
+
+
+# --- extensions -------------------------------------------------------------------------------
+
+
+async def test_data_selection_sends_part_of_the_response() -> None:
+    a, b = Fake({"predictions": [1, 2], "meta": {}}), Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response.predictions", name="second")]}})
+    await run(spec, {"a": a, "b": b})
+    assert b.received == [[1, 2]]
+
+
+async def test_data_selection_finding_nothing_names_the_step() -> None:
+    a, b = Fake({"other": 1}), Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response.predictions", name="second")]}})
+    res = await run(spec, {"a": a, "b": b})
+    assert res.status == 500
+    assert res.json()["cause"] == "data '$response.predictions' selected nothing from the previous response"
+    assert dict(res.headers)["X-Graph-Error-Step"] == "second"
+
+
+async def test_ensemble_vote_mean_weighted() -> None:
+    a, b, c = Fake({"predictions": [0, 1, 2]}), Fake({"predictions": [0, 2, 1]}), Fake({"predictions": [1, 2, 0]})
+    services = {"a": a, "b": b, "c": c}
+    steps = [svc("a", weight=50), svc("b", weight=25), svc("c", weight=25)]
+    vote = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "vote", "steps": steps}}), services)
+    assert vote.json() == {"predictions": [0, 2, 2]}
+    mean = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "mean", "steps": steps}}), services)
+    assert mean.json() == {"predictions": [1 / 3, 5 / 3, 1.0]}
+    w = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "weighted", "steps": steps}}), services)
+    assert w.json() == {"predictions": [0.25, 1.5, 1.25]}
+
+
+async def test_ensemble_vote_tie_goes_to_earlier_step() -> None:
+    a, b = Fake({"predictions": ["cat"]}), Fake({"predictions": ["dog"]})
+    res = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "vote",
+                                    "steps": [svc("a"), svc("b")]}}), {"a": a, "b": b})
+    assert res.json() == {"predictions": ["cat"]}
+
+
+async def test_ensemble_mean_v2_outputs() -> None:
+    def out(d: list[float]) -> dict[str, Any]:
+        return {"id": "r1", "outputs": [{"name": "p", "shape": [2], "datatype": "FP32", "data": d}]}
+    res = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "mean",
+                                    "steps": [svc("a"), svc("b")]}}), {"a": Fake(out([1, 2])), "b": Fake(out([3, 4]))})
+    assert res.json() == {"id": "r1", "outputs": [{"name": "p", "shape": [2], "datatype": "FP64", "data": [2.0, 3.0]}]}
+
+
+async def test_ensemble_mean_shape_mismatch_names_the_step() -> None:
+    res = await run(graph({"root": {"routerType": "Ensemble", "aggregate": "mean", "steps": [
+        svc("a", name="one"), svc("b", name="two")]}}),
+        {"a": Fake({"predictions": [1, 2]}), "b": Fake({"predictions": [1]})})
+    assert res.status == 500
+    assert res.json()["cause"] == "aggregate mean: step 'two' answered 1 predictions, step 'one' answered 2"
+
+
+async def test_map_outputs_to_inputs_chains_v2() -> None:
+    a = Fake({"model_name": "a", "id": "42", "parameters": {"p": 1},
+              "outputs": [{"name": "o", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]})
+    b = Fake({"ok": 1})
+    await run(graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response", mapOutputsToInputs=True)]}}), {"a": a, "b": b})
+    assert b.received == [{"id": "42", "inputs": [{"name": "o", "shape": [1, 2], "datatype": "FP32",
+                                                   "data": [1.0, 2.0]}], "parameters": {"p": 1}}]
+
+
+async def test_step_timeout_is_504_naming_the_step() -> None:
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a", timeout=0.1, name="slow")]}})
+    res = await run(spec, {"a": Fake({"x": 1}, delay=5)})
+    assert res.status == 504
+    assert res.json()["cause"] == "step timeout of 0.1s exceeded calling a"
+    assert dict(res.headers)["X-Graph-Error-Step"] == "slow"
+
+
+async def test_graph_timeout_is_504_naming_node_and_step() -> None:
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a"), svc("b", name="stuck")]}}, timeout=1)
+    res = await run(spec, {"a": Fake({"x": 1}), "b": Fake({"x": 1}, delay=5)})
+    assert res.status == 504
+    assert res.json()["cause"] == "graph timeout of 1.0s exceeded while node 'root' step 'stuck' was running"
+
+
+async def test_default_retry_covers_refused_connections_only() -> None:
+    refused = BackendConnectError("connection refused")
+    flaky = Fake(refused, refused, {"ok": 1})
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": flaky})
+    assert res.status == 200 and len(flaky.received) == 3
+    unavailable = Fake((503, {"e": 1}), (503, {"e": 1}), {"ok": 1})
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": unavailable})
+    assert res.status == 503 and len(unavailable.received) == 1
+
+
+async def test_default_retry_config_retries_503_but_never_4xx() -> None:
+    retry = {"maxRetries": 3, "initialDelayMs": 1, "maxDelayMs": 5}
+    unavailable = Fake((503, {"e": 1}), (503, {"e": 1}), {"ok": 1})
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}, defaultRetry=retry),
+                    {"a": unavailable})
+    assert res.status == 200 and len(unavailable.received) == 3
+    bad = Fake((400, {"e": 1}), {"ok": 1})
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}, defaultRetry=retry),
+                    {"a": bad})
+    assert res.status == 400 and len(bad.received) == 1
+
+
+async def test_retry_budget_is_bounded_by_the_deadline() -> None:
+    retry = {"maxRetries": 10, "initialDelayMs": 400, "maxDelayMs": 400}
+    always = Fake((503, {"e": 1}))
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a", retry=retry)]}}, timeout=1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    res = await run(spec, {"a": always})
+    assert loop.time() - t0 < 1.5
+    assert res.status in (503, 504) and 1 <= len(always.received) < 10
+
+
+async def test_header_propagation_kserve_semantics() -> None:
+    a = Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}, propagateHeaders=["^X-Tenant$"])
+    await run(spec, {"a": a}, headers={"x-request-id": "r1", "Authorization": "Bearer s", "X-Tenant": "t",
+                                       "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+                                       "connection": "keep-alive"},
+              propagate_headers=["Request-Id", "("])
+    assert a.headers == [{"x-request-id": "r1", "x-tenant": "t", "traceparent": "00-" + "1" * 32 + "-" + "2" * 16
+                          + "-01", "content-type": "application/json"}]
+
+
+async def test_unknown_graph_lists_known_ones() -> None:
+    async with GraphRouter.from_spec(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}),
+                                     services={"a": Fake()}) as r:
+        res = await r.infer({}, graph="nope")
+    assert res.status == 404
+    assert orjson.loads(res.body)["cause"] == "graph 'nope' not found; known graphs: graph"
+
+
+async def test_in_process_backend_may_return_a_backend_response() -> None:
+    def fn(body: Any, headers: dict[str, str]) -> BackendResponse:
+        return BackendResponse(207, b"raw")
+    res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": fn})
+    assert (res.status, res.body) == (207, b"raw")
