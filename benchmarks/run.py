@@ -106,19 +106,11 @@ class Bench:
         return s.warmup + s.seconds * len(s.concurrencies) + 3
 
     def start_backends(self) -> int:
-        config = nginx.backend_config(self.workdir / "backends", self.backend_ports)
-        proc = nginx.start(
-            self.sup,
-            self.nginx_bin,
-            self.workdir / "backends",
-            config,
-            self.backend_ports[0],
-            self.server_cpu,
-        )
-        status, body = procs.post_once(self.backend_ports[0], "/", router.BODY.encode())
-        if status != 200 or body != nginx.RESPONSE.encode():
-            raise StartError(f"backend answered {status} {body[:100]!r}")
-        return proc.pid
+        workdir = self.workdir / "backends"
+        body = router.BODY.encode()
+        return nginx.start_backends(
+            self.sup, self.nginx_bin, workdir, self.backend_ports, self.server_cpu, body
+        ).pid
 
     def add(self, row: Row, body: Callable[[Row], None]) -> None:
         """Run ``body`` for ``row`` within the time budget; a failure becomes the row's note."""

@@ -15,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import run
 from benchmarks.benchkit import nginx, procstat, router, wrk
+from benchmarks.benchkit.soakreport import (
+    Sample,
+    fmt_pct,
+    growth_pct,
+    render_samples,
+    render_summary,
+    sample_line,
+    summarise,
+)
 from benchmarks.benchkit.table import Load, Row, cpu_model, fmt_mb, fmt_us, render_table
 
 WRK_OK = """\
@@ -254,3 +263,29 @@ def test_plan_quick_and_full() -> None:
     assert len(full) == 5 + 3 * 3
     chosen = run.plan(run.parse_args(["--patterns", "seq3", "--variants", "tel-on", "w2"]))
     assert [(p.key, v.key) for p, v in chosen] == [("seq3", "tel-on"), ("seq3", "w2")]
+
+
+def _sample(phase: str, t: float, p99: float, errors: int, fds: int, rss: int) -> Sample:
+    return Sample(phase, t, 1000, 100.0, p99, errors, fds, rss)
+
+
+def test_soak_summary_start_end_and_growth() -> None:
+    samples = [
+        _sample("c64", 10, 900, 0, 40, 50_000),
+        _sample("c64", 20, 1200, 1, 41, 51_000),
+        _sample("c64", 30, 1000, 2, 40, 52_500),
+        _sample("c512", 10, 9000, 0, 560, 60_000),
+    ]
+    c64, c512 = summarise(samples)
+    assert (c64.phase, c64.samples, c64.seconds, c64.requests, c64.errors) == ("c64", 3, 30, 3000, 3)
+    assert (c64.p99_first_us, c64.p99_last_us, c64.p99_max_us) == (900, 1000, 1200)
+    assert (c64.rss_start_kb, c64.rss_end_kb, c64.rss_growth) == (50_000, 52_500, 5.0)
+    assert (c64.fds_start, c64.fds_end, c64.fds_growth) == (40, 40, 0.0)
+    assert (c512.samples, c512.rss_growth) == (1, 0.0)
+    assert growth_pct(0, 5) is None and fmt_pct(4.96) == "+5.0%" and fmt_pct(-2.0) == "-2.0%"
+    assert render_summary([c64]).splitlines()[2] == (
+        "| c64 | 30 s | 3,000 | 3 | 900 us | 1.00 ms | 1.20 ms "
+        "| 48.8 MB | 51.3 MB | +5.0% | 40 | 40 | +0.0% |"
+    )
+    assert render_samples(samples[:1]).splitlines()[2] == "| c64 | 10 s | 100 | 900 us | 0 | 40 | 48.8 MB |"
+    assert sample_line(samples[0]) == "c64 t=   10s req/s=      100 p99=   900 us errors=0 fds=40 rss=48.8 MB"

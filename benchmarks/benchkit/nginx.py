@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .procs import Supervisor, pinned, wait_http_ready
+from .procs import StartError, Supervisor, pinned, post_once, wait_http_ready
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "backends"
 RESPONSE = '{"predictions":[1,2,3]}'
@@ -67,4 +67,15 @@ def start(
     argv = [nginx, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
     proc = sup.start(pinned(argv, cpu), log)
     wait_http_ready(proc, ready_port, "/", workdir / "error.log", timeout=10.0)
+    return proc
+
+
+def start_backends(
+    sup: Supervisor, nginx_bin: str, workdir: Path, ports: Sequence[int], cpu: int | None, body: bytes
+) -> subprocess.Popen[bytes]:
+    """Start the fixed-response backends on ``ports`` and check one answers ``body`` with 200."""
+    proc = start(sup, nginx_bin, workdir, backend_config(workdir, ports), ports[0], cpu)
+    status, answer = post_once(ports[0], "/", body)
+    if status != 200 or answer != RESPONSE.encode():
+        raise StartError(f"backend answered {status} {answer[:100]!r}")
     return proc
