@@ -1,0 +1,159 @@
+"""HTTP backends: the engine's :class:`~graph_router.backend.Backend` over the shared keep-alive pool.
+
+Client exceptions become :mod:`graph_router.errors` here and only here, with causes worded as Go's
+``net/http`` errors that KServe's router puts in its envelope (``Post "<url>": EOF``).
+"""
+
+from __future__ import annotations
+
+from .backend import BackendRequest, BackendResponse, Headers
+from .errors import (
+    BackendConnectError,
+    BackendDisconnected,
+    BackendError,
+    BackendProtocolError,
+    BackendResponseTooLarge,
+    BackendTimeout,
+)
+from .http.client import (
+    ClientError,
+    ClientLimits,
+    ClientResponse,
+    ConnectFailed,
+    Disconnected,
+    HttpClient,
+    ProtocolViolation,
+    ReadTimeout,
+    ResponseTooLarge,
+    Url,
+)
+
+#: Never forwarded to a backend (RFC 9110 section 7.6.1), plus what the client sets itself.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+     "host", "content-length"}
+)
+_JSON = ("content-type", "application/json")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+_TIMEOUT_IN_HEADERS = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+_TIMEOUT_IN_BODY = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
+
+
+def outgoing_headers(headers: Headers) -> Headers:
+    """Drop hop-by-hop headers; add ``content-type: application/json`` unless one is present."""
+    out: Headers = []
+    has_type = False
+    for name, value in headers:
+        low = name.lower()
+        if low in HOP_BY_HOP or low.startswith("proxy-"):
+            continue
+        if low == "content-type":
+            has_type = True
+        out.append((name, value))
+    if not has_type:
+        out.append(_JSON)
+    return out
+
+
+class HttpBackend:
+    """``POST <url>`` with the step's body and (already filtered) headers."""
+
+    __slots__ = ("_client", "_follow", "_url", "target")
+
+    def __init__(self, url: str, client: HttpClient, *, follow_redirects: bool = False) -> None:
+        self._url = Url.parse(url)  # ValueError at load time for a malformed URL
+        self._client = client
+        self._follow = follow_redirects
+        self.target = url
+
+    async def call(self, request: BackendRequest) -> BackendResponse:
+        headers = outgoing_headers(request.headers)
+        resp = await self._send("POST", self._url, headers, request.body, request.timeout)
+        if self._follow and resp.status in _REDIRECTS:
+            resp = await self._follow_redirects(resp, headers, request)
+        return BackendResponse(status=resp.status, body=resp.body, headers=resp.headers)
+
+    async def _send(
+        self, method: str, url: Url, headers: Headers, body: bytes, budget: float | None
+    ) -> ClientResponse:
+        try:
+            return await self._client.request(method, url, headers, body, timeout=budget)
+        except ClientError as exc:
+            raise translate(exc, method, url.raw) from exc
+
+    async def _follow_redirects(
+        self, resp: ClientResponse, headers: Headers, request: BackendRequest
+    ) -> ClientResponse:
+        """Go's rules, same host:port only: 307/308 re-send method and body; 301/302/303 turn
+        a POST into a body-less GET. A redirect elsewhere is returned as the answer."""
+        url, method, body = self._url, "POST", request.body
+        for _ in range(MAX_REDIRECTS):
+            location = resp.header("location")
+            if resp.status not in _REDIRECTS or location is None:
+                return resp
+            try:
+                nxt = url.join(location)
+            except ValueError:
+                return resp  # not somewhere we would go (other scheme, malformed)
+            if nxt.key != url.key:
+                return resp
+            if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
+                method, body = "GET", b""
+                headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+            url = nxt
+            resp = await self._send(method, url, headers, body, request.timeout)
+        if resp.status in _REDIRECTS and resp.header("location") is not None:
+            raise BackendError(f'{_op(method)} "{url.raw}": stopped after {MAX_REDIRECTS} redirects')
+        return resp
+
+    async def aclose(self) -> None:
+        return None  # the client is shared: its owner closes it
+
+
+def _op(method: str) -> str:
+    return method[:1] + method[1:].lower()  # as Go's url.Error: "Post", "Get"
+
+
+def translate(exc: ClientError, method: str, url: str) -> BackendError:
+    """A client exception as our error, with Go's wording."""
+    prefix = f'{_op(method)} "{url}": '
+    if isinstance(exc, ConnectFailed):
+        return BackendConnectError(prefix + exc.detail)
+    if isinstance(exc, Disconnected):
+        # Once the headers are in, Go's client has returned; KServe reads the body with
+        # io.ReadAll, whose error carries no URL.
+        cause = exc.detail if exc.in_body else prefix + exc.detail
+        return BackendDisconnected(cause, nothing_received=exc.nothing_received)
+    if isinstance(exc, ReadTimeout):
+        if exc.headers_received:
+            return BackendTimeout(_TIMEOUT_IN_BODY)
+        return BackendTimeout(prefix + _TIMEOUT_IN_HEADERS)
+    if isinstance(exc, ResponseTooLarge):
+        return BackendResponseTooLarge(prefix + exc.detail)
+    if isinstance(exc, ProtocolViolation):
+        return BackendProtocolError(prefix + exc.detail)
+    return BackendError(prefix + exc.detail)
+
+
+class HttpBackendFactory:
+    """Builds :class:`HttpBackend` objects sharing one client; one backend per (URL, redirect mode)."""
+
+    def __init__(self, client: HttpClient | None = None, limits: ClientLimits | None = None) -> None:
+        self._owns_client = client is None
+        self.client = client if client is not None else HttpClient(limits or ClientLimits())
+        self._cache: dict[tuple[str, bool], HttpBackend] = {}
+
+    def get(self, url: str, *, follow_redirects: bool = False) -> HttpBackend:
+        """The backend for ``url`` (raises ValueError for a malformed URL)."""
+        key = (url, follow_redirects)
+        backend = self._cache.get(key)
+        if backend is None:
+            backend = self._cache[key] = HttpBackend(url, self.client, follow_redirects=follow_redirects)
+        return backend
+
+    __call__ = get
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
