@@ -1,0 +1,102 @@
+"""graph + deployment description -> Kubernetes objects (plain dicts), checked before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Problem, SpecError
+from ..spec import GraphDocument
+from .checks import check_deploy
+from .deploy import DeploySpec, InferenceServiceBackend, KnativeBackend, RouterMode
+from .knative import backend_service
+from .kserve import inference_graph, inference_service
+from .router import backend_url, deployment_router, knative_router
+from .validate import check_object, label
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Manifests:
+    """The objects to apply, in apply order, and what the user should know (printed on stderr)."""
+
+    objects: list[Obj]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_namespace(cli: str | None, spec: DeploySpec, graphs: Sequence[GraphDocument]) -> str:
+    """``--namespace``, else the description's, else the graph's, else ``default``."""
+    for ns in (cli, spec.namespace, *(g.namespace for g in graphs)):
+        if ns:
+            return ns
+    return "default"
+
+
+def build_manifests(
+    graphs: Sequence[GraphDocument],
+    spec: DeploySpec,
+    *,
+    namespace: str | None = None,
+    mode: RouterMode | None = None,
+    source: str | None = None,
+) -> Manifests:
+    """Every backend, then the router for each graph. Raises SpecError listing every problem."""
+    if len(graphs) != 1 and spec.router.name:
+        raise SpecError(Problem("router.name", "set only with a single graph"), source=source)
+    mode = mode or spec.router.mode
+    ns = resolve_namespace(namespace, spec, graphs)
+    names = {g.name: spec.router.name or g.name for g in graphs}
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    for g in graphs:
+        found, warned = check_deploy(spec, [g], router_name=names[g.name], namespace=ns, mode=mode)
+        problems.extend(p for p in found if p not in problems)
+        warnings.extend(w for w in warned if w not in warnings and "no graph uses" not in w)
+    _, all_warned = check_deploy(spec, graphs, router_name=names[graphs[0].name], namespace=ns, mode=mode)
+    warnings.extend(w for w in all_warned if "no graph uses" in w)
+    if problems:
+        raise SpecError(problems, source=source)
+    out = Manifests(objects=[], warnings=warnings)
+    for name, b in spec.services.items():
+        graph_label = next((g.name for g in graphs if name in g.service_names()), graphs[0].name)
+        if isinstance(b, InferenceServiceBackend):
+            out.objects.append(inference_service(name, b, namespace=ns, graph=graph_label))
+            if b.canary is not None:
+                out.notes.append(
+                    f"{name}: the canary ({b.canary.storage_uri}, {b.canary.traffic_percent}%) is not "
+                    f"in this output; once {name} is Ready, start it with "
+                    f"`graph-router rollout canary {name} --deploy DEPLOY`"
+                )
+        else:
+            out.objects.append(backend_service(name, b, namespace=ns, graph=graph_label))
+    for g in graphs:
+        out.objects.extend(_router_objects(g, spec, names[g.name], ns, mode, out.warnings))
+    _self_check(out.objects)
+    return out
+
+
+def _router_objects(
+    g: GraphDocument, spec: DeploySpec, name: str, ns: str, mode: RouterMode, warnings: list[str]
+) -> list[Obj]:
+    used = g.service_names()
+    urls = {svc: backend_url(svc, b, ns) for svc, b in spec.services.items() if svc in used}
+    if mode is RouterMode.KSERVE:
+        knative_urls = {s: u for s, u in urls.items() if isinstance(spec.services[s], KnativeBackend)}
+        return [
+            inference_graph(
+                g, name=name, namespace=ns, router=spec.router, knative_urls=knative_urls, warnings=warnings
+            )
+        ]
+    if mode is RouterMode.DEPLOYMENT:
+        return deployment_router(g, name=name, namespace=ns, r=spec.router, urls=urls)
+    return knative_router(g, name=name, namespace=ns, r=spec.router, urls=urls)
+
+
+def _self_check(objects: Sequence[Obj]) -> None:
+    """A generated object the API server or a webhook would reject is our bug: never print it."""
+    problems = [Problem(f"{label(o)}: {p.path}", p.message) for o in objects for p in check_object(o)]
+    if problems:
+        raise SpecError(problems, source="generated manifests (a graph-router bug, please report it)")
