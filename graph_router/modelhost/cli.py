@@ -15,11 +15,25 @@ import sys
 from .catalog import EXAMPLE_MODELS, example_models
 from .host import ModelHost
 
+Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subparsers: Subparsers) -> None:
     """Add ``models serve`` and ``models list`` to the ``graph-router`` parser."""
     models = subparsers.add_parser("models", help="serve the example models (KServe v1 and v2)")
-    sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    add_commands(models.add_subparsers(dest="models_command", required=True, metavar="COMMAND"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m graph_router.modelhost serve|list`` (what the quick start runs)."""
+    parser = argparse.ArgumentParser(prog="python -m graph_router.modelhost", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def add_commands(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="serve example models on one port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=9000)
