@@ -30,8 +30,6 @@ from benchmarks.benchkit.procs import StartError, Supervisor
 from benchmarks.benchkit.router import PATTERNS, Pattern, Variant
 from benchmarks.benchkit.soakreport import (
     Sample,
-    fmt_pct,
-    growth_pct,
     render_samples,
     render_summary,
     sample_line,
@@ -142,12 +140,6 @@ def section(
         f"- idle before load: {idle[0]} open fds, RSS {fmt_mb(idle[1])}; "
         f"2 s after load: {after[0]} open fds, RSS {fmt_mb(after[1])}",
     ]
-    if samples:
-        first = samples[0]
-        lines.append(
-            f"- from the first slice to 2 s after load: RSS {fmt_pct(growth_pct(first.rss_kb, after[1]))}, "
-            f"open fds {fmt_pct(growth_pct(first.fds, after[0]))}"
-        )
     lines += [f"- **{died}**"] if died else []
     summaries = summarise(samples)
     lines += [
@@ -170,8 +162,8 @@ def write_report(args: argparse.Namespace, soak: Soak, command: list[str], secti
         f"{'unpinned' if soak.server_cpu is None else f'on core {soak.server_cpu}'}",
         "errors: non-2xx/3xx responses plus socket errors (connect, read, write, timeout); "
         "no faults injected",
-        "start = end of the first slice of a phase (warm), end = end of its last slice; "
-        "fds and RSS summed over the router's process tree",
+        "fds and RSS: summed over the router's process tree, sampled as each slice ends; "
+        "start = after the first slice of a phase (warm), end = after its last slice",
     ]
     text = header("graph-router soak", command, router.REPO, notes) + "\n" + "\n".join(sections)
     print(text, flush=True)
