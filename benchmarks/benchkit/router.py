@@ -84,15 +84,14 @@ def service_url(name: str, port: int) -> str:
 
 
 def default_router_cmd() -> list[str]:
-    """The repo's venv ``graph-router`` if present, else the one on PATH."""
-    venv = REPO / ".venv" / "bin" / "graph-router"
-    if venv.exists():
-        return [str(venv)]
+    """The checkout's router: the venv's ``graph-router`` script, else ``python -m graph_router``."""
+    venv = REPO / ".venv" / "bin"
+    if (venv / "graph-router").exists():
+        return [str(venv / "graph-router")]
+    if (venv / "python").exists():  # a venv without the package installed: run the checkout
+        return [str(venv / "python"), "-m", "graph_router"]
     found = shutil.which("graph-router")
-    if found:
-        return [found]
-    # Not installed (a fresh clone): run the checkout's CLI with this interpreter.
-    return [sys.executable, "-c", "import sys; from graph_router.cli import main; sys.exit(main())"]
+    return [found] if found else [sys.executable, "-m", "graph_router"]
 
 
 def router_env() -> dict[str, str]:
