@@ -340,7 +340,7 @@ async def test_quickstart_process(tmp_path: Path) -> None:
             assert (await r.json())["predictions"][2] == {"class": "virginica", "label": 2}
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-        rest = (await proc.stdout.read()).decode()
+        rest = (await asyncio.wait_for(proc.stdout.read(), 10)).decode()
         assert rest.endswith("quickstart: stopped\n")
         assert [pid for pid in pids if _alive(pid)] == []
     finally:

@@ -182,6 +182,31 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
             print("quickstart: stopped", flush=True)
 
 
+def model_host_argv(services: list[str], models_port: int) -> list[str]:
+    names = ",".join(services)
+    return [
+        sys.executable,
+        "-m",
+        "graph_router.modelhost",
+        "serve",
+        "--port",
+        str(models_port),
+        "--models",
+        names,
+    ]
+
+
+def router_argv(graph_file: Path, services: list[str], port: int, models_port: int) -> list[str]:
+    """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop."""
+    argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text"]
+    for name in services:
+        v1 = EXAMPLE_MODELS[name]().supports_v1
+        path = f"/v1/models/{name}:predict" if v1 else f"/v2/models/{name}/infer"
+        argv += ["--service", f"{name}=http://127.0.0.1:{models_port}{path}"]
+    return argv
+
+
 def _run(
     example_dir: Path,
     services: list[str],
@@ -190,54 +215,18 @@ def _run(
     stop: threading.Event,
     children: list[Child],
 ) -> int:
-    base = f"http://127.0.0.1:{models_port}"
-    py = sys.executable
-    host = _start(
-        "model host",
-        [
-            py,
-            "-m",
-            "graph_router.modelhost",
-            "serve",
-            "--port",
-            str(models_port),
-            "--models",
-            ",".join(services),
-        ],
-    )
+    host = _start("model host", model_host_argv(services, models_port))
     children.append(host)
-    _wait_ready(host, f"{base}/v2/health/ready", stop)
-    flags: list[str] = []
-    for name in services:
-        path = (
-            f"/v1/models/{name}:predict" if EXAMPLE_MODELS[name]().supports_v1 else f"/v2/models/{name}/infer"
-        )
-        flags += ["--service", f"{name}={base}{path}"]
-    router = _start(
-        "router",
-        [
-            py,
-            "-m",
-            "graph_router",
-            "serve",
-            str(example_dir / "graph.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--drain-seconds",
-            "0",
-            "--log-format",
-            "text",
-            *flags,
-        ],
-    )
+    _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)
+    if stop.is_set():
+        return 0
+    router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port))
     children.append(router)
     _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)
     if not stop.is_set():
+        curl = curl_command(example_dir, port)
         print(
-            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl_command(example_dir, port)}\n"
-            "\nPress Ctrl-C to stop.",
+            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}\n\nPress Ctrl-C to stop.",
             flush=True,
         )
     while not stop.wait(0.2):
