@@ -1,0 +1,204 @@
+"""Fixtures for the HTTP data plane: our server on port 0, raw sockets, scripted backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from graph_router.errors import envelope
+from graph_router.http.server import Handler, HttpResponse, HttpServer, ServerLimits, start_server
+
+JSON = [("content-type", "application/json")]
+
+
+def kserve_error(status: int, cause: str) -> HttpResponse:
+    """What the lead's on_error does: KServe's envelope."""
+    return HttpResponse(status, list(JSON), envelope(cause))
+
+
+ServeFn = Callable[..., Awaitable[HttpServer]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[ServeFn]:
+    """``await serve(handler, **limits)`` starts a server on 127.0.0.1:0; closed at teardown."""
+    servers: list[HttpServer] = []
+
+    async def start(handler: Handler, **limits: float | int | None) -> HttpServer:
+        srv = await start_server(
+            handler, host="127.0.0.1", port=0, limits=ServerLimits(**limits), on_error=kserve_error  # type: ignore[arg-type]
+        )
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        await srv.close()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+class Raw:
+    """A raw client socket: write exact bytes, read responses one by one."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def response(self, within: float = 5.0) -> RawResponse:
+        async with asyncio.timeout(within):
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            headers = [(k.lower(), v.strip()) for k, v in (ln.split(":", 1) for ln in lines[1:] if ln)]
+            length = next((int(v) for k, v in headers if k == "content-length"), 0)
+            body = await self.reader.readexactly(length) if length else b""
+            return RawResponse(status, headers, body)
+
+    async def closed(self, within: float = 5.0) -> bool:
+        """True when the server closed the connection (EOF or reset) within ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                rest = await self.reader.read()
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        return rest == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[Callable[[int], Awaitable[Raw]]]:
+    opened: list[Raw] = []
+
+    async def open_(port: int) -> Raw:
+        conn = await Raw.open(port)
+        opened.append(conn)
+        return conn
+
+    yield open_
+    for conn in opened:
+        conn.close()
+
+
+# --- scripted backends for the client ------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    head: str
+    body: bytes
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split("\r\n", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        for line in self.head.split("\r\n")[1:]:
+            k, _, v = line.partition(":")
+            if k.strip().lower() == name:
+                return v.strip()
+        return None
+
+
+async def read_request(reader: asyncio.StreamReader) -> Received | None:
+    """One request (Content-Length bodies only), or None at EOF."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    text = head.decode("latin-1")
+    got = Received(text, b"")
+    length = int(got.header("content-length") or 0)
+    got.body = await reader.readexactly(length) if length else b""
+    return got
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int, "Scripted"], Awaitable[None]]
+
+
+@dataclass
+class Scripted:
+    """A raw asyncio server; ``script(reader, writer, n, self)`` runs per connection (n from 0)."""
+
+    script: Script
+    connections: int = 0
+    requests: list[Received] = field(default_factory=list)
+    server: asyncio.Server | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    def url(self, path: str = "/v1/models/m:predict") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = self.connections
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        try:
+            await self.script(reader, writer, n, self)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.tasks.discard(task)
+            writer.close()
+
+    async def read(self, reader: asyncio.StreamReader) -> Received | None:
+        got = await read_request(reader)
+        if got is not None:
+            self.requests.append(got)
+        return got
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
+    started: list[Scripted] = []
+
+    async def start(script: Script) -> Scripted:
+        s = Scripted(script)
+        s.server = await asyncio.start_server(s._on_conn, "127.0.0.1", 0)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        assert s.server is not None
+        s.server.close()
+        for task in list(s.tasks):
+            task.cancel()
+        await asyncio.gather(*s.tasks, return_exceptions=True)
+        await s.server.wait_closed()
+
+
+def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
+    return head.encode() + body
