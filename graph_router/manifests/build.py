@@ -73,7 +73,10 @@ def build_manifests(
         else:
             out.objects.append(backend_service(name, b, namespace=ns, graph=graph_label))
     for g in graphs:
-        out.objects.extend(_router_objects(g, spec, names[g.name], ns, mode, out.warnings))
+        warned: list[str] = []
+        out.objects.extend(_router_objects(g, spec, names[g.name], ns, mode, warned))
+        # With several graphs, say which one a removal is from.
+        out.warnings.extend(f"{g.name}: {w}" if len(graphs) > 1 else w for w in warned)
     _self_check(out.objects)
     return out
 

@@ -26,7 +26,10 @@ Obj = dict[str, Any]
 
 
 class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (the graph in the ConfigMap) as ``|`` blocks, readable in a diff."""
+    """Multi-line strings (the graph in the ConfigMap) as ``|`` blocks; no ``&id001`` anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
