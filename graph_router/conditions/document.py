@@ -1,0 +1,82 @@
+"""One JSON document as the router sees it: the raw bytes, parsed at most once, on demand."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Final
+
+import orjson
+
+__all__ = ["INVALID", "JsonDoc"]
+
+
+class _Invalid:
+    """Type of :data:`INVALID`, the parsed value of a document that is not JSON."""
+
+    __slots__ = ()
+    _instance: _Invalid | None = None
+
+    def __new__(cls) -> _Invalid:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+INVALID: Final = _Invalid()
+
+# orjson silently turns integers beyond 64 bits into floats; any long digit run sends the
+# document to the stdlib parser, which keeps them exact (a run inside a string costs only speed).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_UNSET: Final = object()
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> object:
+    """Parse ``raw`` strictly (RFC 8259); :data:`INVALID` when it is not one JSON value."""
+    if not _LONG_DIGITS.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # lone surrogates, 1e400, deep nesting...: let the stdlib decide
+    try:
+        # surrogateescape: gjson does not check UTF-8, so neither do we; bytes survive as surrogates.
+        text = raw.decode("utf-8", "surrogateescape")
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return INVALID
+
+
+class JsonDoc:
+    """One JSON document: ``raw`` bytes plus the lazily parsed ``value``."""
+
+    __slots__ = ("_value", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._value: object = _UNSET
+
+    @property
+    def value(self) -> object:
+        """The parsed value (dict/list/str/int/float/bool/None), or :data:`INVALID`."""
+        if self._value is _UNSET:
+            self._value = parse_json(self.raw)
+        return self._value
+
+    @property
+    def valid(self) -> bool:
+        """True when the whole document is one valid JSON value (gjson.ValidBytes)."""
+        return self.value is not INVALID
+
+    def __repr__(self) -> str:
+        head = self.raw[:60]
+        return f"JsonDoc({head!r}{'...' if len(self.raw) > 60 else ''})"
