@@ -172,6 +172,13 @@ class Scripted:
             self.tasks.discard(task)
             writer.close()
 
+    @staticmethod
+    def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
+        """A 200 JSON response with Content-Length (``extra``: more header lines, CRLF-terminated)."""
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        head += f"{extra}\r\n"
+        return head.encode() + body
+
     async def read(self, reader: asyncio.StreamReader) -> Received | None:
         got = await read_request(reader)
         if got is not None:
@@ -198,7 +205,3 @@ async def scripted() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
         await asyncio.gather(*s.tasks, return_exceptions=True)
         await s.server.wait_closed()
 
-
-def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
-    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
-    return head.encode() + body

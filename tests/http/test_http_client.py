@@ -1,0 +1,413 @@
+"""The keep-alive client pool against aiohttp and against raw servers scripted byte by byte."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+
+from graph_router.http.client import (
+    ClientLimits,
+    ConnectFailed,
+    Disconnected,
+    HttpClient,
+    ProtocolViolation,
+    ReadTimeout,
+    ResponseTooLarge,
+    Url,
+)
+from graph_router.http.wire import HeaderInjection
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@pytest.fixture
+async def client():
+    c = HttpClient()
+    yield c
+    await c.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # closed: connecting is refused
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST instead of FIN."""
+    sock = writer.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+# --- against aiohttp ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def aio(aiohttp_server):
+    peers: list[object] = []
+    seen: list[tuple[str, str, CIMultiDict[str], bytes]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        seen.append((request.method, request.path_qs, CIMultiDict(request.headers), await request.read()))
+        if request.path == "/redirect":
+            return web.Response(status=302, headers={"Location": "/elsewhere"})
+        return web.json_response({"n": len(seen)}, headers={"X-Reply": "yes"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = await aiohttp_server(app)
+    return server, peers, seen
+
+
+async def test_post_to_aiohttp_and_connection_reuse(aio, client: HttpClient) -> None:
+    server, peers, seen = aio
+    url = Url.parse(f"http://127.0.0.1:{server.port}/v1/models/m:predict?v=1")
+    for i in range(5):
+        resp = await client.request("POST", url, [("X-Request-Id", f"r{i}")], b'{"a":1}', timeout=5)
+        assert resp.status == 200
+        assert resp.body == f'{{"n": {i + 1}}}'.encode()
+        assert resp.header("x-reply") == "yes"
+        assert resp.header("content-type") == "application/json; charset=utf-8"
+    assert len(set(peers)) == 1  # one connection, reused
+    assert client.connects == 1
+    assert client.idle_connections() == 1
+    method, path, headers, body = seen[0]
+    assert (method, path, body) == ("POST", "/v1/models/m:predict?v=1", b'{"a":1}')
+    assert headers["Host"] == f"127.0.0.1:{server.port}"
+    assert headers["Content-Length"] == "7"
+    assert headers["X-Request-Id"] == "r0"
+
+
+async def test_concurrent_requests_open_connections_and_pool_is_bounded(aio) -> None:
+    server, _, _ = aio
+    client = HttpClient(ClientLimits(max_idle_per_host=2))
+    url = Url.parse(f"http://127.0.0.1:{server.port}/x")
+    resps = await asyncio.gather(*(client.request("POST", url, [], b"{}", timeout=5) for _ in range(5)))
+    assert [r.status for r in resps] == [200] * 5
+    assert client.connects == 5
+    assert client.idle_connections() == 2
+    await client.aclose()
+    assert client.idle_connections() == 0
+
+
+async def test_redirects_are_returned_not_followed(aio, client: HttpClient) -> None:
+    server, _, seen = aio
+    url = Url.parse(f"http://127.0.0.1:{server.port}/redirect")
+    resp = await client.request("POST", url, [], b"x", timeout=5)
+    assert resp.status == 302
+    assert resp.header("location") == "/elsewhere"
+    assert len(seen) == 1
+
+
+# --- against scripted raw servers -------------------------------------------------------------------
+
+
+async def test_request_framing_headers_from_the_caller_are_dropped(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(s.ok())
+
+    s = await scripted(script)
+    hdrs = [("Host", "evil"), ("Content-Length", "999"), ("Transfer-Encoding", "chunked"),
+            ("Connection", "close"), ("x-keep", "1")]
+    await client.request("POST", Url.parse(s.url()), hdrs, b"abc", timeout=5)
+    got = s.requests[0]
+    assert got.request_line == "POST /v1/models/m:predict HTTP/1.1"
+    assert got.head.split("\r\n")[1:-2] == [f"host: 127.0.0.1:{s.port}", "x-keep: 1", "content-length: 3"]
+    assert got.body == b"abc"
+
+
+async def test_header_injection_is_refused_before_sending(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+
+    s = await scripted(script)
+    with pytest.raises(HeaderInjection):
+        await client.request("POST", Url.parse(s.url()), [("x", "1\r\nevil: 1")], b"", timeout=5)
+    assert s.connections == 0
+
+
+async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        if n == 0:
+            await s.read(reader)
+            writer.write(s.ok(b"first"))
+            await s.read(reader)  # the backend dropped the idle connection just as we sent
+            return
+        while await s.read(reader):
+            writer.write(s.ok(b"fresh"))
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    assert (await client.request("POST", url, [], b"1", timeout=5)).body == b"first"
+    assert (await client.request("POST", url, [], b"2", timeout=5)).body == b"fresh"
+    assert s.connections == 2
+    assert [r.body for r in s.requests] == [b"1", b"2", b"2"]
+
+
+async def test_retry_happens_once_only(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        if n == 0:
+            writer.write(s.ok(b"first"))
+            await s.read(reader)
+        # every later connection: read the request, close without a byte
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    await client.request("POST", url, [], b"1", timeout=5)
+    with pytest.raises(Disconnected) as info:
+        await client.request("POST", url, [], b"2", timeout=5)
+    assert info.value.nothing_received is True
+    assert info.value.detail == "EOF"
+    assert s.connections == 2  # the pooled one, and one fresh retry
+
+
+async def test_fresh_connection_closed_without_answer_is_not_retried(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+
+    s = await scripted(script)
+    with pytest.raises(Disconnected) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"x", timeout=5)
+    assert (info.value.nothing_received, info.value.in_body) == (True, False)
+    assert s.connections == 1
+
+
+async def test_idle_connection_closed_by_backend_is_not_reused(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(s.ok(b"%d" % n))  # keep-alive answer, then the backend closes anyway
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"0"
+    await asyncio.sleep(0.1)  # the FIN arrives while the connection is idle
+    assert client.idle_connections() == 0
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"1"
+    assert len(s.requests) == 2  # no request was wasted on the dead connection
+
+
+async def test_chunked_response_then_keep_alive(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        while await s.read(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            await asyncio.sleep(0.02)
+            writer.write(b"6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    for _ in range(2):
+        resp = await client.request("POST", url, [], b"", timeout=5)
+        assert resp.body == b"hello world"
+        assert resp.headers == [("transfer-encoding", "chunked")]
+    assert s.connections == 1
+
+
+async def test_connection_close_answer_is_not_pooled(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(s.ok(b"bye", extra="connection: close\r\n"))
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"bye"
+    assert client.idle_connections() == 0
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"bye"
+    assert s.connections == 2
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"])
+async def test_response_without_length_is_read_to_eof(
+    scripted, client: HttpClient, status_line: bytes
+) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(status_line + b"\r\ncontent-type: text/plain\r\n\r\nstream")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"ed")
+
+    s = await scripted(script)
+    resp = await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
+    assert resp.body == b"streamed"
+    assert client.idle_connections() == 0
+
+
+async def test_informational_responses_are_skipped(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + s.ok(b"final"))
+
+    s = await scripted(script)
+    resp = await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
+    assert (resp.status, resp.body) == (200, b"final")
+    assert ("link", "</a>") not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n01234567890",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n0123456789012345",
+    ],
+    ids=["content-length", "chunked", "until-eof"],
+)
+async def test_response_over_the_limit(scripted, answer: bytes) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(answer)
+
+    s = await scripted(script)
+    client = HttpClient(ClientLimits(max_response_bytes=10))
+    with pytest.raises(ResponseTooLarge) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
+    assert info.value.detail == "response body larger than 10 bytes"
+    assert client.idle_connections() == 0
+    await client.aclose()
+
+
+async def test_timeout_awaiting_headers(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        await asyncio.sleep(30)
+
+    s = await scripted(script)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(ReadTimeout) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"", timeout=0.2)
+    assert 0.15 < loop.time() - t0 < 2
+    assert info.value.headers_received is False
+    assert client.idle_connections() == 0
+
+
+async def test_timeout_reading_body(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
+        await asyncio.sleep(30)
+
+    s = await scripted(script)
+    with pytest.raises(ReadTimeout) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"", timeout=0.2)
+    assert info.value.headers_received is True
+
+
+async def test_connection_refused(client: HttpClient) -> None:
+    port = free_port()
+    with pytest.raises(ConnectFailed) as info:
+        await client.request("POST", Url.parse(f"http://127.0.0.1:{port}/"), [], b"", timeout=5)
+    assert info.value.detail == f"dial tcp 127.0.0.1:{port}: connect: connection refused"
+
+
+async def test_malformed_response_is_a_protocol_violation(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"SPDY/9 what\r\n\r\n")
+
+    s = await scripted(script)
+    with pytest.raises(ProtocolViolation) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
+    broken = "net/http: HTTP/1.x transport connection broken: malformed HTTP response"
+    assert info.value.detail.startswith(broken)
+
+
+async def test_reset_in_the_middle_of_the_body(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        reset(writer)
+
+    s = await scripted(script)
+    with pytest.raises(Disconnected) as info:
+        await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
+    err = info.value
+    assert (err.nothing_received, err.in_body) == (False, True)
+    assert err.detail.startswith("read tcp 127.0.0.1:")
+    assert err.detail.endswith(f"->127.0.0.1:{s.port}: read: connection reset by peer")
+
+
+async def test_second_response_to_one_request_kills_the_connection(scripted, client: HttpClient) -> None:
+    async def script(reader, writer, n, s) -> None:
+        while await s.read(reader):
+            writer.write(s.ok(b"one") + s.ok(b"unasked"))
+
+    s = await scripted(script)
+    url = Url.parse(s.url())
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"one"
+    await asyncio.sleep(0.05)
+    assert (await client.request("POST", url, [], b"", timeout=5)).body == b"one"
+    assert s.connections == 2
+
+
+async def test_cancelled_request_drops_its_connection(scripted, client: HttpClient) -> None:
+    closed = asyncio.Event()
+
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        if await reader.read() == b"":
+            closed.set()
+
+    s = await scripted(script)
+    task = asyncio.create_task(client.request("POST", Url.parse(s.url()), [], b"", timeout=None))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5):
+        await closed.wait()
+    assert client.idle_connections() == 0
+
+
+async def test_closed_client_refuses_requests() -> None:
+    client = HttpClient()
+    await client.aclose()
+    with pytest.raises(RuntimeError):
+        await client.request("GET", Url.parse("http://127.0.0.1:1/"), [], b"", timeout=1)
+
+
+# --- Url -------------------------------------------------------------------------------------
+
+
+def test_url_parse_precomputes_the_request_head() -> None:
+    url = Url.parse("http://model.ns.svc.cluster.local/v1/models/m:predict")
+    assert (url.host, url.port, url.target, url.authority) == (
+        "model.ns.svc.cluster.local", 80, "/v1/models/m:predict", "model.ns.svc.cluster.local"
+    )
+    head = "POST /v1/models/m:predict HTTP/1.1\r\nhost: model.ns.svc.cluster.local\r\n"
+    assert url.head_prefix("POST") == head
+    assert Url.parse("http://127.0.0.1:8080").target == "/"
+    assert Url.parse("http://[::1]:8080/a?b=c d".replace(" ", "%20")).dial_address == "[::1]:8080"
+    assert Url.parse("http://h/a b%20c?q=ä".replace(" ", "%20")).target == "/a%20b%20c?q=%C3%A4"
+    assert Url.parse("http://h:81/x").join("/y?z").raw == "http://h:81/y?z"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("https://h/x", "https backends are not supported yet: https://h/x"),
+        ("ftp://h/x", "scheme must be http, got 'ftp'"),
+        ("h:80/x", "scheme must be http"),
+        ("http:///x", "missing host"),
+        ("http://h:99999/x", "Port out of range"),
+        ("http://h:port/x", "invalid URL"),
+        ("http://u:p@h/x", "credentials in backend URLs are not supported"),
+        ("http://h/x y", "contains whitespace or a control character"),
+    ],
+)
+def test_url_parse_rejects_bad_urls_clearly(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        Url.parse(raw)
