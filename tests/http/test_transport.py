@@ -1,0 +1,266 @@
+"""HttpBackend: Go-worded error translation, header rules, redirects, the shared factory."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import struct
+
+import pytest
+from aiohttp import web
+
+from graph_router.backend import Backend, BackendRequest
+from graph_router.errors import (
+    BackendConnectError,
+    BackendDisconnected,
+    BackendError,
+    BackendProtocolError,
+    BackendResponseTooLarge,
+    BackendTimeout,
+)
+from graph_router.http.client import ClientLimits, HttpClient
+from graph_router.transport import HttpBackend, HttpBackendFactory, outgoing_headers
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@pytest.fixture
+async def factory():
+    f = HttpBackendFactory()
+    yield f
+    await f.aclose()
+
+
+def req(body: bytes = b'{"instances":[1]}', headers=None, timeout: float | None = 5.0) -> BackendRequest:
+    return BackendRequest(body=body, headers=list(headers or []), timeout=timeout)
+
+
+# --- error translation --------------------------------------------------------------------------
+
+
+async def test_refused_reads_like_go(factory: HttpBackendFactory) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1/models/m:predict"
+    with pytest.raises(BackendConnectError) as info:
+        await factory.get(url).call(req())
+    err = info.value
+    assert err.cause == f'Post "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused'
+    assert (err.status, err.nothing_processed) == (500, True)
+    assert err.__cause__ is not None  # raised from the client's exception
+
+
+async def test_timeout_awaiting_headers_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        await asyncio.sleep(30)
+
+    s = await scripted(script)
+    with pytest.raises(BackendTimeout) as info:
+        await factory.get(s.url()).call(req(timeout=0.2))
+    assert info.value.cause == (
+        f'Post "{s.url()}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    )
+
+
+async def test_timeout_reading_body_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab")
+        await asyncio.sleep(30)
+
+    s = await scripted(script)
+    with pytest.raises(BackendTimeout) as info:
+        await factory.get(s.url()).call(req(timeout=0.2))
+    go = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
+    assert info.value.cause == go
+
+
+async def test_closed_without_answer_is_eof(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+
+    s = await scripted(script)
+    with pytest.raises(BackendDisconnected) as info:
+        await factory.get(s.url()).call(req())
+    assert info.value.cause == f'Post "{s.url()}": EOF'
+    assert info.value.nothing_processed is True
+
+
+async def test_reset_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        sock = writer.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    s = await scripted(script)
+    with pytest.raises(BackendDisconnected) as info:
+        await factory.get(s.url()).call(req())
+    pattern = (
+        rf'Post "{re.escape(s.url())}": '
+        rf"read tcp 127\.0\.0\.1:\d+->127\.0\.0\.1:{s.port}: read: connection reset by peer"
+    )
+    assert re.fullmatch(pattern, info.value.cause), info.value.cause
+
+
+async def test_cut_body_is_unexpected_eof_without_url(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nhalf")
+
+    s = await scripted(script)
+    with pytest.raises(BackendDisconnected) as info:
+        await factory.get(s.url()).call(req())
+    assert info.value.cause == "unexpected EOF"
+    assert info.value.nothing_processed is False
+
+
+async def test_malformed_answer_is_a_502_protocol_error(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+
+    s = await scripted(script)
+    with pytest.raises(BackendProtocolError) as info:
+        await factory.get(s.url()).call(req())
+    assert info.value.status == 502
+    assert info.value.cause.startswith(f'Post "{s.url()}": net/http: HTTP/1.x transport connection broken')
+
+
+async def test_too_large_answer_is_a_502(scripted) -> None:
+    async def script(reader, writer, n, s) -> None:
+        await s.read(reader)
+        writer.write(s.ok(b"x" * 100))
+
+    s = await scripted(script)
+    f = HttpBackendFactory(limits=ClientLimits(max_response_bytes=64))
+    with pytest.raises(BackendResponseTooLarge) as info:
+        await f.get(s.url()).call(req())
+    assert info.value.status == 502
+    assert info.value.cause == f'Post "{s.url()}": response body larger than 64 bytes'
+    await f.aclose()
+
+
+# --- headers -------------------------------------------------------------------------------------
+
+
+async def test_headers_hop_by_hop_stripped_content_type_added(scripted, factory: HttpBackendFactory) -> None:
+    async def script(reader, writer, n, s) -> None:
+        while await s.read(reader):
+            writer.write(s.ok())
+
+    s = await scripted(script)
+    incoming = [
+        ("X-Request-Id", "abc"), ("Connection", "keep-alive, X-Foo"), ("Keep-Alive", "timeout=5"),
+        ("Proxy-Authorization", "Basic x"), ("Proxy-Connection", "keep-alive"), ("TE", "trailers"),
+        ("Trailer", "X-T"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("Host", "evil"),
+        ("Content-Length", "1"), ("Authorization", "Bearer t"),
+    ]
+    resp = await factory.get(s.url()).call(req(b"{}", incoming))
+    assert resp.status == 200
+    lines = s.requests[0].head.split("\r\n")
+    assert lines[0] == "POST /v1/models/m:predict HTTP/1.1"
+    assert lines[1:-2] == [
+        f"host: 127.0.0.1:{s.port}", "X-Request-Id: abc", "Authorization: Bearer t",
+        "content-type: application/json", "content-length: 2",
+    ]
+
+    await factory.get(s.url()).call(req(b"<x/>", [("Content-Type", "application/xml")]))
+    assert s.requests[1].header("content-type") == "application/xml"
+    assert s.requests[1].head.lower().count("content-type") == 1
+
+
+def test_outgoing_headers_rule() -> None:
+    assert outgoing_headers([]) == [("content-type", "application/json")]
+    assert outgoing_headers([("content-type", "text/plain"), ("te", "x")]) == [("content-type", "text/plain")]
+
+
+# --- redirects -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redirecting(aiohttp_server):
+    seen: list[tuple[str, str, bytes, str | None]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append((request.method, request.path, body, request.headers.get("Content-Type")))
+        hops = {
+            "/307": (307, "/final"), "/308": (308, "/final"), "/302": (302, "/final"),
+            "/303": (303, "/final"), "/301": (301, "/final"), "/loop": (307, "/loop"),
+            "/away": (307, "http://example.invalid/final"),
+        }
+        if request.path in hops:
+            status, location = hops[request.path]
+            return web.Response(status=status, headers={"Location": location})
+        return web.json_response({"method": request.method, "body": body.decode()})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = await aiohttp_server(app)
+    return f"http://127.0.0.1:{server.port}", seen
+
+
+async def test_redirect_not_followed_by_default(redirecting, factory: HttpBackendFactory) -> None:
+    base, seen = redirecting
+    resp = await factory.get(base + "/307").call(req(b"{}"))
+    assert resp.status == 307
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("code", ["307", "308"])
+async def test_307_308_re_post_the_body(redirecting, factory: HttpBackendFactory, code: str) -> None:
+    base, seen = redirecting
+    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}'))
+    assert (resp.status, resp.body) == (200, b'{"method": "POST", "body": "{\\"a\\":1}"}')
+    assert seen[1] == ("POST", "/final", b'{"a":1}', "application/json")
+
+
+@pytest.mark.parametrize("code", ["301", "302", "303"])
+async def test_301_302_303_become_a_bodyless_get(redirecting, factory: HttpBackendFactory, code: str) -> None:
+    base, seen = redirecting
+    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}'))
+    assert (resp.status, resp.body) == (200, b'{"method": "GET", "body": ""}')
+    assert seen[1] == ("GET", "/final", b"", None)
+
+
+async def test_redirect_to_another_host_is_returned(redirecting, factory: HttpBackendFactory) -> None:
+    base, seen = redirecting
+    resp = await factory.get(base + "/away", follow_redirects=True).call(req())
+    assert resp.status == 307
+    assert len(seen) == 1
+
+
+async def test_redirect_loop_stops_after_ten(redirecting, factory: HttpBackendFactory) -> None:
+    base, seen = redirecting
+    with pytest.raises(BackendError) as info:
+        await factory.get(base + "/loop", follow_redirects=True).call(req())
+    assert info.value.cause == f'Post "{base}/loop": stopped after 10 redirects'
+    assert len(seen) == 11
+
+
+# --- factory -------------------------------------------------------------------------------------
+
+
+async def test_factory_caches_per_url_and_shares_one_client() -> None:
+    client = HttpClient()
+    f = HttpBackendFactory(client)
+    a = f.get("http://a/v1/models/m:predict")
+    assert f.get("http://a/v1/models/m:predict") is a
+    assert f.get("http://a/v1/models/m:predict", follow_redirects=True) is not a
+    b = f("http://b/x")
+    assert isinstance(a, Backend)
+    assert (a.target, b.target) == ("http://a/v1/models/m:predict", "http://b/x")
+    with pytest.raises(ValueError, match="https backends are not supported yet"):
+        f.get("https://a/x")
+    await f.aclose()  # does not own the client
+    assert not client._closed
+    await client.aclose()
+
+
+async def test_backend_constructor_rejects_malformed_urls() -> None:
+    with pytest.raises(ValueError, match="missing host"):
+        HttpBackend("http:///x", HttpClient())
