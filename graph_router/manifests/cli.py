@@ -171,7 +171,14 @@ def _read_docs(file: str) -> list[Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(Problem("", f"cannot read file: {exc}"), source=file) from exc
     except yaml.YAMLError as exc:
-        raise SpecError(Problem("", f"invalid YAML: {exc}"), source=file) from exc
+        raise SpecError(Problem("", yaml_problem(exc)), source=file) from exc
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: ``line 2, column 1: invalid YAML: expected ...``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}"
 
 
 def _items(docs: list[Any]) -> list[Any]:

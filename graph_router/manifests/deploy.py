@@ -180,7 +180,10 @@ def load_deploy(path: str | Path) -> DeploySpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(Problem("", f"cannot read file: {exc}"), source=source) from exc
     except yaml.YAMLError as exc:
-        raise SpecError(Problem("", f"invalid YAML: {exc}"), source=source) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(Problem("", f"{where}invalid YAML: {problem}"), source=source) from exc
     return parse_deploy(data, source=source)
 
 
