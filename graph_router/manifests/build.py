@@ -49,14 +49,9 @@ def build_manifests(
     mode = mode or spec.router.mode
     ns = resolve_namespace(namespace, spec, graphs)
     names = {g.name: spec.router.name or g.name for g in graphs}
-    problems: list[Problem] = []
-    warnings: list[str] = []
-    for g in graphs:
-        found, warned = check_deploy(spec, [g], router_name=names[g.name], namespace=ns, mode=mode)
-        problems.extend(p for p in found if p not in problems)
-        warnings.extend(w for w in warned if w not in warnings and "no graph uses" not in w)
-    _, all_warned = check_deploy(spec, graphs, router_name=names[graphs[0].name], namespace=ns, mode=mode)
-    warnings.extend(w for w in all_warned if "no graph uses" in w)
+    problems, warnings = check_deploy(
+        spec, graphs, router_names=list(names.values()), namespace=ns, mode=mode
+    )
     if problems:
         raise SpecError(problems, source=source)
     out = Manifests(objects=[], warnings=warnings)

@@ -54,7 +54,7 @@ def check_deploy(
     spec: DeploySpec,
     graphs: Sequence[GraphDocument],
     *,
-    router_name: str,
+    router_names: Sequence[str],
     namespace: str,
     mode: RouterMode,
 ) -> tuple[list[Problem], list[str]]:
@@ -73,9 +73,11 @@ def check_deploy(
         )
     for name, backend in spec.services.items():
         problems.extend(check_backend(name, backend, warnings))
-    problems.extend(_check_router(spec, router_name, mode, warnings))
+    for router_name in router_names:
+        problems.extend(_check_router(spec, router_name, mode, warnings))
     problems.extend(_check_coverage(spec, graphs, warnings))
-    return problems, warnings
+    # Several routers share the router settings: report each finding once.
+    return list(dict.fromkeys(problems)), list(dict.fromkeys(warnings))
 
 
 def check_backend(name: str, b: Backend, warnings: list[str]) -> list[Problem]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import Problem
+from .gonum import format_go_duration, go_float, go_g, go_int, parse_go_duration
 
 AUTOSCALING = "autoscaling.knative.dev/"
 KPA = "kpa.autoscaling.knative.dev"
@@ -42,83 +43,6 @@ ISVC_NAME_MSG = (
 #: A tag's host label is ``{tag}-{ksvc}``, which must also be a DNS label of at most 63 characters.
 PREDICTOR_SUFFIX = "-predictor"
 PathFn = Callable[[str], str]
-
-# --- Go's time.ParseDuration / Duration.String ------------------------------------------------
-
-_UNITS = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "μs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> int | None:
-    """Nanoseconds, as Go's ``time.ParseDuration`` reads ``text``; None where Go reports an error."""
-    s = text
-    sign = 1
-    if s[:1] in "+-" and s:
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        return None
-    total = 0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION.match(s, pos)
-        if m is None:
-            return None
-        num, unit = m.group(1), m.group(2)
-        whole, _, frac = num.partition(".")
-        value = int(whole or "0") * _UNITS[unit]
-        if frac:
-            value += int(frac) * _UNITS[unit] // 10 ** len(frac)
-        total += value
-        pos = m.end()
-    return sign * total
-
-
-def format_go_duration(ns: int) -> str:
-    """Go's ``Duration.String`` for whole seconds and above (enough for the bounds we print)."""
-    if ns == 0:
-        return "0s"
-    secs = ns // 10**9
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h{m}m{s}s"
-    if m:
-        return f"{m}m{s}s"
-    return f"{s}s"
-
-
-def _go_float(text: str) -> float | None:
-    """``strconv.ParseFloat``: None where Go fails (Python also accepts '1_0', Go does not)."""
-    if "_" in text or not text.strip() or text != text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _go_int(text: str) -> int | None:
-    if not re.fullmatch(r"[+-]?\d+", text):
-        return None
-    return int(text)
-
-
-def _g(x: float) -> str:
-    """Go's %v/%g for the float64 bounds (1 -> '1', 0.01 -> '0.01')."""
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
 
 # --- names ---------------------------------------------------------------------------------------
 
@@ -288,7 +212,7 @@ def check_autoscaling_annotations(
     for fn in (_class, _min_max, _floats, _durations, _metric, _initial_scale):
         problems.extend(fn(a, path))
     init = a.get(AUTOSCALING + "initial-scale")
-    if warnings is not None and init is not None and _go_int(init) == 0:
+    if warnings is not None and init is not None and go_int(init) == 0:
         warnings.append(
             f"{path(AUTOSCALING + 'initial-scale')}: {AUTOSCALING}initial-scale=0 is rejected "
             'unless the cluster sets allow-zero-initial-scale: "true" in config-autoscaler'
@@ -315,7 +239,7 @@ def _min_max(a: Mapping[str, str], path: PathFn) -> list[Problem]:
         k = AUTOSCALING + name
         if k not in a:
             continue
-        i = _go_int(a[k])
+        i = go_int(a[k])
         if i is None:
             problems.append(_invalid(a[k], k, path))
         elif not 0 <= i <= 2**31 - 1:
@@ -329,7 +253,7 @@ def _min_max(a: Mapping[str, str], path: PathFn) -> list[Problem]:
         )
     k = AUTOSCALING + "activation-scale"
     if k in a:
-        nz = _go_int(a[k])
+        nz = go_int(a[k])
         if nz is None:
             problems.append(_invalid(a[k], k, path))
         elif lo > nz:
@@ -353,21 +277,21 @@ def _floats(a: Mapping[str, str], path: PathFn) -> list[Problem]:
     for name, (lo, hi) in _FLOAT_BOUNDS.items():
         k = AUTOSCALING + name
         if k in a:
-            f = _go_float(a[k])
+            f = go_float(a[k])
             if f is None or math.isnan(f):
                 problems.append(_invalid(a[k], k, path))
             elif not lo <= f <= hi:
-                problems.append(Problem(path(k), f"expected {_g(lo)} <= {a[k]} <= {_g(hi)}"))
+                problems.append(Problem(path(k), f"expected {go_g(lo)} <= {a[k]} <= {go_g(hi)}"))
     k = AUTOSCALING + "target"
     if k in a:
-        f = _go_float(a[k])
+        f = go_float(a[k])
         if f is None:
             problems.append(_invalid(a[k], k, path))
         elif f < 0.01:
             problems.append(Problem(path(k), f"target {a[k]} should be at least 0.01"))
     k = AUTOSCALING + "target-burst-capacity"
     if k in a:
-        f = _go_float(a[k])
+        f = go_float(a[k])
         if f is None or (f < 0 and f != -1):
             problems.append(_invalid(a[k], k, path))
     return problems
@@ -419,7 +343,7 @@ def _initial_scale(a: Mapping[str, str], path: PathFn) -> list[Problem]:
     k = AUTOSCALING + "initial-scale"
     if k not in a:
         return []
-    i = _go_int(a[k])
+    i = go_int(a[k])
     if i is None:
         return [_invalid(a[k], k, path)]
     if i < 0:
