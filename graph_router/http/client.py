@@ -62,7 +62,7 @@ class HttpClient:
         self._limits = limits
         self._idle: dict[tuple[str, str, int], list[ClientConnection]] = {}
         self._closed = False
-        #: Connections opened so far (tests and metrics).
+        #: Connection attempts so far (tests and metrics).
         self.connects = 0
 
     async def request(

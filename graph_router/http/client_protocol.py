@@ -136,7 +136,8 @@ class ClientConnection(asyncio.Protocol):
         return fut
 
     def timed_out(self) -> None:
-        self._finish_error(ReadTimeout(headers_received=self._headers_done))
+        if self._fut is not None:  # else the response won the race: nothing to do
+            self._finish_error(ReadTimeout(headers_received=self._headers_done))
 
     def kill(self) -> None:
         """Drop the connection now (after an error, a timeout or a cancelled exchange)."""

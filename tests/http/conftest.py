@@ -205,3 +205,14 @@ async def scripted() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
         await asyncio.gather(*s.tasks, return_exceptions=True)
         await s.server.wait_closed()
 
+
+
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, LoopFactory]:
+    """Every async test here runs on both loops: uvloop is what production uses."""
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
