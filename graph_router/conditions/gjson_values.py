@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .document import INVALID, parse_json
-from .gjson_syntax import squash, unescape
+from .gjson_text import squash, unescape
 
 
 class _Missing:
