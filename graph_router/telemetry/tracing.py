@@ -1,0 +1,107 @@
+"""Spans: the request's SERVER span (continuing W3C context), tracer providers, ``traceparent`` text.
+
+Span and attribute names are listed in docs/observability.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ..http.messages import HttpRequest
+
+INSTRUMENTATION = "graph_router"
+
+# attribute names (OpenTelemetry semantic conventions where one exists)
+GRAPH = "graph_router.graph"
+NODE = "graph_router.node"
+ROUTER_TYPE = "graph_router.router_type"
+STEP = "graph_router.step"
+TARGET = "graph_router.target"
+BACKEND = "graph_router.backend"
+BRANCH = "graph_router.branch"
+RETRY_COUNT = "graph_router.retry_count"
+ATTEMPT = "graph_router.attempt"
+CAUSE = "graph_router.error.cause"
+ERROR_TYPE = "error.type"
+HTTP_STATUS = "http.response.status_code"
+HTTP_METHOD = "http.request.method"
+URL_PATH = "url.path"
+
+_propagator = TraceContextTextMapPropagator()
+
+
+class RequestState:
+    """What ``start()`` returns and the engine carries as ``ctx.span``: the SERVER span, if tracing."""
+
+    __slots__ = ("graph", "span")
+
+    def __init__(self, graph: str, span: Span | None) -> None:
+        self.graph = graph
+        self.span = span
+
+
+def server_span(tracer: trace.Tracer, graph: str, req: HttpRequest) -> Span:
+    """Start the request's SERVER span, child of the caller's ``traceparent`` when there is a valid one."""
+    carrier: dict[str, str] = {}
+    for k, v in req.headers:  # names are lower-case (HttpRequest)
+        if k == "traceparent" or k == "tracestate":
+            carrier.setdefault(k, v)
+    parent = _propagator.extract(carrier) if carrier else None
+    path = req.target.split("?", 1)[0]
+    return tracer.start_span(f"graph {graph}", context=parent, kind=SpanKind.SERVER,
+                             attributes={GRAPH: graph, HTTP_METHOD: req.method, URL_PATH: path})
+
+
+def traceparent(sc: SpanContext) -> str:
+    """The W3C ``traceparent`` value naming ``sc`` as the parent."""
+    return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
+
+
+def with_trace_headers(headers: list[tuple[str, str]], sc: SpanContext) -> list[tuple[str, str]]:
+    """A copy of ``headers`` whose ``traceparent``/``tracestate`` (any case) name ``sc``."""
+    out = [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+    out.append(("traceparent", traceparent(sc)))
+    if sc.trace_state:
+        out.append(("tracestate", sc.trace_state.to_header()))
+    return out
+
+
+def set_traceparent(headers: list[tuple[str, str]], sc: SpanContext) -> None:
+    """Point the ``traceparent`` entry (added by :func:`with_trace_headers`) at ``sc``, in place."""
+    for i, (k, _) in enumerate(headers):
+        if k == "traceparent":
+            headers[i] = (k, traceparent(sc))
+            return
+
+
+def build_provider(mode: str) -> TracerProvider | None:
+    """A provider exporting in batches: ``otlp`` (OTLP/HTTP, configured by ``OTEL_EXPORTER_OTLP_*``),
+    ``console`` (stdout), or None for ``off``."""
+    if mode == "off":
+        return None
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "graph-router"}))
+    exporter: SpanExporter
+    if mode == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    elif mode == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        raise ValueError(f"tracing mode {mode!r}: expected off, console or otlp")
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
