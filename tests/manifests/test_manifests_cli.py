@@ -231,3 +231,21 @@ def test_go_duration_format_and_name_limits() -> None:
     assert isvc_name_limit(canary=False, tag_routing=False) == 53
     assert isvc_name_limit(canary=True, tag_routing=False) == 48
     assert isvc_name_limit(canary=True, tag_routing=True) == 46
+
+
+def test_entry_point_pipeline() -> None:
+    """``graph-router manifests ... | graph-router manifests --check -`` through the real CLI."""
+    import subprocess
+    import sys
+
+    gen = subprocess.run(
+        [sys.executable, "-m", "graph_router", "manifests", "graphs/v2-chain/graph.yaml", "--deploy",
+         "graphs/v2-chain/deploy.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert (gen.returncode, gen.stderr) == (0, "")
+    check = subprocess.run(
+        [sys.executable, "-m", "graph_router", "manifests", "--check", "-"],
+        cwd=ROOT, input=gen.stdout, capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert (check.returncode, check.stderr.splitlines()[-1]) == (0, "ok: 3 object(s) valid")
