@@ -27,13 +27,18 @@ condition_text = st.one_of(
     st.lists(st.sampled_from(PIECES), max_size=10).map(lambda p: "{ " + "".join(p) + " }"),
 )
 
-KEYS = st.sampled_from(["a", "b", "instances", "predictions", "modelId", "score", "0", "#", ""]) | st.text(max_size=4)
+KEYS = st.sampled_from(["a", "b", "instances", "predictions", "modelId", "score", "0", "#", ""]) | st.text(
+    max_size=4
+)
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8), st.sampled_from(["2", "dog", "true"]),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+    st.sampled_from(["2", "dog", "true"]),
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=5), max_leaves=30
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=5),
+    max_leaves=30,
 )
 
 # Conditions whose answer cannot depend on object key order (no wildcards, no order-revealing modifiers).
