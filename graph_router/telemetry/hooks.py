@@ -262,7 +262,9 @@ class StepScope:
                 client.set_status(Status(_ERR, cause))
             client.end()
             self.client = None
-        attrs: dict[str, Any] = {RETRY_COUNT: max(self.attempts - 1, 0)}
+        attrs: dict[str, Any] = {}
+        if self.step.backend is not None:
+            attrs[RETRY_COUNT] = max(self.attempts - 1, 0)
         if self.status is not None:
             attrs[HTTP_STATUS] = self.status
             if self.status >= 400:

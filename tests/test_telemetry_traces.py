@@ -1,0 +1,304 @@
+"""Traces over real HTTP: span tree, attributes and the traceparent each backend received."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from graph_router import GraphRouter
+from graph_router.http.messages import ServerLimits
+from graph_router.http.server import HttpServer, start_server
+from graph_router.loader import load_graph_text
+from graph_router.process import ServeConfig
+from graph_router.server import RouterApp, error_response
+from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+INCOMING = f"00-{TRACE}-{PARENT}-01"
+SECRET = "Bearer s3cr3t-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class TraceBackend:
+    """A real backend recording every ``traceparent`` it got (all values, to catch duplicates)."""
+
+    url: str = ""
+    traceparents: list[list[str]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    answer: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.traceparents.append(request.headers.getall("traceparent", []))
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.json_response(self.answer, status=status)
+
+    def parents(self) -> list[tuple[str, str]]:
+        """(trace id, parent span id) of every request, checking each carried exactly one traceparent."""
+        out = []
+        for values in self.traceparents:
+            assert len(values) == 1, values
+            version, trace, parent, flags = values[0].split("-")
+            assert version == "00" and int(flags, 16) & 1  # sampled (0x02, W3C level 2 "random", may be set)
+            out.append((trace, parent))
+        return out
+
+
+@dataclass
+class Rig:
+    exporter: InMemorySpanExporter
+    url: str = ""
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def one(self, name: str) -> ReadableSpan:
+        found = [s for s in self.spans() if s.name == name]
+        assert len(found) == 1, [s.name for s in self.spans()]
+        return found[0]
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return sorted((s for s in self.spans() if s.name == name), key=lambda s: s.start_time or 0)
+
+
+Start = Callable[..., Awaitable[Rig]]
+MakeBackend = Callable[..., Awaitable[TraceBackend]]
+
+
+@pytest.fixture
+async def backend(aiohttp_server: Any) -> MakeBackend:
+    async def make(answer: dict[str, Any] | None = None) -> TraceBackend:
+        b = TraceBackend(answer=answer or {"ok": True})
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", b.handle)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        b.url = f"http://127.0.0.1:{server.port}/v1/models/m:predict"
+        return b
+
+    return make
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Start]:
+    """The real router and server in-process, with a Telemetry exporting to memory."""
+    running: list[tuple[HttpServer, GraphRouter]] = []
+
+    async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tel = Telemetry(provider)
+        router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, **router_kw)
+        app = RouterApp(router, telemetry=tel)
+        server = await start_server(app.handle, host="127.0.0.1", port=0, limits=ServerLimits(),
+                                    on_error=error_response)
+        app.health.ready = True
+        running.append((server, router))
+        return Rig(exporter, f"http://127.0.0.1:{server.port}")
+
+    yield go
+    for server, router in running:
+        await server.close()
+        await router.aclose()
+
+
+async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.post(url, json=body, headers=headers or {}) as r:
+        return r.status, await r.json(content_type=None)
+
+
+def sid(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return f"{span.context.span_id:016x}"
+
+
+def parent_of(span: ReadableSpan) -> str | None:
+    return f"{span.parent.span_id:016x}" if span.parent is not None else None
+
+
+def graph(name: str, nodes: str, extra: str = "") -> str:
+    return (f"apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {{name: {name}}}\n"
+            f"spec:\n{extra}  nodes:\n{nodes}")
+
+
+SEQUENCE = graph("seq", """\
+    root:
+      routerType: Sequence
+      steps:
+        - {name: first, serviceName: a, retry: {maxRetries: 2, initialDelayMs: 1, maxDelayMs: 2}}
+        - {name: second, serviceName: b, data: $response}
+""")
+
+
+async def test_sequence_span_tree_attributes_and_traceparent(start: Start, backend: MakeBackend) -> None:
+    a, b = await backend(), await backend({"done": 1})
+    a.statuses = [503]  # first attempt fails, the retry succeeds
+    rig = await start(SEQUENCE, {"a": a.url, "b": b.url}, propagate_headers=["traceparent", "authorization"])
+    status, body = await post(rig.url, {"x": 1}, {"traceparent": INCOMING, "Authorization": SECRET})
+    assert (status, body) == (200, {"done": 1})
+
+    server = rig.one("graph seq")
+    assert server.kind == SpanKind.SERVER
+    assert f"{server.context.trace_id:032x}" == TRACE and parent_of(server) == PARENT  # type: ignore[union-attr]
+    assert dict(server.attributes or {}) == {"graph_router.graph": "seq", "http.request.method": "POST",
+                                             "url.path": "/", "http.response.status_code": 200}
+    node = rig.one("node root")
+    assert parent_of(node) == sid(server)
+    assert dict(node.attributes or {}) == {"graph_router.graph": "seq", "graph_router.node": "root",
+                                           "graph_router.router_type": "Sequence"}
+    first, second = rig.one("step first"), rig.one("step second")
+    assert parent_of(first) == parent_of(second) == sid(node)
+    assert dict(first.attributes or {}) == {
+        "graph_router.graph": "seq", "graph_router.node": "root", "graph_router.router_type": "Sequence",
+        "graph_router.step": "first", "graph_router.target": "a", "graph_router.retry_count": 1,
+        "http.response.status_code": 200}
+    assert [e.name for e in first.events] == ["retry"]
+    assert dict(first.events[0].attributes or {})["graph_router.outcome"] == "503"
+    assert second.attributes is not None and second.attributes["graph_router.retry_count"] == 0
+
+    calls_a = rig.named("call a")
+    assert [c.kind for c in calls_a] == [SpanKind.CLIENT, SpanKind.CLIENT]
+    assert [parent_of(c) for c in calls_a] == [sid(first), sid(first)]
+    assert [(c.attributes or {}).get("graph_router.attempt") for c in calls_a] == [1, 2]
+    assert [(c.attributes or {}).get("http.response.status_code") for c in calls_a] == [503, 200]
+    assert calls_a[0].status.status_code == StatusCode.ERROR
+    assert calls_a[0].attributes is not None and calls_a[0].attributes["graph_router.backend"] == a.url
+    # each attempt carried its own CLIENT span as parent; the incoming traceparent was replaced, not doubled
+    assert a.parents() == [(TRACE, sid(calls_a[0])), (TRACE, sid(calls_a[1]))]
+    assert b.parents() == [(TRACE, sid(rig.one("call b")))]
+    assert {f"{s.context.trace_id:032x}" for s in rig.spans()} == {TRACE}  # type: ignore[union-attr]
+    assert len(rig.spans()) == 7
+    for s in rig.spans():  # credentials never become span data
+        assert all("s3cr3t" not in str(v) for v in (s.attributes or {}).values())
+
+
+ENSEMBLE = graph("ens", """\
+    root:
+      routerType: Ensemble
+      steps:
+        - {name: x, serviceName: a}
+        - {name: y, nodeName: inner}
+    inner:
+      routerType: Sequence
+      steps:
+        - {name: z, serviceName: b}
+""")
+
+
+async def test_ensemble_parallel_steps_and_nested_node(start: Start, backend: MakeBackend) -> None:
+    a, b = await backend({"a": 1}), await backend({"b": 2})
+    rig = await start(ENSEMBLE, {"a": a.url, "b": b.url})
+    status, body = await post(rig.url, {"x": 1}, {"traceparent": INCOMING})
+    assert (status, body) == (200, {"x": {"a": 1}, "y": {"b": 2}})
+
+    root, inner = rig.one("node root"), rig.one("node inner")
+    x, y, z = rig.one("step x"), rig.one("step y"), rig.one("step z")
+    assert parent_of(root) == sid(rig.one("graph ens"))
+    assert parent_of(x) == parent_of(y) == sid(root)
+    assert parent_of(inner) == sid(y)
+    assert parent_of(z) == sid(inner)
+    assert y.attributes is not None and y.attributes["graph_router.target"] == "inner"
+    assert "graph_router.retry_count" not in y.attributes  # a nested node makes no backend call
+    assert inner.attributes is not None and inner.attributes["graph_router.router_type"] == "Sequence"
+    call_a, call_b = rig.one("call a"), rig.one("call b")
+    assert (parent_of(call_a), parent_of(call_b)) == (sid(x), sid(z))
+    assert a.parents() == [(TRACE, sid(call_a))]
+    assert b.parents() == [(TRACE, sid(call_b))]
+    assert len(rig.spans()) == 8
+
+
+SWITCH = graph("sw", """\
+    root:
+      routerType: Switch
+      steps:
+        - {name: cats, serviceName: a, condition: cat}
+        - {name: dogs, serviceName: b, condition: dog}
+""")
+
+
+async def test_switch_branch_and_miss(start: Start, backend: MakeBackend) -> None:
+    a, b = await backend(), await backend({"woof": 1})
+    rig = await start(SWITCH, {"a": a.url, "b": b.url})
+    assert await post(rig.url, {"dog": 1}) == (200, {"woof": 1})
+    node = rig.one("node root")
+    assert node.attributes is not None and node.attributes["graph_router.branch"] == "dogs"
+    step = rig.one("step dogs")
+    assert parent_of(step) == sid(node)
+    server = rig.one("graph sw")
+    assert server.parent is None  # no incoming traceparent: a new trace
+    trace = f"{server.context.trace_id:032x}"  # type: ignore[union-attr]
+    assert b.parents() == [(trace, sid(rig.one("call b")))] and a.traceparents == []
+
+    rig.exporter.clear()
+    status, _ = await post(rig.url, {"fish": 1})
+    assert status == 404
+    miss = rig.one("node root")
+    assert miss.attributes is not None
+    assert (miss.attributes["graph_router.branch"], miss.attributes["error.type"]) == ("none", "no_route")
+    assert miss.status.status_code == StatusCode.ERROR
+    assert miss.status.description == "None of the routes matched with the switch condition"
+    assert [s.name for s in rig.spans()] == ["node root", "graph sw"]
+    server = rig.one("graph sw")
+    assert server.attributes is not None and server.attributes["http.response.status_code"] == 404
+
+
+async def test_backend_failure_records_error_cause(start: Start) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"  # nothing listens there
+    one = graph("down", "    root:\n      routerType: Sequence\n      steps:\n        - {name: s, serviceName: a}\n")
+    rig = await start(one, {"a": url}, default_retry=False)
+    status, body = await post(rig.url, {"x": 1})
+    assert status == 500, body  # as KServe: a refused connection is a 500
+    step, call = rig.one("step s"), rig.one("call a")
+    assert step.attributes is not None and call.attributes is not None
+    assert step.attributes["error.type"] == call.attributes["error.type"] == "backend_connect"
+    assert step.attributes["graph_router.error.cause"] == body["cause"]
+    assert step.status.status_code == call.status.status_code == StatusCode.ERROR
+    assert rig.one("graph down").status.status_code == StatusCode.ERROR
+
+
+async def test_log_records_carry_the_trace_id(start: Start) -> None:
+    records: list[logging.LogRecord] = []
+    log = logging.getLogger("test.telemetry.model")
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    handler.addFilter(TraceIdFilter())
+    log.addHandler(handler)
+
+    def model(body: Any, headers: Any) -> Any:
+        log.warning("predicting")
+        return {"ok": 1}
+
+    try:
+        one = graph("logs", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+        rig = await start(one, {"m": model})
+        assert await post(rig.url, {"x": 1}, {"traceparent": INCOMING}) == (200, {"ok": 1})
+        log.warning("outside any request")
+    finally:
+        log.removeHandler(handler)
+    assert [getattr(r, "trace_id", None) for r in records] == [TRACE, None]
+
+
+def test_off_means_no_hooks_and_no_telemetry() -> None:
+    assert Telemetry(None, metrics=False).hooks is None
+    assert telemetry_factory(ServeConfig(tracing="off", metrics=False), 0) is None
+    tel = telemetry_factory(ServeConfig(tracing="off", metrics=True), 0)
+    assert tel is not None and tel.tracer is None and tel.hooks is not None
+    tel.shutdown()
