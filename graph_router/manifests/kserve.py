@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from ..spec import EXTENSION_FIELDS, GraphDocument
-from .deploy import InferenceServiceBackend, KnativeBackend, RouterSettings
-from .knative import labels
+from .deploy import DEFAULT_ROUTER_IMAGE, InferenceServiceBackend, KnativeBackend, RouterSettings
+from .knative import labels, scaling_annotations
 from .rules import AUTOSCALING
 
 ISVC_API = "serving.kserve.io/v1beta1"
@@ -129,9 +129,10 @@ def inference_graph(
             spec[key] = value
     if router.resources is not None and router.resources.wire():
         spec["resources"] = router.resources.wire()
-    annotations = {DEPLOYMENT_MODE: "Serverless"}
-    if router.autoscaling is not None:
-        annotations.update({AUTOSCALING + k: v for k, v in router.autoscaling.annotation_items().items()})
+    # KServe copies the InferenceGraph's annotations onto its router's revision template; min-scale
+    # there works on every KServe version (older ones ignore spec.minReplicas and default to 1).
+    annotations = {DEPLOYMENT_MODE: "Serverless", **scaling_annotations(router, default_min=1)}
+    warnings.extend(_ignored_router_settings(router))
     return {
         "apiVersion": IG_API,
         "kind": "InferenceGraph",
@@ -143,6 +144,19 @@ def inference_graph(
         },
         "spec": spec,
     }
+
+
+def _ignored_router_settings(r: RouterSettings) -> list[str]:
+    """Router settings an InferenceGraph cannot carry: KServe's controller decides them."""
+    ignored = []
+    if r.image != DEFAULT_ROUTER_IMAGE:
+        ignored.append(
+            "router.image ignored: KServe's router image is set in the inferenceservice-config ConfigMap"
+        )
+    for key, value in (("env", r.env), ("args", r.args), ("containerConcurrency", r.container_concurrency)):
+        if value:
+            ignored.append(f"router.{key} ignored: an InferenceGraph has no such field")
+    return ignored
 
 
 def strip_extensions(wire: Obj, warnings: list[str]) -> Obj:

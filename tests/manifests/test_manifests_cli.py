@@ -11,7 +11,7 @@ import yaml
 from manifest_helpers import ROOT, cli, sequence_graph
 
 from graph_router.errors import SpecError
-from graph_router.manifests import build_manifests, parse_deploy
+from graph_router.manifests import RouterMode, build_manifests, parse_deploy
 from graph_router.manifests.rules import format_go_duration, isvc_name_limit, parse_go_duration
 
 
@@ -239,13 +239,58 @@ def test_entry_point_pipeline() -> None:
     import sys
 
     gen = subprocess.run(
-        [sys.executable, "-m", "graph_router", "manifests", "graphs/v2-chain/graph.yaml", "--deploy",
-         "graphs/v2-chain/deploy.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            "-m",
+            "graph_router",
+            "manifests",
+            "graphs/v2-chain/graph.yaml",
+            "--deploy",
+            "graphs/v2-chain/deploy.yaml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert (gen.returncode, gen.stderr) == (0, "")
     check = subprocess.run(
         [sys.executable, "-m", "graph_router", "manifests", "--check", "-"],
-        cwd=ROOT, input=gen.stdout, capture_output=True, text=True, timeout=30, check=False,
+        cwd=ROOT,
+        input=gen.stdout,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert (check.returncode, check.stderr.splitlines()[-1]) == (0, "ok: 3 object(s) valid")
+
+
+def test_kserve_mode_router_settings() -> None:
+    graph = sequence_graph("m")
+    spec = parse_deploy(
+        {
+            "router": {
+                "image": "example.com/router:2",
+                "env": {"A": "1"},
+                "minReplicas": 2,
+                "containerConcurrency": 5,
+                "autoscaling": {"window": "30s"},
+            },
+            "services": {"m": {"modelFormat": "sklearn", "storageUri": "gs://b/m"}},
+        }
+    )
+    result = build_manifests([graph], spec, mode=RouterMode.KSERVE)
+    assert result.warnings == [
+        "router.image ignored: KServe's router image is set in the inferenceservice-config ConfigMap",
+        "router.env ignored: an InferenceGraph has no such field",
+        "router.containerConcurrency ignored: an InferenceGraph has no such field",
+    ]
+    ig = result.objects[-1]
+    assert ig["metadata"]["annotations"] == {
+        "autoscaling.knative.dev/min-scale": "2",
+        "autoscaling.knative.dev/window": "30s",
+        "serving.kserve.io/deploymentMode": "Serverless",
+    }
+    assert ig["spec"]["minReplicas"] == 2
