@@ -262,7 +262,8 @@ async def test_switch_branch_and_miss(start: Start, backend: MakeBackend) -> Non
 
 async def test_backend_failure_records_error_cause(start: Start) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"  # nothing listens there
-    one = graph("down", "    root:\n      routerType: Sequence\n      steps:\n        - {name: s, serviceName: a}\n")
+    one = graph("down", "    root:\n      routerType: Sequence\n      steps:\n"
+                        "        - {name: s, serviceName: a}\n")
     rig = await start(one, {"a": url}, default_retry=False)
     status, body = await post(rig.url, {"x": 1})
     assert status == 500, body  # as KServe: a refused connection is a 500
