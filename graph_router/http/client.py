@@ -13,6 +13,7 @@ import errno
 import math
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 
 from .client_protocol import (
@@ -53,6 +54,8 @@ class ClientLimits:
     max_idle_per_host: int = 64
     max_response_bytes: int = 64 * 1024 * 1024
     connect_timeout: float | None = 10.0
+    #: For https backends; None = the system's trust store (``ssl.create_default_context()``).
+    ssl_context: ssl.SSLContext | None = None
 
 
 class HttpClient:
@@ -62,6 +65,7 @@ class HttpClient:
         self._limits = limits
         self._idle: dict[tuple[str, str, int], list[ClientConnection]] = {}
         self._closed = False
+        self._ssl = limits.ssl_context
         #: Connection attempts so far (tests and metrics).
         self.connects = 0
 
@@ -143,11 +147,18 @@ class HttpClient:
         connect_timeout = self._limits.connect_timeout
         limit = deadline if connect_timeout is None else min(deadline, loop.time() + connect_timeout)
         max_bytes = self._limits.max_response_bytes
+        tls: ssl.SSLContext | None = None
+        if url.tls:
+            tls = self._ssl = self._ssl or ssl.create_default_context()
         self.connects += 1
         try:
             async with asyncio.timeout_at(None if limit == math.inf else limit):
                 _, conn = await loop.create_connection(
-                    lambda: ClientConnection(loop, max_bytes), url.host, url.port
+                    lambda: ClientConnection(loop, max_bytes),
+                    url.host,
+                    url.port,
+                    ssl=tls,
+                    server_hostname=url.host if tls else None,
                 )
         except TimeoutError as exc:
             if exc.errno is None:  # our timer, not the kernel's ETIMEDOUT
@@ -157,6 +168,10 @@ class HttpClient:
             raise ConnectFailed(_dial_error(url, exc)) from exc
         except socket.gaierror as exc:
             raise ConnectFailed(_lookup_error(url, exc)) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectFailed(f"tls: failed to verify certificate: x509: {exc.verify_message}") from exc
+        except ssl.SSLError as exc:
+            raise ConnectFailed(f"remote error: tls: {exc.reason or exc}") from exc
         except OSError as exc:
             raise ConnectFailed(_dial_error(url, exc)) from exc
         return conn

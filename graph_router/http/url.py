@@ -6,10 +6,11 @@ from urllib.parse import quote, urljoin, urlsplit
 
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Url:
-    """An ``http://host[:port]/path?query`` URL. Build with :meth:`parse`."""
+    """An ``http(s)://host[:port]/path?query`` URL. Build with :meth:`parse`."""
 
     __slots__ = ("_prefixes", "authority", "host", "key", "port", "raw", "scheme", "target")
 
@@ -37,10 +38,9 @@ class Url:
         except ValueError as exc:
             raise ValueError(f"invalid URL {s!r}: {exc}") from None
         scheme = parts.scheme.lower()
-        if scheme == "https":
-            raise ValueError(f"https backends are not supported yet: {s}")
-        if scheme != "http":
-            raise ValueError(f"invalid URL {s!r}: scheme must be http, got {parts.scheme or 'none'!r}")
+        if scheme not in _DEFAULT_PORTS:
+            got = parts.scheme or "none"
+            raise ValueError(f"invalid URL {s!r}: scheme must be http or https, got {got!r}")
         host = parts.hostname
         if not host:
             raise ValueError(f"invalid URL {s!r}: missing host")
@@ -50,7 +50,7 @@ class Url:
         target = quote(parts.path or "/", safe=_SAFE_PATH)
         if parts.query:
             target += "?" + quote(parts.query, safe=_SAFE_QUERY)
-        return cls(s, scheme, host, port if port is not None else 80, authority, target)
+        return cls(s, scheme, host, port if port is not None else _DEFAULT_PORTS[scheme], authority, target)
 
     def head_prefix(self, method: str) -> str:
         """``METHOD target HTTP/1.1`` and the Host line, built once per method."""
@@ -62,6 +62,10 @@ class Url:
     def join(self, location: str) -> Url:
         """Resolve a ``Location`` header against this URL."""
         return Url.parse(urljoin(self.raw, location))
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
 
     @property
     def dial_address(self) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 
 import pytest
 from aiohttp import web
@@ -393,14 +396,15 @@ def test_url_parse_precomputes_the_request_head() -> None:
     assert Url.parse("http://[::1]:8080/a?b=c d".replace(" ", "%20")).dial_address == "[::1]:8080"
     assert Url.parse("http://h/a b%20c?q=ä".replace(" ", "%20")).target == "/a%20b%20c?q=%C3%A4"
     assert Url.parse("http://h:81/x").join("/y?z").raw == "http://h:81/y?z"
+    https = Url.parse("https://h/x")
+    assert (https.port, https.tls, https.key) == (443, True, ("https", "h", 443))
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("https://h/x", "https backends are not supported yet: https://h/x"),
-        ("ftp://h/x", "scheme must be http, got 'ftp'"),
-        ("h:80/x", "scheme must be http"),
+        ("ftp://h/x", "scheme must be http or https, got 'ftp'"),
+        ("h:80/x", "scheme must be http or https"),
         ("http:///x", "missing host"),
         ("http://h:99999/x", "Port out of range"),
         ("http://h:port/x", "invalid URL"),
@@ -411,3 +415,76 @@ def test_url_parse_precomputes_the_request_head() -> None:
 def test_url_parse_rejects_bad_urls_clearly(raw: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("?", r"\?")):
         Url.parse(raw)
+
+
+# --- https -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl CLI; skipped without it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    d = tmp_path_factory.mktemp("tls")
+    key, crt = str(d / "key.pem"), str(d / "cert.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=30,
+    )
+    return crt, key
+
+
+@pytest.fixture
+async def tls_backend(cert: tuple[str, str]):
+    crt, key = cert
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(crt, key)
+    connections = 0
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while await read_request(reader):
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret")
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    yield f"https://127.0.0.1:{port}/v1/models/m:predict", lambda: connections
+    server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return b""
+    lines = head.lower().split(b"\r\n")
+    length = next((int(ln.split(b":")[1]) for ln in lines if ln.startswith(b"content-length:")), 0)
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+async def test_https_backend_with_trusted_certificate(tls_backend, cert) -> None:
+    url, connections = tls_backend
+    client = HttpClient(ClientLimits(ssl_context=ssl.create_default_context(cafile=cert[0])))
+    for _ in range(2):
+        resp = await client.request("POST", Url.parse(url), [], b"{}", timeout=5)
+        assert (resp.status, resp.body) == (200, b"secret")
+    assert connections() == 1
+    await client.aclose()
+
+
+async def test_https_backend_with_untrusted_certificate(tls_backend) -> None:
+    url, _ = tls_backend
+    client = HttpClient()
+    with pytest.raises(ConnectFailed) as info:
+        await client.request("POST", Url.parse(url), [], b"{}", timeout=5)
+    assert info.value.detail.startswith("tls: failed to verify certificate: x509: ")
+    await client.aclose()

@@ -254,8 +254,8 @@ async def test_factory_caches_per_url_and_shares_one_client() -> None:
     b = f("http://b/x")
     assert isinstance(a, Backend)
     assert (a.target, b.target) == ("http://a/v1/models/m:predict", "http://b/x")
-    with pytest.raises(ValueError, match="https backends are not supported yet"):
-        f.get("https://a/x")
+    with pytest.raises(ValueError, match="scheme must be http or https"):
+        f.get("ftp://a/x")
     await f.aclose()  # does not own the client
     assert not client._closed
     await client.aclose()
