@@ -194,7 +194,7 @@ def parse_deploy(data: Any, *, source: str = "<deploy>") -> DeploySpec:
         raise SpecError(Problem("", f"expected a mapping, got {type(data).__name__}"), source=source)
     problems: list[Problem] = []
     services: dict[str, Backend] = {}
-    raw_services = data.get("services", {})
+    raw_services = data.get("services") or {}
     if not isinstance(raw_services, Mapping):
         problems.append(Problem("services", "expected a mapping of serviceName -> description"))
         raw_services = {}

@@ -211,6 +211,15 @@ def check_autoscaling_annotations(
     a = {k: v for k, v in anns.items() if k.startswith(AUTOSCALING) and isinstance(v, str)}
     for fn in (_class, _min_max, _floats, _durations, _metric, _initial_scale):
         problems.extend(fn(a, path))
+    if (
+        warnings is not None
+        and a.get(AUTOSCALING + "class") == HPA
+        and a.get(AUTOSCALING + "min-scale", "0") == "0"
+    ):
+        warnings.append(
+            f"{path(AUTOSCALING + 'min-scale')}: the hpa class cannot scale to zero: "
+            "Kubernetes' HPA keeps at least one pod"
+        )
     init = a.get(AUTOSCALING + "initial-scale")
     if warnings is not None and init is not None and go_int(init) == 0:
         warnings.append(

@@ -294,3 +294,26 @@ def test_kserve_mode_router_settings() -> None:
         "serving.kserve.io/deploymentMode": "Serverless",
     }
     assert ig["spec"]["minReplicas"] == 2
+
+
+def test_hpa_class_cannot_scale_to_zero() -> None:
+    spec = parse_deploy(
+        {
+            "services": {
+                "m": {
+                    "modelFormat": "sklearn",
+                    "storageUri": "gs://b/m",
+                    "scaleMetric": "cpu",
+                    "scaleTarget": 80,
+                    "autoscaling": {"class": "hpa"},
+                }
+            }
+        }
+    )
+    result = build_manifests([sequence_graph("m")], spec)
+    assert result.warnings == [
+        "services.m.minReplicas: the hpa class cannot scale to zero: Kubernetes' HPA keeps at least one pod"
+    ]
+    isvc = result.objects[0]
+    assert isvc["metadata"]["annotations"]["autoscaling.knative.dev/class"] == "hpa.autoscaling.knative.dev"
+    assert isvc["spec"]["predictor"]["scaleMetric"] == "cpu"
