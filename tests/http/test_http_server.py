@@ -465,3 +465,70 @@ async def test_on_error_that_raises_still_answers(raw) -> None:
         assert resp.body.startswith(b"malformed HTTP request")
     finally:
         await srv.close()
+
+
+async def test_shutdown_while_a_request_is_half_read_answers_it_then_closes(serve, raw) -> None:
+    echo = Echo()
+    srv = await serve(echo)
+    conn = await raw(srv.port)
+    conn.send(b"POST /half HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+    await until(lambda: srv.connections == 1)
+    await asyncio.sleep(0.05)
+    await srv.close_listener()
+    conn.send(b"cd")
+    resp = await conn.response()
+    assert (resp.status, resp.header("connection")) == (200, "close")
+    assert orjson.loads(resp.body)["body"] == "abcd"
+    assert await conn.closed()
+
+
+async def test_close_cancels_running_handlers_and_closes_connections(serve, raw) -> None:
+    outcome: list[str] = []
+
+    async def slow(req: HttpRequest) -> HttpResponse:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return HttpResponse(200, [], b"")
+
+    srv = await serve(slow)
+    conn = await raw(srv.port)
+    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    await until(lambda: srv.inflight == 1)
+    await srv.close()
+    assert outcome == ["cancelled"]
+    assert srv.inflight == 0
+    assert await conn.closed()
+
+
+async def test_serves_on_a_given_socket() -> None:
+    import socket
+
+    from graph_router.http.server import ServerLimits, start_server
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+
+    async def handler(req: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, [], b"on sock")
+
+    srv = await start_server(
+        handler,
+        host=None,
+        port=None,
+        sock=sock,
+        limits=ServerLimits(),
+        on_error=lambda st, c: HttpResponse(st, [], b""),
+    )
+    try:
+        assert srv.port == sock.getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(5):
+            data = await reader.read()
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\non sock")
+        writer.close()
+    finally:
+        await srv.close()
