@@ -56,6 +56,7 @@ def matches(cond: str, doc: bytes = DOC) -> bool:
     # Filters from jsonpath-ng's extended syntax.
     ("{ $.predictions[?(@.score > 0.5)].class == 'dog' }", True),
     ("{ $.predictions[?(@.score > 0.95)] }", False),
+    ("{ $.predictions[?(@.class == '=~')] }", False),
     # Quoted keys and escapes in strings.
     ("{ $.predictions[0].class == 'd\\'og' }", False), ('{ $.label == "\\u0037" }', True),
     # Whitespace around and inside.
@@ -109,6 +110,7 @@ def test_source_and_repr() -> None:
     ("{ $.a == 'x' == 1 }", "unexpected '==' at column 14"),
     ("{ $.a && 1 }", "the literal 1 is not a condition at column 10"),
     ("{ $.a..b..[ }", "bad path"),
+    ("{ $.a[?(@.b =~ '(a+)+$')] }", "regex filters (=~) are not supported at column 13"),
 ])
 def test_syntax_errors(cond: str, fragment: str) -> None:
     with pytest.raises(SpecError) as err:

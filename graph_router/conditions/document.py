@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Final
 
 import orjson
@@ -31,9 +30,11 @@ class _Invalid:
 
 INVALID: Final = _Invalid()
 
-# orjson silently turns integers beyond 64 bits into floats; any long digit run sends the
+# orjson silently turns integers beyond 64 bits into floats; any run of 19+ digits sends the
 # document to the stdlib parser, which keeps them exact (a run inside a string costs only speed).
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# translate + substring search is several times faster than a regex scan.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_LONG_RUN = b"0" * 19
 _UNSET: Final = object()
 
 
@@ -43,7 +44,7 @@ def _reject_constant(name: str) -> object:
 
 def parse_json(raw: bytes) -> object:
     """Parse ``raw`` strictly (RFC 8259); :data:`INVALID` when it is not one JSON value."""
-    if not _LONG_DIGITS.search(raw):
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

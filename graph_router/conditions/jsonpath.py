@@ -166,7 +166,13 @@ def compare(a: object, op: str, b: object) -> bool:
     return False
 
 
+_REGEX_FILTER = re.compile(r"""=~(?=(?:[^'"]|'[^']*'|"[^"]*")*\Z)""")
+
+
 def _path_values(path: str, col: int, source: str) -> _Values:
+    if m := _REGEX_FILTER.search(path):
+        raise _error(source, "regex filters (=~) are not supported", col + m.start(),
+                     "they can take exponential time on a crafted request; compare with == instead")
     full = "$" + path if path.startswith(".") else path
     try:
         expr = _jsonpath_parse(full)
