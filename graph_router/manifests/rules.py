@@ -156,8 +156,6 @@ def check_traffic(traffic: Sequence[Mapping[str, Any]], path: str, *, service: s
                     f"when latestRevision is {str(bool(latest)).lower()}",
                 )
             )
-        if not rev and latest is None:
-            problems.append(Problem(at, "expected exactly one, got neither: revisionName, latestRevision"))
         if isinstance(pct, int):
             total += pct
             if not 0 <= pct <= 100:
