@@ -11,11 +11,13 @@ import contextlib
 import inspect
 import signal
 import sys
+from typing import TypeAlias
 
 from .catalog import EXAMPLE_MODELS, example_models
 from .host import ModelHost
 
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+# A string: argparse's class is not subscriptable at run time.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def register(subparsers: Subparsers) -> None:
