@@ -268,7 +268,12 @@ class ServerConnection(asyncio.Protocol):
         self.deadline = self._loop.time() + s.write_timeout
         task: asyncio.Future[HttpResponse]
         try:
-            task = asyncio.ensure_future(s.handler(req))
+            pending = s.handler(req)
+            # create_task directly for the usual coroutine: ensure_future costs more per request.
+            if asyncio.iscoroutine(pending):
+                task = self._loop.create_task(pending)
+            else:
+                task = asyncio.ensure_future(pending)
         except Exception as exc:  # a handler that fails before returning an awaitable
             task = self._loop.create_future()
             task.set_exception(exc)
