@@ -122,6 +122,12 @@ def _check_isvc(name: str, b: InferenceServiceBackend, at: str, warnings: list[s
         )
         if p.path not in kserve_said
     ]
+    return problems + _check_storage(b, at)
+
+
+def _check_storage(b: InferenceServiceBackend, at: str) -> list[Problem]:
+    """KServe's storageUri prefixes, and the canary's settings."""
+    problems: list[Problem] = []
     for uri_at, uri in (
         (f"{at}.storageUri", b.storage_uri),
         (f"{at}.canary.storageUri", b.canary.storage_uri if b.canary else None),
@@ -179,6 +185,12 @@ def _check_router(spec: DeploySpec, router_name: str, mode: RouterMode, warnings
         problems = [
             Problem(p.path, p.message.replace("InferenceService", "InferenceGraph")) for p in problems
         ]
+        if isinstance(r.scale_target, float):
+            problems.append(
+                Problem(
+                    f"{at}.scaleTarget", f"must be an integer for an InferenceGraph, got {r.scale_target}"
+                )
+            )
     else:
         problems = rules.check_dns1035(router_name, name_at)
     if mode is RouterMode.DEPLOYMENT:

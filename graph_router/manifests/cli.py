@@ -52,6 +52,11 @@ def dump(objects: Sequence[Obj], fmt: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``manifests`` and ``rollout`` subcommands; each sets ``func(args) -> exit code``."""
+    _add_manifests(subparsers)
+    _add_rollout(subparsers)
+
+
+def _add_manifests(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = subparsers.add_parser(
         "manifests",
         help="print Kubernetes manifests for a graph and its backends",
@@ -83,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     m.set_defaults(func=cmd_manifests)
 
+
+def _add_rollout(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = subparsers.add_parser(
         "rollout",
         help="canary, promote or rollback a backend; prints the changed manifest",
@@ -110,23 +117,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--patch", action="store_true", help="print a JSON merge patch (kubectl patch --type merge)"
         )
         a.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-        if action == "canary":
-            a.add_argument(
-                "--percent",
-                type=int,
-                help="traffic to the candidate, 0-100 (default with --deploy: "
-                "the description's canary.trafficPercent)",
-            )
-            a.add_argument("--storage-uri", help="InferenceService: the candidate model")
-            a.add_argument("--runtime", help="InferenceService: the candidate's runtime")
-            a.add_argument("--image", help="Knative Service: the candidate image")
-            a.add_argument("--revision-name", help="Knative Service: the candidate's revision name")
-            a.add_argument("--stable-revision", help="Knative Service: the revision serving now")
-        if action == "rollback":
-            a.add_argument(
-                "--to-revision", metavar="R", help="Knative Service: the revision to send 100%% to"
-            )
+        _add_action_flags(a, action)
         a.set_defaults(func=cmd_rollout)
+
+
+def _add_action_flags(a: argparse.ArgumentParser, action: str) -> None:
+    if action == "canary":
+        a.add_argument(
+            "--percent",
+            type=int,
+            help="traffic to the candidate, 0-100 (default with --deploy: "
+            "the description's canary.trafficPercent)",
+        )
+        a.add_argument("--storage-uri", help="InferenceService: the candidate model")
+        a.add_argument("--runtime", help="InferenceService: the candidate's runtime")
+        a.add_argument("--image", help="Knative Service: the candidate image")
+        a.add_argument("--revision-name", help="Knative Service: the candidate's revision name")
+        a.add_argument("--stable-revision", help="Knative Service: the revision serving now")
+    if action == "rollback":
+        a.add_argument("--to-revision", metavar="R", help="Knative Service: the revision to send 100%% to")
 
 
 def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -107,16 +107,7 @@ def inference_graph(
     plain Knative Service get its cluster-local URL as ``serviceUrl`` instead.
     """
     spec = strip_extensions(doc.wire(), warnings)
-    for node_name, node in spec.get("nodes", {}).items():
-        for i, step in enumerate(node.get("steps", [])):
-            svc = step.get("serviceName")
-            if svc in knative_urls:
-                del step["serviceName"]
-                step["serviceUrl"] = knative_urls[svc]
-                warnings.append(
-                    f'nodes.{node_name}.steps[{i}].serviceName "{svc}" replaced by serviceUrl '
-                    f"{knative_urls[svc]}: KServe resolves serviceName only to InferenceServices"
-                )
+    _knative_steps_as_urls(spec, knative_urls, warnings)
     for key, value in (
         ("minReplicas", router.min_replicas if router.min_replicas is not None else 1),
         ("maxReplicas", router.max_replicas),
@@ -144,6 +135,19 @@ def inference_graph(
         },
         "spec": spec,
     }
+
+
+def _knative_steps_as_urls(spec: Obj, knative_urls: dict[str, str], warnings: list[str]) -> None:
+    for node_name, node in spec.get("nodes", {}).items():
+        for i, step in enumerate(node.get("steps", [])):
+            svc = step.get("serviceName")
+            if svc in knative_urls:
+                del step["serviceName"]
+                step["serviceUrl"] = knative_urls[svc]
+                warnings.append(
+                    f'nodes.{node_name}.steps[{i}].serviceName "{svc}" replaced by serviceUrl '
+                    f"{knative_urls[svc]}: KServe resolves serviceName only to InferenceServices"
+                )
 
 
 def _ignored_router_settings(r: RouterSettings) -> list[str]:

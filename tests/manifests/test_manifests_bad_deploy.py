@@ -352,3 +352,8 @@ def test_kserve_mode_router_name_uses_inference_graph_wording() -> None:
         "alphanumeric characters or '-', and must start with alphabetical character. (e.g. \"my-name\" or "
         "\"abc-123\", regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
     ]
+
+
+def test_kserve_mode_integer_scale_target() -> None:
+    found = problems({"m": isvc()}, router={"scaleTarget": 0.5}, mode=RouterMode.KSERVE)
+    assert found == ["router.scaleTarget: must be an integer for an InferenceGraph, got 0.5"]

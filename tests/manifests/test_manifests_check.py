@@ -29,27 +29,25 @@ def test_bad_file_lists_every_problem() -> None:
     assert r.code == 2
     f = f"{IN}/bad.yaml"
     assert r.err.splitlines() == [
-        "error: 11 problems:",
-        f"  - {f}: Service/pre: metadata.annotations.autoscaling.knative.dev/min-scale: invalid key name "
+        f"error: {f}: 11 problems:",
+        "  - Service/pre: metadata.annotations.autoscaling.knative.dev/min-scale: invalid key name "
         '"autoscaling.knative.dev/min-scale": autoscaling annotations must be put under '
         '"spec.template.metadata.annotations" to work',
-        f"  - {f}: Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/window: "
+        "  - Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/window: "
         "expected 6s <= 5s <= 1h0m0s",
-        f"  - {f}: Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/metric: "
+        "  - Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/metric: "
         "invalid value: cpu",
-        f"  - {f}: Service/pre: spec.template.spec.timeoutSeconds: expected 0 <= 900 <= 600",
-        f'  - {f}: Service/pre: spec.template.metadata.name: invalid value: "v2" must have prefix "pre-"',
-        f"  - {f}: Service/pre: spec.traffic: Traffic targets sum to 90, want 100",
-        f"  - {f}: InferenceService/sklearn-iris: spec.predictor.minReplicas: "
+        "  - Service/pre: spec.template.spec.timeoutSeconds: expected 0 <= 900 <= 600",
+        '  - Service/pre: spec.template.metadata.name: invalid value: "v2" must have prefix "pre-"',
+        "  - Service/pre: spec.traffic: Traffic targets sum to 90, want 100",
+        "  - InferenceService/sklearn-iris: spec.predictor.minReplicas: "
         "'MinReplicas' cannot be greater than MaxReplicas",
-        f"  - {f}: InferenceService/sklearn-iris: "
-        f"spec.predictor.scaleMetric: [cpu] is not a supported metric",
-        f"  - {f}: InferenceService/sklearn-iris: "
-        f"spec.predictor.canaryTrafficPercent: expected 0 <= 120 <= 100",
-        f"  - {f}: InferenceService/sklearn-iris: metadata.annotations.serving.kserve.io/deploymentMode: "
+        "  - InferenceService/sklearn-iris: spec.predictor.scaleMetric: [cpu] is not a supported metric",
+        "  - InferenceService/sklearn-iris: spec.predictor.canaryTrafficPercent: expected 0 <= 120 <= 100",
+        "  - InferenceService/sklearn-iris: metadata.annotations.serving.kserve.io/deploymentMode: "
         'unknown deployment mode "Serverles": KServe silently falls back to the cluster default; use one of '
         "Serverless, Knative, RawDeployment, Standard, ModelMesh",
-        f"  - {f}: InferenceGraph/g: spec.nodes: root node not found, InferenceGraph needs a node with name "
+        "  - InferenceGraph/g: spec.nodes: root node not found, InferenceGraph needs a node with name "
         "'root' as the root node of the graph",
     ]
 
@@ -59,12 +57,12 @@ def test_strict_schema_catches_typos_and_unquoted_values() -> None:
     f = f"{IN}/schema-bad.yaml"
     assert r.code == 2
     assert r.err.splitlines() == [
-        "error: 3 problems:",
-        f"  - {f}: InferenceService/typo: metadata.annotations.autoscaling.knative.dev/target: "
+        f"error: {f}: 3 problems:",
+        "  - InferenceService/typo: metadata.annotations.autoscaling.knative.dev/target: "
         "10 is not of type 'string'",
-        f"  - {f}: InferenceService/typo: spec.predictor: Additional properties are not allowed "
+        "  - InferenceService/typo: spec.predictor: Additional properties are not allowed "
         "('minReplica' was unexpected)",
-        f"  - {f}: InferenceService/typo: spec.predictor.model.resources.requests.cpu: "
+        "  - InferenceService/typo: spec.predictor.model.resources.requests.cpu: "
         "0.5 is not valid under any of the given schemas",
     ]
 
