@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from graph_router.http.client import HttpClient, Url  # noqa: E402
-from graph_router.http.server import HttpRequest, HttpResponse, ServerLimits, start_server  # noqa: E402
+from graph_router.http.client import HttpClient, Url
+from graph_router.http.server import HttpRequest, HttpResponse, ServerLimits, start_server
 
 BODY = b'{"predictions": [[0.1, 0.2, 0.7]]}'
 JSON = [("content-type", "application/json")]
