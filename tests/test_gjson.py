@@ -390,3 +390,34 @@ def test_parse_query_parts() -> None:
     assert q is not None
     assert (q.path, q.op, q.value) == ('nets.#(=="fb")', "=", '"x"')
     assert parse_query("#(a==1") is None
+
+
+# --- modifiers, with the examples of gjson's README and its TestFlatten/TestJoin --------------
+
+@pytest.mark.parametrize(("doc", "path", "expected"), [
+    ([1, [2], [3, 4], [5, [6, 7]]], "@flatten", [1, 2, 3, 4, 5, [6, 7]]),
+    ([1, [2], [3, 4], [5, [6, 7]]], '@flatten:{"deep":true}', [1, 2, 3, 4, 5, 6, 7]),
+    ([1, [], [2]], "@flatten", [1, 2]),
+    ({}, "@flatten", {}),
+    ([{"first": "tom", "age": 72}, {"last": "anderson", "age": 68}], "@join",
+     {"first": "tom", "age": 68, "last": "anderson"}),
+    ([{"first": "tom", "age": 72}, {"last": "anderson", "age": 68}], '@join:{"preserve":true}|age', 72),
+    ({"first": "Tom", "last": "Smith"}, "@keys", ["first", "last"]),
+    ({"first": "Tom", "last": "Smith"}, "@values", ["Tom", "Smith"]),
+    ([1, 2], "@keys", [None, None]),
+    ({"id": ["123", "456", "789"], "val": [2, 1]}, "@group",
+     [{"id": "123", "val": 2}, {"id": "456", "val": 1}, {"id": "789"}]),
+    ({"id": 1023, "name": "alert"}, "@tostr", '{"id":1023,"name":"alert"}'),
+    ({"s": '{"id":1023,"name":"alert"}'}, "s|@fromstr|name", "alert"),
+    ({"s": "xyz"}, "s|@fromstr", MISSING),
+    ({"s": "not json"}, "s|@fromstr", 0.0),  # gjson's Parse reads "n..." as a (bad) number
+    ({"something": {"anything": {"abcdefg": {"finally": {"important": {"secret": "password"}}}}}},
+     "@dig:secret", ["password"]),
+    ({"a": [3, 1, 2]}, "a|@reverse", [2, 1, 3]),
+    ({"a": 1, "b": 2}, "@reverse|@keys", ["b", "a"]),
+    ({"a": 1}, "@valid.a", 1),
+    ({"a": 1}, "@unknown", MISSING),
+    ({"@unknown": 5}, "@unknown", 5),
+])
+def test_modifiers(doc: object, path: str, expected: object) -> None:
+    assert gjson_get(doc, path) == expected
