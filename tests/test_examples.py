@@ -21,6 +21,7 @@ import yaml
 
 from graph_router import GraphRouter
 from graph_router.loader import load_graphs
+from graph_router.mermaid import to_mermaid
 from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import run_quickstart
 
@@ -80,6 +81,18 @@ def test_every_example_is_listed_and_valid() -> None:
         found = {s.service_name for n in doc.spec.nodes.values() for s in n.steps if s.service_name}
         assert found == services, graph
         assert (GRAPHS / graph).with_name("request.json").is_file()
+
+
+def test_docs_show_each_example_with_its_generated_diagram() -> None:
+    """docs/examples.md holds what `graph-router graph` prints for every example (regenerate on change)."""
+    text = (ROOT / "docs/examples.md").read_text()
+    assert text.startswith("## Quick start\n")
+    sections = dict(re.findall(r"### ([a-z0-9-]+)\n(?:(?!### ).)*?```mermaid\n(.*?)```", text, flags=re.S))
+    examples = sorted(p.parent.name for p in GRAPHS.glob("*/graph.yaml"))
+    assert sorted(sections) == examples
+    for name, diagram in sections.items():
+        (doc,) = load_graphs([GRAPHS / name / "graph.yaml"])
+        assert diagram == to_mermaid(doc), name
 
 
 # --- each example, end to end -------------------------------------------------------------------

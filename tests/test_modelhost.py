@@ -539,16 +539,10 @@ def test_parse_names() -> None:
 
 # --- the CLI as a process -----------------------------------------------------------------------
 
-_CLI = (
-    "import argparse, sys\n"
-    "from graph_router.modelhost.cli import register\n"
-    "p = argparse.ArgumentParser(prog='graph-router'); register(p.add_subparsers(dest='cmd'))\n"
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
-)
-
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", _CLI, *args]
+    """``graph-router ARGS`` (the lead's CLI with our ``models`` hook)."""
+    return [sys.executable, "-m", "graph_router", *args]
 
 
 @pytest.fixture
@@ -574,7 +568,17 @@ def test_models_list(elsewhere: Path) -> None:
 
 async def test_models_serve_answers_and_stops_on_sigint(http: aiohttp.ClientSession, elsewhere: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *_cli("models", "serve", "--port", "0", "--models", "sklearn-iris,v2-scaler"),
+        # the standalone entry point the quick start uses
+        *[
+            sys.executable,
+            "-m",
+            "graph_router.modelhost",
+            "serve",
+            "--port",
+            "0",
+            "--models",
+            "sklearn-iris,v2-scaler",
+        ],
         stdout=asyncio.subprocess.PIPE,
         env=_env(),
     )
