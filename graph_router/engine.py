@@ -22,6 +22,7 @@ from .errors import (
     GraphRouterError,
     GraphTimeout,
     NoRouteMatched,
+    RequestError,
     StepInputError,
     envelope,
 )
@@ -122,8 +123,10 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
     src = previous if step.uses_response and previous is not None else node_input
     if step.selection is not None:
         if not src.valid:
-            raise StepInputError(f"data {step.selection.source!r}: the {'response' if step.uses_response else 'request'}"
-                                 f" is not JSON, so nothing can be selected from it")
+            what = "previous response" if src is previous else "request"
+            err_cls = StepInputError if src is previous else RequestError
+            raise err_cls(f"data {step.selection.source!r}: the {what} is not JSON, so nothing can be selected "
+                          f"from it")
         value = step.selection.select(src.value)
         if value is NOTHING:
             raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
@@ -155,10 +158,18 @@ def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
     return JsonDoc(orjson.dumps(req))
 
 
-async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, doc: JsonDoc) -> Outcome:
+async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_input: JsonDoc,
+                   previous: JsonDoc | None = None) -> Outcome:
     """Run one step (a backend call, or a nested node) and record it in the route."""
     ctx.current = (node.name, step.label)
     ctx.route.append(f"{node.name}>{step.label}:{step.target}")
+    if step.needs_input_work:
+        try:
+            doc = step_input(step, node_input, previous)
+        except GraphRouterError as err:
+            raise err.at(node.name, step.label) from None
+    else:
+        doc = previous if step.uses_response and previous is not None else node_input
     hooks = ctx.hooks
     if step.node is not None:
         try:
@@ -201,9 +212,7 @@ async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
                 raise GraphRouterError("invalid response", node=node.name, step=step.label)
             if not step.condition.matches(previous.doc):
                 return Outcome(200, previous.doc)
-        inp = step_input(step, doc, previous.doc if previous is not None else None) if step.needs_input_work \
-            else (previous.doc if step.uses_response and previous is not None else doc)
-        out = await run_step(ctx, node, step, inp)
+        out = await run_step(ctx, node, step, doc, previous.doc if previous is not None else None)
         if step.hard and not 200 <= out.status <= 299:
             return out
         previous = out
@@ -217,7 +226,7 @@ async def run_switch(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
             if step.condition is not None and step.condition.matches(doc):
                 if ctx.hooks is not None:
                     ctx.hooks.branch(ctx, node, step)
-                return await run_step(ctx, node, step, step_input(step, doc, None) if step.needs_input_work else doc)
+                return await run_step(ctx, node, step, doc)
     if ctx.hooks is not None:
         ctx.hooks.branch(ctx, node, None)
     raise NoRouteMatched(node=node.name)
@@ -234,14 +243,13 @@ async def run_splitter(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
     step = node.pick(point)
     if ctx.hooks is not None:
         ctx.hooks.branch(ctx, node, step)
-    return await run_step(ctx, node, step, step_input(step, doc, None) if step.needs_input_work else doc)
+    return await run_step(ctx, node, step, doc)
 
 
 async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     steps = node.steps
-    inputs = [step_input(s, doc, None) if s.needs_input_work else doc for s in steps]
     results: list[Outcome | BaseException | None] = [None] * len(steps)
-    tasks = {asyncio.ensure_future(run_step(ctx, node, s, inputs[i])): i for i, s in enumerate(steps)}
+    tasks = {asyncio.ensure_future(run_step(ctx, node, s, doc)): i for i, s in enumerate(steps)}
     pending = set(tasks)
     decided: Outcome | BaseException | None = None
     try:

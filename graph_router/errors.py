@@ -77,6 +77,9 @@ class SpecError(GraphRouterError):
 
     @classmethod
     def merge(cls, errors: Iterable[SpecError]) -> SpecError:
+        errors = list(errors)
+        if len(errors) == 1:
+            return errors[0]
         problems: list[Problem] = []
         for err in errors:
             src = f"{err.source}: " if err.source else ""

@@ -41,10 +41,11 @@ class GraphRouter:
         hooks: Hooks | None = None,
         http: Callable[[str], Backend] | None = None,
         follow_redirects: bool = False,
+        max_response_bytes: int | None = None,
     ) -> None:
         self._owned_http: Any = None
         if http is None:
-            http = self._default_http(follow_redirects)
+            http = self._default_http(follow_redirects, max_response_bytes)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
         self.hooks = hooks
         self.default_retry = default_retry
@@ -69,13 +70,15 @@ class GraphRouter:
         """A spec (or whole InferenceGraph resource) given as a Python mapping."""
         return cls([load_graph_json(orjson.dumps(spec).decode())], **kw)
 
-    def _default_http(self, follow_redirects: bool) -> Callable[[str], Backend]:
+    def _default_http(self, follow_redirects: bool, max_response_bytes: int | None) -> Callable[[str], Backend]:
         def factory(url: str) -> Backend:
             if self._owned_http is None:
+                from .http.client import ClientLimits
                 from .transport import HttpBackendFactory
 
-                self._owned_http = HttpBackendFactory(follow_redirects=follow_redirects)
-            backend: Backend = self._owned_http(url)
+                limits = ClientLimits(max_response_bytes=max_response_bytes) if max_response_bytes else None
+                self._owned_http = HttpBackendFactory(limits=limits)
+            backend: Backend = self._owned_http.get(url, follow_redirects=follow_redirects)
             return backend
 
         return factory

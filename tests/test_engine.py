@@ -45,8 +45,8 @@ def graph(nodes: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {"nodes": nodes, **spec}
 
 
-def svc(name: str, **kw: Any) -> dict[str, Any]:
-    return {"serviceName": name, **kw}
+def svc(service: str, **kw: Any) -> dict[str, Any]:
+    return {"serviceName": service, **kw}
 
 
 async def run(spec: dict[str, Any], services: dict[str, Any], body: Any = None,

@@ -1,0 +1,133 @@
+"""`graph-router serve` as a real process: drain on SIGTERM, reload on SIGHUP, workers, CLI exits."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .conftest import ROOT, Backend, RouterProcess, reply
+
+GRAPH = """
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: g}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - serviceName: a
+"""
+
+
+async def get(url: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, await r.read()
+
+
+async def post(url: str, body: Any) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as s, s.post(url, json=body) as r:
+        return r.status, await r.read()
+
+
+async def test_drain_completes_in_flight_requests_and_turns_readyz_503(
+        tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
+        router_process: Callable[..., RouterProcess]) -> None:
+    b = await backend_factory()
+    b.default = reply(200, {"slow": True}, delay=1.5)
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--service", f"a={b.predict_url('a')}", "--drain-seconds", "1")
+    in_flight = [asyncio.create_task(post(rp.url, {"i": i})) for i in range(5)]
+    await asyncio.sleep(0.3)
+    rp.signal(signal.SIGTERM)
+    await asyncio.sleep(0.2)
+    status, body = await get(rp.url + "/readyz")
+    assert (status, body) == (503, b"shutting down\n")
+    during = await post(rp.url, {"late": 1})  # still served during the drain period
+    results = await asyncio.gather(*in_flight)
+    assert [s for s, _ in results] == [200] * 5 and during[0] == 200
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    assert len(b.seen) == 6
+
+
+async def test_reload_keeps_serving_when_the_new_file_is_bad(
+        tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
+        router_process: Callable[..., RouterProcess]) -> None:
+    a, c = await backend_factory(), await backend_factory()
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--service", f"a={a.predict_url('a')}", "--service", f"c={c.predict_url('c')}",
+                        "--drain-seconds", "0")
+    f.write_text(GRAPH.replace("routerType: Sequence", "routerType: Sequense"))
+    rp.signal(signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert (await post(rp.url, {"x": 1}))[0] == 200 and len(a.seen) == 1
+    assert "reload rejected" in rp.log() and "Sequense" in rp.log()
+    f.write_text(GRAPH.replace("serviceName: a", "serviceName: c"))
+    rp.signal(signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert (await post(rp.url, {"x": 1}))[0] == 200
+    assert len(c.seen) == 1 and len(a.seen) == 1
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+
+
+async def test_watch_reloads_changed_files(tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
+                                           router_process: Callable[..., RouterProcess]) -> None:
+    a, c = await backend_factory(), await backend_factory()
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--service", f"a={a.predict_url('a')}", "--service", f"c={c.predict_url('c')}",
+                        "--watch", "0.2", "--drain-seconds", "0")
+    time.sleep(0.05)
+    f.write_text(GRAPH.replace("serviceName: a", "serviceName: c"))
+    for _ in range(50):
+        await post(rp.url, {"x": 1})
+        if c.seen:
+            break
+        await asyncio.sleep(0.1)
+    assert c.seen
+
+
+async def test_two_workers_answer_on_the_port(tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
+                                             router_process: Callable[..., RouterProcess]) -> None:
+    b = await backend_factory()
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--service", f"a={b.predict_url('a')}", "--workers", "2", "--drain-seconds", "0")
+    statuses = [(await post(rp.url, {"i": i}))[0] for i in range(20)]
+    assert statuses == [200] * 20
+    pids = {line for line in rp.log().splitlines() if "serving 1 graph" in line}
+    assert len(pids) == 2, rp.log()
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+
+
+async def test_graph_json_drop_in(backend_factory: Callable[[], Awaitable[Backend]],
+                                  router_process: Callable[..., RouterProcess]) -> None:
+    b = await backend_factory()
+    spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": b.predict_url("x")}]}}}
+    rp = router_process("--graph-json", orjson.dumps(spec).decode(), "--inferencegraph-name", "mine",
+                        "--drain-seconds", "0")
+    status, body = await post(rp.url + "/whatever", {"instances": [1]})
+    assert status == 200 and b.seen[0].path == "/v1/models/x:predict"
+
+
+def test_serve_refuses_a_bad_graph_with_exit_2(tmp_path: Path) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH.replace("serviceName: a", "serviceNme: a"))
+    out = subprocess.run([sys.executable, "-m", "graph_router", "serve", str(f), "--port", "0"],
+                         capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert out.returncode == 2
+    assert "spec.nodes.root.steps[0].serviceNme: unknown field (did you mean 'serviceName'?)" in out.stderr
+    assert "Traceback" not in out.stderr
