@@ -278,6 +278,23 @@ async def test_v2_chain(host: ModelHost) -> None:
     ]
 
 
+async def test_docs_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 'your own models' snippet in docs/examples.md, executed as written."""
+    text = (ROOT / "docs/examples.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "mine"},
+        "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "doubler"}]}}},
+    }
+    (tmp_path / "my-graph.yaml").write_text(yaml.safe_dump(graph))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "docs/examples.md", "exec"), namespace)
+    await namespace["test_my_graph"]()
+
+
 # --- the quick start ----------------------------------------------------------------------------
 
 
@@ -287,6 +304,18 @@ def test_quickstart_rejects_unknown_and_manifest_only_examples(capsys: pytest.Ca
     assert "no example 'nope'; examples: ab-test, animal-breeds, canary, ensemble" in err
     assert run_quickstart("canary", port=1, models_port=1) == 2
     assert "needs models the host does not have: fraud-model" in capsys.readouterr().err
+
+
+def test_quickstart_reports_a_busy_port(capfd: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        models_port = busy.getsockname()[1]
+        assert run_quickstart("ensemble", port=_free_port(), models_port=models_port) == 1
+    out, err = capfd.readouterr()
+    assert "graph-router quickstart: the model host exited with code 1 before it was ready" in err
+    assert f"cannot listen on 127.0.0.1:{models_port}" in err
+    assert out.endswith("quickstart: stopped\n")
 
 
 def _free_port() -> int:

@@ -59,11 +59,16 @@ def parse_names(value: str) -> list[str] | None:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    lines = []
     for name, factory in EXAMPLE_MODELS.items():
         model = factory()
         protocols = "/".join(p for p, ok in (("v1", model.supports_v1), ("v2", model.supports_v2)) if ok)
         doc = (inspect.getdoc(type(model)) or "").split("\n\n")[0].replace("\n", " ").replace("``", "")
-        print(f"{name:<20} {protocols:<6} {doc}")
+        lines.append(f"{name:<20} {protocols:<6} {doc}\n")
+    # `... | head` closes the pipe early: not an error worth a traceback.
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
     return 0
 
 
