@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graph_router.http.server import HttpRequest, HttpResponse
 
@@ -532,3 +535,80 @@ async def test_serves_on_a_given_socket() -> None:
         writer.close()
     finally:
         await srv.close()
+
+
+# --- chunk boundaries: the parser glue must not care where reads split the stream ------------------
+
+STREAM = (
+    b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+    b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
+    b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    b"GET /c?q=1 HTTP/1.1\r\nConnection: close\r\n\r\n"
+)
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, proto: asyncio.Protocol) -> None:
+        super().__init__()
+        self.proto = proto
+        self.out = bytearray()
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.out += data
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self.proto.connection_lost, None)
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+
+async def _feed_in_pieces(cuts: list[int]) -> tuple[bytes, list[tuple[str, str, bytes]]]:
+    from graph_router.http.messages import ServerState
+    from graph_router.http.server import ServerLimits
+    from graph_router.http.server_protocol import ServerConnection
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    async def handler(req: HttpRequest) -> HttpResponse:
+        seen.append((req.method, req.target, req.body))
+        return HttpResponse(200, [], req.target.encode() + b":" + req.body)
+
+    limits = ServerLimits(max_header_bytes=1024)
+    state = ServerState(handler, limits, lambda status, cause: HttpResponse(status, [], cause.encode()))
+    conn = ServerConnection(state)
+    transport = FakeTransport(conn)
+    conn.connection_made(transport)
+    bounds = [0, *sorted(set(cuts)), len(STREAM)]
+    for start, end in itertools.pairwise(bounds):
+        if end > start:
+            conn.data_received(STREAM[start:end])
+            await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        while not transport.closing:  # noqa: ASYNC110 - the fake transport has no event to await
+            await asyncio.sleep(0.001)
+    return bytes(transport.out), seen
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_any_split_of_a_pipelined_stream_gives_the_same_answers(cuts: list[int]) -> None:
+    out, seen = asyncio.run(_feed_in_pieces(cuts))
+    assert seen == [("POST", "/a", b"hello"), ("POST", "/b", b"abcde"), ("GET", "/c?q=1", b"")]
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in out.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+    assert [b.split(b"HTTP/")[0] for b in bodies] == [b"/a:hello", b"/b:abcde", b"/c?q=1:"]
+    assert out.count(b"connection: close\r\n") == 1
