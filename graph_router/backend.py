@@ -65,13 +65,13 @@ class InProcessBackend:
     ``raw=True`` passes the bytes untouched.
     """
 
-    __slots__ = ("_fn", "_is_async", "_raw", "target", "calls")
+    __slots__ = ("_fn", "_is_async", "_raw", "calls", "target")
 
     def __init__(self, fn: Handler, *, name: str | None = None, raw: bool = False) -> None:
         self._fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
         self._raw = raw
-        self.target = name or getattr(fn, "__name__", "in-process")
+        self.target: str = name or str(getattr(fn, "__name__", "in-process"))
         #: Every request this backend received, in order (tests assert on it).
         self.calls: list[BackendRequest] = []
 
@@ -85,7 +85,7 @@ class InProcessBackend:
                 arg = request.body
         hdrs = {k.lower(): v for k, v in request.headers}
         if self._is_async:
-            result = await self._fn(arg, hdrs)  # type: ignore[misc]
+            result = await self._fn(arg, hdrs)
         else:
             result = self._fn(arg, hdrs)
             if inspect.isawaitable(result):

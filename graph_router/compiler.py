@@ -180,8 +180,8 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 node=nodes[s.node_name] if s.node_name else None,
                 condition=compile_condition(s.condition) if s.condition and
                 n.router_type in (RouterType.SEQUENCE, RouterType.SWITCH) else None,
-                selection=compile_selection(data) if data.startswith("$request") and data != "$request"
-                or data.startswith("$response") and data != "$response" else None,
+                selection=compile_selection(data) if (data.startswith("$request") and data != "$request")
+                or (data.startswith("$response") and data != "$response") else None,
                 uses_response=data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
                 map_predictions=bool(s.map_predictions_to_instances),
                 map_outputs=bool(s.map_outputs_to_inputs),

@@ -59,7 +59,7 @@ class Outcome:
 class Context:
     """Per-request state: the headers every backend call gets, the deadline, the route so far."""
 
-    __slots__ = ("graph", "headers", "incoming", "deadline", "route", "current", "hooks", "span")
+    __slots__ = ("current", "deadline", "graph", "headers", "hooks", "incoming", "route", "span")
 
     def __init__(self, graph: CompiledGraph, headers: list[tuple[str, str]],
                  incoming: list[tuple[str, str]], deadline: float | None, hooks: Hooks | None) -> None:

@@ -50,7 +50,7 @@ def parse_env(value: str | None) -> tuple[re.Pattern[str], ...]:
 class HeaderPolicy:
     """Decides, per request, the headers sent to every backend call of the graph."""
 
-    __slots__ = ("_patterns", "_cache")
+    __slots__ = ("_cache", "_patterns")
 
     def __init__(self, patterns: Sequence[re.Pattern[str]] = ()) -> None:
         self._patterns = tuple(patterns)

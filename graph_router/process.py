@@ -8,6 +8,7 @@ in-flight request completes before exit 0. A second signal cuts the wait short, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -146,10 +147,8 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     watch_task = asyncio.create_task(_watch(cfg, router)) if cfg.watch > 0 and cfg.paths else None
     try:
         await stop.wait()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hurry.wait(), timeout=cfg.drain_seconds)
-        except TimeoutError:
-            pass
         await server.close_listener()
         budget = (limits.write_timeout or 60.0) + (max((g.timeout or 0) for g in router.graphs.values()) or 0)
         if not await server.wait_idle(budget):
@@ -217,7 +216,7 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
             code = 1
             try:
                 code = _run_loop(cfg, docs, i)
-            except BaseException:  # noqa: BLE001 - a worker must exit, whatever happened
+            except BaseException:
                 log.exception("worker %d failed", i)
             finally:
                 sys.stdout.flush()
@@ -227,10 +226,8 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)

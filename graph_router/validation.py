@@ -323,7 +323,7 @@ class SpecChecker:
             trail.append(n)
             for m in edges.get(n, []):
                 if state.get(m) == 1:
-                    cyc = trail[trail.index(m):] + [m]
+                    cyc = [*trail[trail.index(m):], m]
                     key = frozenset(cyc)
                     if key not in reported:
                         reported.add(key)

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ async def test_watch_reloads_changed_files(tmp_path: Path, backend_factory: Call
     f.write_text(GRAPH)
     rp = router_process(str(f), "--service", f"a={a.predict_url('a')}", "--service", f"c={c.predict_url('c')}",
                         "--watch", "0.2", "--drain-seconds", "0")
-    time.sleep(0.05)
+    await asyncio.sleep(0.05)
     f.write_text(GRAPH.replace("serviceName: a", "serviceName: c"))
     for _ in range(50):
         await post(rp.url, {"x": 1})
@@ -119,7 +118,7 @@ async def test_graph_json_drop_in(backend_factory: Callable[[], Awaitable[Backen
     spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": b.predict_url("x")}]}}}
     rp = router_process("--graph-json", orjson.dumps(spec).decode(), "--inferencegraph-name", "mine",
                         "--drain-seconds", "0")
-    status, body = await post(rp.url + "/whatever", {"instances": [1]})
+    status, _ = await post(rp.url + "/whatever", {"instances": [1]})
     assert status == 200 and b.seen[0].path == "/v1/models/x:predict"
 
 

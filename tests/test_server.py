@@ -272,7 +272,7 @@ async def test_selection_on_a_non_json_request_is_400(serve: Serve,
 async def test_bearer_auth(serve: Serve, backend_factory: Callable[[], Awaitable[Backend]]) -> None:
     b = await backend_factory()
     base = await serve(ONE, {"a": b.predict_url("a")}, auth_token="s3cret")
-    status, headers, body = await post(base, {"x": 1})
+    status, _, body = await post(base, {"x": 1})
     assert status == 401 and b"missing bearer token" in body
     status, _, body = await post(base, {"x": 1}, headers={"Authorization": "Bearer wrong"})
     assert status == 401 and b"invalid bearer token" in body and b"wrong" not in body
