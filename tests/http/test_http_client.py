@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import socket
 import ssl
@@ -11,6 +12,8 @@ import subprocess
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from graph_router.http.client import (
@@ -488,3 +491,45 @@ async def test_https_backend_with_untrusted_certificate(tls_backend) -> None:
         await client.request("POST", Url.parse(url), [], b"{}", timeout=5)
     assert info.value.detail.startswith("tls: failed to verify certificate: x509: ")
     await client.aclose()
+
+
+# --- chunk boundaries ------------------------------------------------------------------------------
+
+ANSWERS = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: " + b"a" * 200 + b"\r\n\r\n"
+    b"4\r\nwiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n"
+)
+
+
+class _Sink(asyncio.Transport):
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    close = abort
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1)
+
+
+async def _parse_in_pieces(cuts: list[int]) -> tuple[int, bytes, bool]:
+    from graph_router.http.client_protocol import ClientConnection
+
+    conn = ClientConnection(asyncio.get_running_loop(), 1 << 20)
+    conn.connection_made(_Sink())
+    fut = conn.exchange(b"POST / HTTP/1.1\r\n\r\n", b"")
+    bounds = [0, *sorted(set(cuts)), len(ANSWERS)]
+    for start, end in itertools.pairwise(bounds):
+        if end > start:
+            conn.data_received(ANSWERS[start:end])
+    resp = await asyncio.wait_for(fut, 1)
+    return resp.status, resp.body, conn.dead
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(ANSWERS) - 1), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_any_split_of_a_response_parses_the_same(cuts: list[int]) -> None:
+    assert asyncio.run(_parse_in_pieces(cuts)) == (200, b"wikipedia", False)
