@@ -228,8 +228,7 @@ async def test_breed_models_take_the_detector_answer(
 ) -> None:
     expected = {
         "predictions": [
-            {"animal": d["label"], "breed": b, "score": d["score"]}
-            for d, b in zip(DETECTIONS, breeds, strict=True)
+            {"animal": d["label"], "breed": b, "score": d["score"]} for d, b in zip(DETECTIONS, breeds, strict=True)
         ]
     }
     # as a Switch passes the detector's answer on, and as ordinary instances
@@ -444,9 +443,7 @@ async def test_v1_bad_input_is_400(
         ({**v2_request(ROWS), "id": 5}, 'Expected "id" to be a string'),
     ],
 )
-async def test_v2_bad_input_is_400(
-    host: ModelHost, http: aiohttp.ClientSession, body: Any, error: str
-) -> None:
+async def test_v2_bad_input_is_400(host: ModelHost, http: aiohttp.ClientSession, body: Any, error: str) -> None:
     assert await post(http, host.url_for("v2-scaler"), body) == (400, {"error": error})
 
 
@@ -558,9 +555,7 @@ def _env() -> dict[str, str]:
 
 
 def test_models_list(elsewhere: Path) -> None:
-    out = subprocess.run(
-        _cli("models", "list"), capture_output=True, text=True, timeout=30, env=_env(), check=True
-    )
+    out = subprocess.run(_cli("models", "list"), capture_output=True, text=True, timeout=30, env=_env(), check=True)
     lines = out.stdout.splitlines()
     assert [line.split()[0] for line in lines] == list(EXAMPLE_MODELS)
     assert lines[0].split()[1] == "v1" and lines[-1].split()[1] == "v2"

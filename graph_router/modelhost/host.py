@@ -175,9 +175,7 @@ class ModelHost:
 
     async def _body(self, request: web.Request, model: Model, protocol: Protocol) -> Any:
         raw = await request.read()
-        self.requests.append(
-            Received(model.served_name, protocol, CIMultiDictProxy(CIMultiDict(request.headers)), raw)
-        )
+        self.requests.append(Received(model.served_name, protocol, CIMultiDictProxy(CIMultiDict(request.headers)), raw))
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

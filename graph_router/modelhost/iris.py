@@ -52,9 +52,7 @@ LIGHTGBM_STUMPS: tuple[Stump, ...] = (
 )
 
 
-def linear_scores(
-    row: Sequence[float], weights: Sequence[Sequence[float]], bias: Sequence[float]
-) -> list[float]:
+def linear_scores(row: Sequence[float], weights: Sequence[Sequence[float]], bias: Sequence[float]) -> list[float]:
     return [sum(w * x for w, x in zip(ws, row, strict=True)) + b for ws, b in zip(weights, bias, strict=True)]
 
 

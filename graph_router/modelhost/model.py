@@ -72,9 +72,7 @@ class Tensor:
             raise InvalidInput(f"{where} ({name}): 'shape' must be a list of non-negative integers")
         data = _flatten(obj.get("data"), f"{where} ({name})")
         if len(data) != math.prod(shape):
-            raise InvalidInput(
-                f"{where} ({name}): shape {shape} needs {math.prod(shape)} elements, got {len(data)}"
-            )
+            raise InvalidInput(f"{where} ({name}): shape {shape} needs {math.prod(shape)} elements, got {len(data)}")
         kinds = DATATYPES[datatype]
         for value in data:
             # bool is an int subclass: keep BOOL and numeric types apart.

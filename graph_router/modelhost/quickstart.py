@@ -122,9 +122,7 @@ def _wait_ready(child: Child, url: str, stop: threading.Event) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while not _http_ok(url):
         if child.proc.poll() is not None:
-            raise QuickstartError(
-                f"the {child.what} exited with code {child.proc.returncode} before it was ready"
-            )
+            raise QuickstartError(f"the {child.what} exited with code {child.proc.returncode} before it was ready")
         if stop.is_set():
             return
         if time.monotonic() > deadline:

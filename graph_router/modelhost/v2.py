@@ -12,8 +12,7 @@ from .model import InferRequest, InvalidInput, Model, Tensor, TensorSpec, argmax
 def _iris_rows(tensor: Tensor) -> list[list[float]]:
     if len(tensor.shape) != 2 or tensor.shape[1] != 4 or tensor.datatype not in ("FP32", "FP64"):
         raise InvalidInput(
-            f"input {tensor.name!r}: expected FP32 with shape [N, 4],"
-            f" got {tensor.datatype} {list(tensor.shape)}"
+            f"input {tensor.name!r}: expected FP32 with shape [N, 4], got {tensor.datatype} {list(tensor.shape)}"
         )
     return [[float(v) for v in row] for row in tensor.rows()]
 
