@@ -12,7 +12,8 @@ from .checks import check_deploy
 from .deploy import DeploySpec, InferenceServiceBackend, KnativeBackend, RouterMode
 from .knative import backend_service
 from .kserve import inference_graph, inference_service
-from .router import backend_url, deployment_router, knative_router
+from .resolve import backend_url
+from .router import deployment_router, knative_router
 from .validate import check_object, label
 
 Obj = dict[str, Any]
@@ -49,9 +50,7 @@ def build_manifests(
     mode = mode or spec.router.mode
     ns = resolve_namespace(namespace, spec, graphs)
     names = {g.name: spec.router.name or g.name for g in graphs}
-    problems, warnings = check_deploy(
-        spec, graphs, router_names=list(names.values()), namespace=ns, mode=mode
-    )
+    problems, warnings = check_deploy(spec, graphs, router_names=list(names.values()), namespace=ns, mode=mode)
     if problems:
         raise SpecError(problems, source=source)
     out = Manifests(objects=[], warnings=warnings)

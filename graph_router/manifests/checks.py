@@ -14,9 +14,10 @@ from ..spec import GraphDocument
 from . import rules
 from .deploy import Backend, DeploySpec, InferenceServiceBackend, KnativeBackend, RouterMode, Scaling
 from .knative import scaling_annotations
+from .resolve import RUNTIME_PROTOCOLS, isvc_model_name, isvc_protocol, predict_path
 from .rules import AUTOSCALING, HPA
 
-#: KServe ``SupportedStorageURIPrefixList`` (plus the newer oci:// and hf://).
+#: KServe ``SupportedStorageURIPrefixList``.
 STORAGE_PREFIXES = (
     "gs://",
     "s3://",
@@ -27,6 +28,8 @@ STORAGE_PREFIXES = (
     "hdfs://",
     "webhdfs://",
     "oci://",
+    "oci+native://",
+    "oci+fetch://",
     "hf://",
 )
 _SCHEME = re.compile(r"\w+?://")
@@ -103,8 +106,7 @@ def _check_isvc(name: str, b: InferenceServiceBackend, at: str, warnings: list[s
         problems.append(
             Problem(
                 f"{at}.scaleTarget",
-                "must be an integer for an InferenceService "
-                f"(KServe's scaleTarget is an int32), got {b.scale_target}",
+                f"must be an integer for an InferenceService (KServe's scaleTarget is an int32), got {b.scale_target}",
             )
         )
     hpa = b.autoscaling is not None and b.autoscaling.annotation_items().get("class") == HPA
@@ -122,7 +124,27 @@ def _check_isvc(name: str, b: InferenceServiceBackend, at: str, warnings: list[s
         )
         if p.path not in kserve_said
     ]
+    _warn_protocol(name, b, at, warnings)
     return problems + _check_storage(b, at)
+
+
+def _warn_protocol(name: str, b: InferenceServiceBackend, at: str, warnings: list[str]) -> None:
+    """KServe's controller takes the URL's protocol from an explicit runtime, not from protocolVersion."""
+    if b.runtime is None:
+        return
+    if b.runtime not in RUNTIME_PROTOCOLS:
+        warnings.append(
+            f"{at}.runtime: {b.runtime} is not a KServe built-in runtime: KServe's controller takes the "
+            f"protocol from its protocolVersions; the router assumes {b.protocol}"
+        )
+        return
+    used = isvc_protocol(b)
+    if used != b.protocol:
+        path = predict_path(isvc_model_name(name, b), used)
+        warnings.append(
+            f"{at}.protocol: {b.protocol}, but runtime {b.runtime} lists {used} first, so KServe's "
+            f"controller (and the router) call {path}; omit runtime to let the protocol choose"
+        )
 
 
 def _check_storage(b: InferenceServiceBackend, at: str) -> list[Problem]:
@@ -132,12 +154,7 @@ def _check_storage(b: InferenceServiceBackend, at: str) -> list[Problem]:
         (f"{at}.storageUri", b.storage_uri),
         (f"{at}.canary.storageUri", b.canary.storage_uri if b.canary else None),
     ):
-        if (
-            uri
-            and _SCHEME.match(uri)
-            and not uri.startswith(STORAGE_PREFIXES)
-            and "blob.core.windows.net" not in uri
-        ):
+        if uri and _SCHEME.match(uri) and not uri.startswith(STORAGE_PREFIXES) and "blob.core.windows.net" not in uri:
             problems.append(
                 Problem(
                     uri_at,
@@ -162,9 +179,7 @@ def _check_ksvc(name: str, b: KnativeBackend, at: str, warnings: list[str]) -> l
     problems = rules.check_dns1035(name, at)
     problems += _common(b, at, warnings, default_min=0)
     if b.revision_name is not None and not b.revision_name.startswith(f"{name}-"):
-        problems.append(
-            Problem(f"{at}.revisionName", f'invalid value: "{b.revision_name}" must have prefix "{name}-"')
-        )
+        problems.append(Problem(f"{at}.revisionName", f'invalid value: "{b.revision_name}" must have prefix "{name}-"'))
     if b.traffic:
         problems += rules.check_traffic(
             [t.model_dump(by_alias=True, exclude_none=True) for t in b.traffic], f"{at}.traffic", service=name
@@ -182,14 +197,10 @@ def _check_router(spec: DeploySpec, router_name: str, mode: RouterMode, warnings
     name_at = f"{at}.name" if r.name else at
     if mode is RouterMode.KSERVE:
         problems = rules.check_isvc_name(router_name, name_at, canary=False, tag_routing=False)
-        problems = [
-            Problem(p.path, p.message.replace("InferenceService", "InferenceGraph")) for p in problems
-        ]
+        problems = [Problem(p.path, p.message.replace("InferenceService", "InferenceGraph")) for p in problems]
         if isinstance(r.scale_target, float):
             problems.append(
-                Problem(
-                    f"{at}.scaleTarget", f"must be an integer for an InferenceGraph, got {r.scale_target}"
-                )
+                Problem(f"{at}.scaleTarget", f"must be an integer for an InferenceGraph, got {r.scale_target}")
             )
     else:
         problems = rules.check_dns1035(router_name, name_at)

@@ -43,9 +43,7 @@ _Dumper.add_representer(str, _str)
 def dump(objects: Sequence[Obj], fmt: str) -> str:
     """Multi-document YAML, or one JSON ``List`` (both accepted by ``kubectl apply -f -``)."""
     if fmt == "json":
-        body: Any = (
-            objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-        )
+        body: Any = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": list(objects)}
         return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n"
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, explicit_start=True, allow_unicode=True)
 
@@ -70,9 +68,7 @@ def _add_manifests(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="graph file(s); with --check, manifest files ('-' for stdin)",
     )
     m.add_argument("--deploy", metavar="DEPLOY", help="deployment description (deploy.yaml)")
-    m.add_argument(
-        "--namespace", "-n", help="namespace (default: the description's, the graph's, or 'default')"
-    )
+    m.add_argument("--namespace", "-n", help="namespace (default: the description's, the graph's, or 'default')")
     m.add_argument(
         "--router",
         choices=[x.value for x in RouterMode],
@@ -113,9 +109,7 @@ def _add_rollout(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             help="with --deploy: the graph (for labels; default: graph.yaml next to DEPLOY)",
         )
         a.add_argument("--namespace", "-n")
-        a.add_argument(
-            "--patch", action="store_true", help="print a JSON merge patch (kubectl patch --type merge)"
-        )
+        a.add_argument("--patch", action="store_true", help="print a JSON merge patch (kubectl patch --type merge)")
         a.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
         _add_action_flags(a, action)
         a.set_defaults(func=cmd_rollout)
@@ -126,8 +120,7 @@ def _add_action_flags(a: argparse.ArgumentParser, action: str) -> None:
         a.add_argument(
             "--percent",
             type=int,
-            help="traffic to the candidate, 0-100 (default with --deploy: "
-            "the description's canary.trafficPercent)",
+            help="traffic to the candidate, 0-100 (default with --deploy: the description's canary.trafficPercent)",
         )
         a.add_argument("--storage-uri", help="InferenceService: the candidate model")
         a.add_argument("--runtime", help="InferenceService: the candidate's runtime")

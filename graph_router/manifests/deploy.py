@@ -47,9 +47,7 @@ class Autoscaling(BaseModel):
     activation_scale: Scalar | None = Field(default=None, alias="activation-scale")
     target_utilization_percentage: Scalar | None = Field(default=None, alias="target-utilization-percentage")
     target_burst_capacity: Scalar | None = Field(default=None, alias="target-burst-capacity")
-    scale_to_zero_pod_retention_period: Scalar | None = Field(
-        default=None, alias="scale-to-zero-pod-retention-period"
-    )
+    scale_to_zero_pod_retention_period: Scalar | None = Field(default=None, alias="scale-to-zero-pod-retention-period")
     metric_aggregation_algorithm: str | None = Field(default=None, alias="metric-aggregation-algorithm")
 
     def annotation_items(self) -> dict[str, str]:
@@ -115,7 +113,6 @@ class InferenceServiceBackend(Scaling):
     runtime: str | None = None
     runtime_version: str | None = None
     protocol: Literal["v1", "v2"] = "v1"
-    model_name: str | None = None
     env: dict[str, str] | None = None
     args: tuple[str, ...] | None = None
     tag_routing: bool = False
@@ -221,9 +218,7 @@ def _parse_backend(name: str, raw: Any, problems: list[Problem]) -> Backend | No
     kind = raw.get("kind", "InferenceService")
     model = BACKEND_KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        problems.append(
-            Problem(f"{path}.kind", f"must be one of InferenceService, KnativeService, got {kind!r}")
-        )
+        problems.append(Problem(f"{path}.kind", f"must be one of InferenceService, KnativeService, got {kind!r}"))
         return None
     try:
         return model.model_validate(raw)

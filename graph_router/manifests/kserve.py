@@ -154,9 +154,7 @@ def _ignored_router_settings(r: RouterSettings) -> list[str]:
     """Router settings an InferenceGraph cannot carry: KServe's controller decides them."""
     ignored = []
     if r.image != DEFAULT_ROUTER_IMAGE:
-        ignored.append(
-            "router.image ignored: KServe's router image is set in the inferenceservice-config ConfigMap"
-        )
+        ignored.append("router.image ignored: KServe's router image is set in the inferenceservice-config ConfigMap")
     for key, value in (("env", r.env), ("args", r.args), ("containerConcurrency", r.container_concurrency)):
         if value:
             ignored.append(f"router.{key} ignored: an InferenceGraph has no such field")

@@ -66,9 +66,7 @@ def _isvc_canary(out: Obj, percent: int, cand: Candidate, warnings: list[str]) -
     name = out["metadata"]["name"]
     predictor = out["spec"]["predictor"]
     if cand.image or cand.revision_name:
-        raise _fail(
-            name, "--image", "an InferenceService's candidate is a model: use --storage-uri/--runtime"
-        )
+        raise _fail(name, "--image", "an InferenceService's candidate is a model: use --storage-uri/--runtime")
     impl = next((predictor[k] for k in FRAMEWORKS if isinstance(predictor.get(k), dict)), None)
     changed = False
     if cand.storage_uri or cand.runtime:
@@ -110,8 +108,7 @@ def _ksvc_canary(out: Obj, percent: int, cand: Candidate) -> Obj:
         raise _fail(
             name,
             "--revision-name",
-            f'spec.template.metadata.name is set ("{tmeta["name"]}"): a changed '
-            "template needs a new revision name",
+            f'spec.template.metadata.name is set ("{tmeta["name"]}"): a changed template needs a new revision name',
         )
     if not cand.image and not cand.revision_name and stable == tmeta.get("name"):
         raise _fail(name, "--image", "the template is unchanged, so there is no new revision: pass --image")

@@ -1,6 +1,4 @@
-"""The router's objects (ConfigMap with the graph, Knative Service or Deployment+Service+PDB) and
-the backend URLs it is given, resolved as KServe's InferenceGraph controller resolves ``serviceName``.
-"""
+"""The router's objects: ConfigMap with the graph, then a Knative Service or Deployment+Service+PDB."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from typing import Any
 import yaml
 
 from ..spec import GraphDocument
-from .deploy import Backend, InferenceServiceBackend, RouterSettings
+from .deploy import RouterSettings
 from .knative import env_list, knative_service, labels, scaling_annotations
 
 GRAPH_DIR = "/etc/graph-router"
@@ -18,25 +16,6 @@ GRAPH_FILE = "graph.yaml"
 PORT = 8080
 GRAPH_HASH = "graph-router.dev/graph-sha256"
 Obj = dict[str, Any]
-
-
-def predict_path(model: str, protocol: str) -> str:
-    """KServe ``constants.PredictPath``."""
-    return f"/v2/models/{model}/infer" if protocol == "v2" else f"/v1/models/{model}:predict"
-
-
-def backend_url(name: str, b: Backend, namespace: str) -> str:
-    """The URL the router calls for ``serviceName: name``.
-
-    KServe's controller takes the InferenceService's ``status.address.url`` (cluster-local:
-    ``http://<name>.<namespace>.svc.cluster.local``) and appends ``PredictPath(modelName, protocol)``,
-    the model name being the InferenceService's name. A Knative Service has the same cluster-local
-    address; its path is ``path`` or the same predict path.
-    """
-    host = f"http://{name}.{namespace}.svc.cluster.local"
-    if isinstance(b, InferenceServiceBackend):
-        return host + predict_path(name, b.protocol)
-    return host + (b.path or predict_path(b.model_name or name, b.protocol))
 
 
 def graph_configmap(doc: GraphDocument, *, name: str, namespace: str) -> tuple[Obj, str]:

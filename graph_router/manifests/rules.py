@@ -152,8 +152,7 @@ def check_traffic(traffic: Sequence[Mapping[str, Any]], path: str, *, service: s
             problems.append(
                 Problem(
                     f"{at}.latestRevision",
-                    f'may not set revisionName "{rev or ""}" '
-                    f"when latestRevision is {str(bool(latest)).lower()}",
+                    f'may not set revisionName "{rev or ""}" when latestRevision is {str(bool(latest)).lower()}',
                 )
             )
         if isinstance(pct, int):
@@ -182,9 +181,7 @@ def check_traffic(traffic: Sequence[Mapping[str, Any]], path: str, *, service: s
             seen[tag] = i
         if isinstance(tag, str) and len(f"{tag}-{service}") > DNS1035_MAX:
             problems.append(
-                Problem(
-                    f"{at}.tag", f'host label "{tag}-{service}" must be no more than {DNS1035_MAX} characters'
-                )
+                Problem(f"{at}.tag", f'host label "{tag}-{service}" must be no more than {DNS1035_MAX} characters')
             )
     if traffic and total != 100:
         problems.append(Problem(path, f"Traffic targets sum to {total}, want 100"))
@@ -209,11 +206,7 @@ def check_autoscaling_annotations(
     a = {k: v for k, v in anns.items() if k.startswith(AUTOSCALING) and isinstance(v, str)}
     for fn in (_class, _min_max, _floats, _durations, _metric, _initial_scale):
         problems.extend(fn(a, path))
-    if (
-        warnings is not None
-        and a.get(AUTOSCALING + "class") == HPA
-        and a.get(AUTOSCALING + "min-scale", "0") == "0"
-    ):
+    if warnings is not None and a.get(AUTOSCALING + "class") == HPA and a.get(AUTOSCALING + "min-scale", "0") == "0":
         warnings.append(
             f"{path(AUTOSCALING + 'min-scale')}: the hpa class cannot scale to zero: "
             "Kubernetes' HPA keeps at least one pod"
@@ -255,9 +248,7 @@ def _min_max(a: Mapping[str, str], path: PathFn) -> list[Problem]:
             bounds[name] = i
     lo, hi = bounds.get("min-scale", 0), bounds.get("max-scale", 0)
     if hi != 0 and hi < lo:
-        problems.append(
-            Problem(path(AUTOSCALING + "max-scale"), f"max-scale={hi} is less than min-scale={lo}")
-        )
+        problems.append(Problem(path(AUTOSCALING + "max-scale"), f"max-scale={hi} is less than min-scale={lo}"))
     k = AUTOSCALING + "activation-scale"
     if k in a:
         nz = go_int(a[k])
@@ -313,9 +304,7 @@ def _durations(a: Mapping[str, str], path: PathFn) -> list[Problem]:
         if d is None:
             problems.append(_invalid(a[k], k, path))
         elif not WINDOW_MIN_NS <= d <= WINDOW_MAX_NS:
-            problems.append(
-                Problem(path(k), f"expected {format_go_duration(WINDOW_MIN_NS)} <= {a[k]} <= {hi}")
-            )
+            problems.append(Problem(path(k), f"expected {format_go_duration(WINDOW_MIN_NS)} <= {a[k]} <= {hi}"))
         elif d % 10**9:
             problems.append(Problem(path(k), "must be specified with at most second precision"))
     for name in ("scale-down-delay", "scale-to-zero-pod-retention-period"):

@@ -100,9 +100,7 @@ def _ksvc_rules(obj: Mapping[str, Any]) -> list[Problem]:
     problems += rules.check_timeout(tspec.get("timeoutSeconds"), "spec.template.spec.timeoutSeconds")
     rev = tmeta.get("name")
     if rev and not str(rev).startswith(f"{name}-"):
-        problems.append(
-            Problem("spec.template.metadata.name", f'invalid value: "{rev}" must have prefix "{name}-"')
-        )
+        problems.append(Problem("spec.template.metadata.name", f'invalid value: "{rev}" must have prefix "{name}-"'))
     if spec.get("traffic"):
         problems += rules.check_traffic(spec["traffic"], "spec.traffic", service=name)
     return problems
@@ -114,9 +112,7 @@ def _isvc_rules(obj: Mapping[str, Any]) -> list[Problem]:
     predictor = obj["spec"].get("predictor", {})
     canary = predictor.get("canaryTrafficPercent") is not None
     tag_routing = anns.get("serving.kserve.io/enable-tag-routing") == "true"
-    problems = rules.check_isvc_name(
-        meta.get("name", ""), "metadata.name", canary=canary, tag_routing=tag_routing
-    )
+    problems = rules.check_isvc_name(meta.get("name", ""), "metadata.name", canary=canary, tag_routing=tag_routing)
     p = "spec.predictor"
     problems += rules.check_isvc_replicas(
         predictor.get("minReplicas"), predictor.get("maxReplicas"), lambda f: f"{p}.{f}"
@@ -125,9 +121,7 @@ def _isvc_rules(obj: Mapping[str, Any]) -> list[Problem]:
     problems += rules.check_isvc_metric(
         predictor.get("scaleMetric"), predictor.get("scaleTarget"), hpa, lambda f: f"{p}.{f}"
     )
-    problems += rules.check_container_concurrency(
-        predictor.get("containerConcurrency"), f"{p}.containerConcurrency"
-    )
+    problems += rules.check_container_concurrency(predictor.get("containerConcurrency"), f"{p}.containerConcurrency")
     problems += rules.check_timeout(predictor.get("timeout"), f"{p}.timeout")
     problems += rules.check_canary_percent(predictor.get("canaryTrafficPercent"), f"{p}.canaryTrafficPercent")
     problems += rules.check_autoscaling_annotations(anns, _ann_path("metadata.annotations"))

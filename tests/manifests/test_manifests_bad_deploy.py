@@ -161,18 +161,11 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "canary-same-model",
         {"m": isvc(canary={"storageUri": "gs://bucket/model"})},
-        [
-            "services.m.canary.storageUri: the canary must differ from "
-            "the stable model: same storageUri and runtime"
-        ],
+        ["services.m.canary.storageUri: the canary must differ from the stable model: same storageUri and runtime"],
     ),
     (
         "traffic-sum",
-        {
-            "m": ksvc(
-                traffic=[{"revisionName": "m-1", "percent": 50}, {"latestRevision": True, "percent": 40}]
-            )
-        },
+        {"m": ksvc(traffic=[{"revisionName": "m-1", "percent": 50}, {"latestRevision": True, "percent": 40}])},
         ["services.m.traffic: Traffic targets sum to 90, want 100"],
     ),
     (
@@ -197,11 +190,7 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "traffic-percent-range",
-        {
-            "m": ksvc(
-                traffic=[{"revisionName": "m-1", "percent": 150}, {"latestRevision": True, "percent": -50}]
-            )
-        },
+        {"m": ksvc(traffic=[{"revisionName": "m-1", "percent": 150}, {"latestRevision": True, "percent": -50}])},
         [
             "services.m.traffic[0].percent: expected 0 <= 150 <= 100",
             "services.m.traffic[1].percent: expected 0 <= -50 <= 100",
@@ -236,7 +225,7 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
         [
             "services.m.storageUri: storageUri, must be one of: [gs://, "
             "s3://, pvc://, file://, https://, http://, "
-            "hdfs://, webhdfs://, oci://, hf://] or match "
+            "hdfs://, webhdfs://, oci://, oci+native://, oci+fetch://, hf://] or match "
             "https://{}.blob.core.windows.net/{}/{} or be an absolute or "
             "relative local path. StorageUri [ftp://host/model] is not supported"
         ],
@@ -286,15 +275,11 @@ def test_undescribed_service() -> None:
 
 
 def test_router_name_collision() -> None:
-    assert problems({"g": ksvc()}) == [
-        'router: the router\'s name "g" collides with services.g; set router.name'
-    ]
+    assert problems({"g": ksvc()}) == ['router: the router\'s name "g" collides with services.g; set router.name']
 
 
 def test_router_checks() -> None:
-    assert problems(
-        {"m": isvc()}, router={"minReplicas": 2, "maxReplicas": 1, "containerConcurrency": -1}
-    ) == [
+    assert problems({"m": isvc()}, router={"minReplicas": 2, "maxReplicas": 1, "containerConcurrency": -1}) == [
         "router.containerConcurrency: expected 0 <= -1 <= 1000",
         "router.maxReplicas: max-scale=1 is less than min-scale=2",
     ]

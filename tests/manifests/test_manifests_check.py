@@ -35,8 +35,7 @@ def test_bad_file_lists_every_problem() -> None:
         '"spec.template.metadata.annotations" to work',
         "  - Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/window: "
         "expected 6s <= 5s <= 1h0m0s",
-        "  - Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/metric: "
-        "invalid value: cpu",
+        "  - Service/pre: spec.template.metadata.annotations.autoscaling.knative.dev/metric: invalid value: cpu",
         "  - Service/pre: spec.template.spec.timeoutSeconds: expected 0 <= 900 <= 600",
         '  - Service/pre: spec.template.metadata.name: invalid value: "v2" must have prefix "pre-"',
         "  - Service/pre: spec.traffic: Traffic targets sum to 90, want 100",
@@ -58,8 +57,7 @@ def test_strict_schema_catches_typos_and_unquoted_values() -> None:
     assert r.code == 2
     assert r.err.splitlines() == [
         f"error: {f}: 3 problems:",
-        "  - InferenceService/typo: metadata.annotations.autoscaling.knative.dev/target: "
-        "10 is not of type 'string'",
+        "  - InferenceService/typo: metadata.annotations.autoscaling.knative.dev/target: 10 is not of type 'string'",
         "  - InferenceService/typo: spec.predictor: Additional properties are not allowed "
         "('minReplica' was unexpected)",
         "  - InferenceService/typo: spec.predictor.model.resources.requests.cpu: "
@@ -102,8 +100,5 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     assert r.code == 2
     lines = r.err.splitlines()
     assert lines[0] == "error: 2 problems:"
-    assert (
-        lines[1]
-        == f"  - {bad}: line 2, column 1: invalid YAML: expected the node content, but found '<stream end>'"
-    )
+    assert lines[1] == f"  - {bad}: line 2, column 1: invalid YAML: expected the node content, but found '<stream end>'"
     assert lines[2].startswith(f"  - {tmp_path / 'missing.yaml'}: cannot read file: ")

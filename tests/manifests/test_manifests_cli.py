@@ -105,9 +105,7 @@ def test_kserve_mode_removes_every_extension(tmp_path: Path) -> None:
             },
         },
     )
-    deploy = write(
-        tmp_path, "d.yaml", {"services": {"m": {"modelFormat": "sklearn", "storageUri": "gs://b/m"}}}
-    )
+    deploy = write(tmp_path, "d.yaml", {"services": {"m": {"modelFormat": "sklearn", "storageUri": "gs://b/m"}}})
     r = cli("manifests", graph, "--deploy", deploy, "--router", "kserve", "-o", "json")
     assert r.code == 0
     assert r.err.splitlines() == [
@@ -175,11 +173,7 @@ def test_deployment_mode_objects(monkeypatch: pytest.MonkeyPatch) -> None:
         ("policy/v1", "PodDisruptionBudget"),
     ]
     dep, svc, pdb = docs[3], docs[4], docs[5]
-    assert (
-        dep["spec"]["selector"]["matchLabels"]
-        == svc["spec"]["selector"]
-        == pdb["spec"]["selector"]["matchLabels"]
-    )
+    assert dep["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"] == pdb["spec"]["selector"]["matchLabels"]
     assert pdb["spec"]["minAvailable"] == 1 and dep["spec"]["replicas"] == 2
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
@@ -317,3 +311,47 @@ def test_hpa_class_cannot_scale_to_zero() -> None:
     isvc = result.objects[0]
     assert isvc["metadata"]["annotations"]["autoscaling.knative.dev/class"] == "hpa.autoscaling.knative.dev"
     assert isvc["spec"]["predictor"]["scaleMetric"] == "cpu"
+
+
+def test_urls_follow_kserve_model_name_and_runtime_protocol() -> None:
+    graph = sequence_graph("a", "b", "c", "d")
+    spec = parse_deploy(
+        {
+            "namespace": "ns",
+            "services": {
+                "a": {"modelFormat": "sklearn", "storageUri": "gs://b/a", "args": ["--model_name=iris"]},
+                "b": {
+                    "modelFormat": "sklearn",
+                    "storageUri": "gs://b/b",
+                    "protocol": "v2",
+                    "runtime": "kserve-sklearnserver",
+                },
+                "c": {
+                    "modelFormat": "sklearn",
+                    "storageUri": "gs://b/c",
+                    "runtime": "kserve-mlserver",
+                    "env": {"MLSERVER_MODEL_NAME": "clf"},
+                },
+                "d": {"modelFormat": "sklearn", "storageUri": "gs://b/d", "runtime": "my-runtime"},
+            },
+        }
+    )
+    result = build_manifests([graph], spec)
+    assert router_args(result.objects)[2:] == [
+        "--service",
+        "a=http://a.ns.svc.cluster.local/v1/models/iris:predict",
+        "--service",
+        "b=http://b.ns.svc.cluster.local/v1/models/b:predict",
+        "--service",
+        "c=http://c.ns.svc.cluster.local/v2/models/clf/infer",
+        "--service",
+        "d=http://d.ns.svc.cluster.local/v1/models/d:predict",
+    ]
+    assert result.warnings == [
+        "services.b.protocol: v2, but runtime kserve-sklearnserver lists v1 first, so KServe's controller "
+        "(and the router) call /v1/models/b:predict; omit runtime to let the protocol choose",
+        "services.c.protocol: v1, but runtime kserve-mlserver lists v2 first, so KServe's controller (and "
+        "the router) call /v2/models/clf/infer; omit runtime to let the protocol choose",
+        "services.d.runtime: my-runtime is not a KServe built-in runtime: KServe's controller takes the "
+        "protocol from its protocolVersions; the router assumes v1",
+    ]

@@ -94,8 +94,7 @@ def test_isvc_promote_and_rollback_from_description() -> None:
         ),
         (
             ["canary", "fraud-model", "--deploy", DEPLOY, "--image", "x:1"],
-            "error: fraud-model: --image: an InferenceService's candidate "
-            "is a model: use --storage-uri/--runtime\n",
+            "error: fraud-model: --image: an InferenceService's candidate is a model: use --storage-uri/--runtime\n",
         ),
         (["promote", "nope", "--deploy", DEPLOY], f"error: {DEPLOY}: services.nope: not described\n"),
         (
@@ -212,9 +211,7 @@ def test_knative_byo_revision_names(tmp_path: Path) -> None:
         },
     }
     live = save(tmp_path, "pre.yaml", ksvc)
-    needs_name = cli(
-        "rollout", "canary", "pre", "-f", live, "--percent", "20", "--image", "example.com/pre:2"
-    )
+    needs_name = cli("rollout", "canary", "pre", "-f", live, "--percent", "20", "--image", "example.com/pre:2")
     assert needs_name.err == (
         'error: pre: --revision-name: spec.template.metadata.name is set ("pre-v1"): '
         "a changed template needs a new revision name\n"
@@ -238,9 +235,7 @@ def test_knative_byo_revision_names(tmp_path: Path) -> None:
         {"revisionName": "pre-v1", "percent": 80, "tag": "prev"},
         {"revisionName": "pre-v2", "percent": 20, "tag": "latest"},
     ]
-    wrong = cli(
-        "rollout", "rollback", "pre", "-f", save(tmp_path, "c.yaml", out), "--to-revision", "other-v1"
-    )
+    wrong = cli("rollout", "rollback", "pre", "-f", save(tmp_path, "c.yaml", out), "--to-revision", "other-v1")
     assert (wrong.code, wrong.err) == (
         2,
         'error: pre: --to-revision: revision "other-v1" is not a revision of pre (names start with "pre-")\n',
@@ -262,8 +257,7 @@ def test_knative_byo_revision_names(tmp_path: Path) -> None:
         ),
         (
             ["rollback", "preprocessor", "--deploy", KSVC_DEPLOY],
-            "error: preprocessor: --to-revision: no revision tagged "
-            '"prev" to roll back to; pass --to-revision\n',
+            'error: preprocessor: --to-revision: no revision tagged "prev" to roll back to; pass --to-revision\n',
         ),
     ],
     ids=["no-stable", "promote-nothing", "rollback-nothing"],
