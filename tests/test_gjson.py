@@ -421,3 +421,22 @@ def test_parse_query_parts() -> None:
 ])
 def test_modifiers(doc: object, path: str, expected: object) -> None:
     assert gjson_get(doc, path) == expected
+
+
+# gjson_test.go TestValid: JsonDoc.valid is gjson.ValidBytes.
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{}", True), ("{", False), ("-", False), ("-1", True), ("-1.", False), ("-1.0", True),
+    (" -1.0", True), (" -1.0 ", True), ("-1.0 i", False), ("true", True), (" True ", False),
+    (" tru", False), (" false ", True), (" False ", False), (" null ", True), (" Null ", False),
+    (" nul", False), (" []", True), (" [true]", True), (" [ true, null ]", True), (" [ true,]", False),
+    ('{"hello":"world"}', True), ('{ "hello": "world", }', False), ('{"a":"b",}', False),
+    ('{"a":"b","a"}', False), ('{"a":"b","a":}', False), ('{"a":"b","a":1}', True),
+    ('{"a":"b",2"1":2}', False), ('""', True), ('"', False), (r'"\n"', True), ('"\\"', False),
+    (r'"\\"', True), (r'"a\\b"', True), (r'"a\\b\\\"a"', True), (r'"a\\b\\\uFFAAa"', True),
+    (r'"a\\b\\\uFFAZa"', False), (r'"a\\b\\\uFFA"', False),
+    # Beyond TestValid: what orjson would reject but gjson accepts, and the other way round.
+    ('"\\ud800"', True), ("1e400", True), ("123456789012345678901234567890", True),
+    ("\ufeff{}", False), ("\x0c{}", False), ("NaN", False), ("[1,]", False), ("", False),
+])
+def test_valid_is_gjson_valid(text: str, expected: bool) -> None:
+    assert JsonDoc(text.encode()).valid is expected
