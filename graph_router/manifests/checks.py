@@ -154,7 +154,7 @@ def _check_storage(b: InferenceServiceBackend, at: str) -> list[Problem]:
         (f"{at}.storageUri", b.storage_uri),
         (f"{at}.canary.storageUri", b.canary.storage_uri if b.canary else None),
     ):
-        if uri and _SCHEME.match(uri) and not uri.startswith(STORAGE_PREFIXES) and "blob.core.windows.net" not in uri:
+        if uri and _SCHEME.search(uri) and not uri.startswith(STORAGE_PREFIXES) and "blob.core.windows.net" not in uri:
             problems.append(
                 Problem(
                     uri_at,
