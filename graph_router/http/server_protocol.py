@@ -42,9 +42,10 @@ class ServerConnection(asyncio.Protocol):
 
     __slots__ = (
         "_began", "_body", "_body_len", "_busy", "_cl", "_client", "_closing", "_continue", "_expect",
-        "_head_bytes", "_headers", "_http10", "_in_head", "_keep_alive", "_limits", "_loop", "_lost",
-        "_parser", "_paused", "_queue", "_raw_head", "_reading", "_reject", "_req", "_req_keep_alive", "_s",
-        "_stop_parsing", "_task", "_te", "_transport", "_url", "_write_paused", "deadline",
+        "_head_bytes", "_head_only", "_headers", "_http10", "_in_head", "_keep_alive", "_limits", "_loop",
+        "_lost", "_parser", "_paused", "_queue", "_raw_head", "_reading", "_reject", "_req",
+        "_req_keep_alive", "_s", "_stop_parsing", "_task", "_te", "_transport", "_url", "_write_paused",
+        "deadline",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -61,6 +62,7 @@ class ServerConnection(asyncio.Protocol):
         self._busy = False  # a request is being answered: handler running or response draining
         self._keep_alive = True
         self._http10 = False
+        self._head_only = False  # answering HEAD: headers, no body
         self._paused = 0
         self._write_paused = False
         self._stop_parsing = False  # we are closing: further input is ignored
@@ -234,6 +236,7 @@ class ServerConnection(asyncio.Protocol):
         self._busy = True
         self._keep_alive = keep_alive
         self._http10 = req.http_version == "1.0"
+        self._head_only = req.method == "HEAD"
         s = self._s
         s.inflight += 1
         self.deadline = self._loop.time() + s.write_timeout
@@ -241,7 +244,7 @@ class ServerConnection(asyncio.Protocol):
         try:
             pending = s.handler(req)
             # create_task directly for the usual coroutine: ensure_future costs more per request.
-            if asyncio.iscoroutine(pending):
+            if asyncio.iscoroutine(pending):  # noqa: SIM108 - mypy narrows only in an if statement
                 task = self._loop.create_task(pending)
             else:
                 task = asyncio.ensure_future(pending)
@@ -291,15 +294,14 @@ class ServerConnection(asyncio.Protocol):
     def _encode(self, resp: HttpResponse, keep_alive: bool) -> tuple[bytes, bytes]:
         status = resp.status
         body = resp.body
-        if keep_alive:
-            conn = "connection: keep-alive\r\n" if self._http10 else ""
-        else:
-            conn = "connection: close\r\n"
+        conn = ("connection: keep-alive\r\n" if self._http10 else "") if keep_alive else "connection: close\r\n"
         if status in _NO_BODY or status < 200:
             length = ""
             body = b""
         else:
             length = f"content-length: {len(body)}\r\n"
+            if self._head_only:
+                body = b""
         block = header_block(resp.headers, _RESERVED)
         head = f"{self._s.date.line()}{length}{conn}{block}\r\n".encode("latin-1")
         return STATUS_LINES[status] + head, body
@@ -332,6 +334,7 @@ class ServerConnection(asyncio.Protocol):
         self._busy = True
         self._keep_alive = False
         self._http10 = False
+        self._head_only = False
         self.deadline = self._loop.time() + self._s.write_timeout
         self._respond(self._s.error_response(reject.status, reject.cause))
 

@@ -612,3 +612,16 @@ def test_any_split_of_a_pipelined_stream_gives_the_same_answers(cuts: list[int])
     bodies = [part.split(b"\r\n\r\n", 1)[1] for part in out.split(b"HTTP/1.1 200 OK\r\n")[1:]]
     assert [b.split(b"HTTP/")[0] for b in bodies] == [b"/a:hello", b"/b:abcde", b"/c?q=1:"]
     assert out.count(b"connection: close\r\n") == 1
+
+
+async def test_head_gets_the_length_but_no_body(serve, raw) -> None:
+    srv = await serve(Echo())
+    conn = await raw(srv.port)
+    conn.send(b"HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n")
+    async with asyncio.timeout(5):
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    get_body = orjson.dumps({"method": "HEAD", "target": "/h", "body": ""})
+    assert f"content-length: {len(get_body)}\r\n".encode() in head  # what GET would send
+    resp = await conn.response()  # the next bytes are the GET answer, not a HEAD body
+    assert orjson.loads(resp.body)["target"] == "/g"
