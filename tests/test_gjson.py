@@ -10,7 +10,7 @@ import pytest
 from graph_router.conditions import JsonDoc, compile_condition
 from graph_router.conditions.gjson import MISSING, GjsonCondition, gjson_get
 from graph_router.conditions.gjson_syntax import parse_query, split_possible_pipe
-from graph_router.conditions.gjson_text import unescape
+from graph_router.conditions.gjson_text import squash, unescape
 from graph_router.conditions.gjson_values import Glob, go_parse_float
 from graph_router.errors import SpecError
 
@@ -440,3 +440,84 @@ def test_modifiers(doc: object, path: str, expected: object) -> None:
 ])
 def test_valid_is_gjson_valid(text: str, expected: bool) -> None:
     assert JsonDoc(text.encode()).valid is expected
+
+
+# --- more of gjson_test.go: TestParenQueries, TestSubSelectors, TestParentSubQuery, ... -------
+
+FRIENDS_A = {"friends": [{"a": 10}, {"a": 20}, {"a": 30}, {"a": 40}]}
+TOPOLOGY = {"topology": {"instances": [
+    {"service_version": "1.2.3", "service_locale": {"lang": "en"}, "service_roles": ["one", "two"]},
+    {"service_version": "1.2.4", "service_locale": {"lang": "th"}, "service_roles": ["three", "four"]},
+    {"service_version": "1.2.2", "service_locale": {"lang": "en"}, "service_roles": ["one"]},
+]}}
+FLAT = [1, [2], [3, 4], [5, [6, [7]]], {"hi": "there"}, 8, [9]]
+JOINS = [{"a": 1, "b": 1}, {"b": 2}, 5, {"c": 3}]
+HOURS = {"historical": {"summary": {"days": [
+    {"hours": [{"humidity": {"value": 92.0}}, {"humidity": {"value": 92.0}}, {"humidity": {"value": 91.0}}]},
+    {"hours": [{"humidity": {"value": 91.0}}, {"humidity": {"value": 67.0}}]},
+]}}}
+
+
+@pytest.mark.parametrize(("doc", "path", "expected"), [
+    (FRIENDS_A, "friends.#(a>9)#|#", 4),  # TestParenQueries
+    (FRIENDS_A, "friends.#(a>10)#|#", 3),
+    (FRIENDS_A, "friends.#(a>40)#|#", 0),
+    (QUERIES_DOC, "[]", []),  # TestSubSelectors
+    (QUERIES_DOC, "{}", {}),
+    (QUERIES_DOC, "info.friends.[0.first,1.extra.0]", ["Dale", 40]),
+    (QUERIES_DOC, "info.friends.#.[first,extra.0]", [["Dale", 10], ["Roger", 40]]),
+    (QUERIES_DOC, '{abc:info.friends.0.first,info.friends.1.last,{123:info.friends.1.cust2}}.@pretty.@ugly',
+     {"abc": "Dale", "last": "Craig", "_": {"123": False}}),
+    (QUERIES_DOC, '{"a\ra":info.friends.0.kind}|"a\ra"', "Person"),  # an invalid JSON name is taken as is
+    ([1, 2, 3, 4], "#", 4),  # TestArrayCountRawOutput
+    (TOPOLOGY, 'topology.instances.#( service_roles.#(=="one"))#.service_version',
+     ["1.2.3", "1.2.2"]),  # TestParentSubQuery
+    ({"@key": "value"}, "@key", "value"),  # TestSingleModifier
+    ({"@key": "value"}, "\\@key", "value"),
+    ({"data": [{"q": 11, "w": 12}, {"q": 21, "w": 22}]}, "data.#.{q}|@ugly", [{"q": 11}, {"q": 21}]),  # #141
+    (FLAT, "@flatten", [1, 2, 3, 4, 5, [6, [7]], {"hi": "there"}, 8, 9]),  # TestFlatten
+    (FLAT, '@flatten:{"deep":true}', [1, 2, 3, 4, 5, 6, 7, {"hi": "there"}, 8, 9]),
+    ({"9999": 1234}, "@flatten", {"9999": 1234}),
+    ([{}, {}], "@join", {}),  # TestJoin
+    (JOINS, "@join", {"a": 1, "b": 2, "c": 3}),
+    (JOINS, '@join:{"preserve":true}.b', 1),
+    ({"9999": 1234}, "@join", {"9999": 1234}),
+    ([{}], "@valid", [{}]),  # TestValid
+    (HOURS, "historical.summary.days.#.hours|@flatten|#.humidity.value",
+     [92.0, 92.0, 91.0, 91.0, 67.0]),  # TestJoin152
+])
+def test_gjson_test_go_more(doc: object, path: str, expected: object) -> None:
+    assert gjson_get(doc, path) == expected
+
+
+# gjson_test.go TestParseQuery
+@pytest.mark.parametrize(("query", "parts"), [
+    ('#(service_roles.#(=="one").()==asdf).cap', ('service_roles.#(=="one").()', "=", "asdf", ".cap")),
+    ('#(first_name%"Murphy").last', ("first_name", "%", '"Murphy"', ".last")),
+    ('#( first_name !% "Murphy" ).last', ("first_name", "!%", '"Murphy"', ".last")),
+    ('#(service_roles.#(=="one"))', ('service_roles.#(=="one")', "", "", "")),
+    ('#(a\\("\\"(".#(=="o\\"(ne")%"ab\\")").remain', ('a\\("\\"(".#(=="o\\"(ne")', "%", '"ab\\")"', ".remain")),
+])
+def test_parse_query_go(query: str, parts: tuple[str, str, str, str]) -> None:
+    q = parse_query(query)
+    assert q is not None
+    assert (q.path, q.op, q.value, query[q.end:]) == parts
+
+
+# gjson_test.go TestVariousFuzz
+@pytest.mark.parametrize(("text", "expected"), [
+    ('"000"hello', '"000"'), ('"000"', '"000"'), ('"000', '"000'), ('"', '"'),
+    ("[000]hello", "[000]"), ("[000]", "[000]"), ("[000", "[000"), ("[", "["), ("]", "]"),
+])
+def test_squash(text: str, expected: str) -> None:
+    assert squash(text) == expected
+
+
+@pytest.mark.parametrize("path", [
+    '0.#[[{}]].@valid:"000',
+    "\\************************************" + '**********{**",**,,**,**,**,**,"",**,**,**,**,**,**,**,**,**,**]',
+    '[#.@pretty.@join:{""[]""preserve"3,"][{]]]',
+])
+def test_fuzz_paths_do_not_crash(path: str) -> None:
+    gjson_get({"a": [1, {"b": [2]}]}, path)
+    gjson_get([0, [1], {"": 2}], path)
