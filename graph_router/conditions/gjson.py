@@ -17,7 +17,10 @@ reads as the number 0.
 
 Known divergences from tidwall/gjson (all on inputs KServe users do not write):
 - a document that is not valid JSON never matches (gjson scans it leniently);
-- duplicate object keys: the last one wins (gjson finds the first);
+- objects never hold duplicate keys: in a document the last one wins (gjson finds the first); a
+  ``{...}`` multipath or ``@join:{"preserve":true}`` keeps the first (gjson keeps both, which only
+  shows after ``@reverse``/``@keys``/``@values``);
+- no custom modifiers (gjson's ``AddModifier``): an unknown ``@name`` is a key, as in gjson;
 - a path on a string value never looks inside the string's raw text (gjson may find brackets in it);
 - @tostr yields compact JSON text, not the document's original spacing; @fromstr and statics
   need valid JSON for objects and arrays;
