@@ -241,10 +241,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace, warnings: list[str]) -> tuple[Obj, Obj]:
     pct_default: int | None = None
+    serving: str | None = None
     if args.deploy:
         before, pct_default, cand_uri = _from_deploy(args, warnings)
     else:
-        before, cand_uri = _from_file(args.filename, args.service), None
+        (before, serving), cand_uri = _from_file(args.filename, args.service), None
     if args.action == "promote":
         return before, ro.promote(before)
     if args.action == "rollback":
@@ -260,11 +261,13 @@ def _rollout(args: argparse.Namespace, warnings: list[str]) -> tuple[Obj, Obj]:
         image=args.image,
         revision_name=args.revision_name,
         stable_revision=args.stable_revision,
+        status_revision=serving,
     )
     return before, ro.canary(before, percent, cand, warnings)
 
 
-def _from_file(file: str, service: str) -> Obj:
+def _from_file(file: str, service: str) -> tuple[Obj, str | None]:
+    """The object named ``service`` (cleaned for apply), and the revision its status says serves most."""
     docs = _items(_read_docs(file))
     for obj in docs:
         if (
@@ -273,7 +276,7 @@ def _from_file(file: str, service: str) -> Obj:
             and obj.get("apiVersion") in ("serving.kserve.io/v1beta1", "serving.knative.dev/v1")
             and (obj.get("metadata") or {}).get("name") == service
         ):
-            return ro.clean(obj)
+            return ro.clean(obj), ro.status_serving_revision(obj)
     raise SpecError(Problem("", f'no InferenceService or Knative Service named "{service}"'), source=file)
 
 

@@ -43,6 +43,8 @@ class Candidate:
     image: str | None = None
     revision_name: str | None = None
     stable_revision: str | None = None
+    #: From a live object's status: the fallback when the spec does not say which revision serves.
+    status_revision: str | None = None
 
 
 def _fail(name: str, path: str, message: str) -> SpecError:
@@ -89,7 +91,7 @@ def _ksvc_canary(out: Obj, percent: int, cand: Candidate) -> Obj:
     name = out["metadata"]["name"]
     template = out["spec"].setdefault("template", {})
     tmeta = template.setdefault("metadata", {})
-    stable = cand.stable_revision or _serving_revision(out)
+    stable = cand.stable_revision or _serving_revision(out) or cand.status_revision
     if stable is None:
         raise _fail(
             name,
@@ -122,13 +124,27 @@ def _ksvc_canary(out: Obj, percent: int, cand: Candidate) -> Obj:
 
 
 def _serving_revision(obj: Obj) -> str | None:
-    """The pinned revision taking the most traffic, else the BYO name of a template serving 100%."""
+    """The revision tagged ``prev`` (a canary in progress), else the pinned revision taking the most
+    traffic, else the BYO name of the template."""
+    prev = _tagged(obj, "prev")
+    if prev is not None and prev.get("revisionName"):
+        return str(prev["revisionName"])
     traffic = obj["spec"].get("traffic") or []
     pinned = [t for t in traffic if t.get("revisionName") and t.get("percent")]
     if pinned:
         return str(max(pinned, key=lambda t: int(t["percent"]))["revisionName"])
     name = obj["spec"].get("template", {}).get("metadata", {}).get("name")
     return str(name) if name else None
+
+
+def status_serving_revision(obj: Obj) -> str | None:
+    """From a live Knative Service's ``status.traffic``: the revision taking the most traffic."""
+    status = obj.get("status")
+    traffic = status.get("traffic") if isinstance(status, dict) else None
+    if not isinstance(traffic, list):
+        return None
+    live = [t for t in traffic if isinstance(t, dict) and t.get("revisionName") and t.get("percent")]
+    return str(max(live, key=lambda t: int(t["percent"]))["revisionName"]) if live else None
 
 
 def _tagged(obj: Obj, tag: str) -> Obj | None:

@@ -278,3 +278,71 @@ def test_merge_patch_rfc7386() -> None:
     after = {"a": {"b": 1, "c": [2]}, "e": {"f": None}}
     assert merge_patch(before, after) == {"a": {"c": [2]}, "d": None, "e": {"f": None}}
     assert merge_patch(before, before) == {}
+
+
+def test_knative_stable_revision_from_live_status(tmp_path: Path) -> None:
+    """``kubectl get ksvc -o yaml``: status.traffic names the serving revision; spec's prev tag wins later."""
+    live = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "pre",
+            "namespace": "ns",
+            "resourceVersion": "9",
+            "uid": "u",
+            "generation": 1,
+            "annotations": {
+                "serving.knative.dev/creator": "admin",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            },
+        },
+        "spec": {
+            "template": {"spec": {"containers": [{"image": "example.com/pre:1", "name": "user-container"}]}},
+            "traffic": [{"latestRevision": True, "percent": 100}],
+        },
+        "status": {"traffic": [{"latestRevision": True, "percent": 100, "revisionName": "pre-00001"}]},
+    }
+    r = cli(
+        "rollout",
+        "canary",
+        "pre",
+        "-f",
+        save(tmp_path, "live.yaml", live),
+        "--percent",
+        "60",
+        "--image",
+        "example.com/pre:2",
+    )
+    assert (r.code, r.err) == (0, "")
+    out = one(r.out)
+    assert out["spec"]["traffic"] == [
+        {"revisionName": "pre-00001", "percent": 40, "tag": "prev"},
+        {"latestRevision": True, "percent": 60, "tag": "latest"},
+    ]
+    assert out["metadata"] == {
+        "name": "pre",
+        "namespace": "ns",
+        "annotations": {"serving.knative.dev/creator": "admin"},
+    }
+    # Mid-canary (60% on the candidate), the live status shows the candidate as the busiest revision;
+    # the spec's prev tag still names the stable one.
+    mid = {
+        **out,
+        "status": {
+            "traffic": [
+                {"revisionName": "pre-00001", "percent": 40, "tag": "prev"},
+                {"revisionName": "pre-00002", "percent": 60, "tag": "latest"},
+            ]
+        },
+    }
+    again = cli(
+        "rollout", "canary", "pre", "-f", save(tmp_path, "mid.yaml", mid), "--percent", "80", "--patch", "-o", "json"
+    )
+    assert orjson.loads(again.out) == {
+        "spec": {
+            "traffic": [
+                {"revisionName": "pre-00001", "percent": 20, "tag": "prev"},
+                {"latestRevision": True, "percent": 80, "tag": "latest"},
+            ]
+        }
+    }
