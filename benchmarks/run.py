@@ -95,10 +95,10 @@ class Bench:
         )
         self.deadline = time.monotonic() + mode["budget"]
         self.rows: list[Row] = []
+        self.backend_pid = 0
         self.backend_ports = [procs.free_port() for _ in router.SERVICES]
         self.services = {
-            name: router.service_url(name, port)
-            for name, port in zip(router.SERVICES, self.backend_ports, strict=True)
+            name: router.service_url(name, port) for name, port in zip(router.SERVICES, self.backend_ports, strict=True)
         }
 
     def row_seconds(self) -> float:
@@ -108,9 +108,7 @@ class Bench:
     def start_backends(self) -> int:
         workdir = self.workdir / "backends"
         body = router.BODY.encode()
-        return nginx.start_backends(
-            self.sup, self.nginx_bin, workdir, self.backend_ports, self.server_cpu, body
-        ).pid
+        return nginx.start_backends(self.sup, self.nginx_bin, workdir, self.backend_ports, self.server_cpu, body).pid
 
     def add(self, row: Row, body: Callable[[Row], None]) -> None:
         """Run ``body`` for ``row`` within the time budget; a failure becomes the row's note."""
@@ -138,7 +136,7 @@ class Bench:
         config = nginx.proxy_config(workdir, port, self.backend_ports[0])
         proc = nginx.start(self.sup, self.nginx_bin, workdir, config, port, self.server_cpu)
         try:
-            measure_into(row, Target(port, "/v1/models/model-a:predict", proc.pid), self)
+            measure_into(row, Target(port, "/v1/models/model-a:predict", proc.pid, (self.backend_pid,)), self)
         finally:
             self.sup.stop(proc)
 
@@ -170,7 +168,7 @@ class Bench:
             status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())
             if status != 200:
                 raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")
-            measure_into(row, Target(port, router.GRAPH_PATH, proc.pid), self)
+            measure_into(row, Target(port, router.GRAPH_PATH, proc.pid, (self.backend_pid,)), self)
         finally:
             self.sup.stop(proc)
 
@@ -228,6 +226,9 @@ def report(bench: Bench, command: list[str], elapsed: float) -> str:
         "CPU/req: utime+stime of the measured process tree (router rows: the router and its workers; "
         "direct: the backend nginx; proxy: the proxy nginx) over the run, divided by requests served",
         "RSS: sum of VmRSS over the same tree, idle (after start) and peak under load",
+        "errors: non-2xx/3xx responses plus socket errors over both runs; other CPU: the most CPU (% of one "
+        "core) used outside the benchmark (other processes, steal) during either run: above ~10% the row "
+        "is noisy, rerun it",
         f"wall time of this run: {elapsed:.0f} s",
     ]
     return header("graph-router benchmark", command, router.REPO, notes) + "\n" + render_table(bench.rows)

@@ -132,6 +132,14 @@ def test_cpu_ticks_and_per_request() -> None:
     assert procstat.cpu_per_request_us(1.0, 1.5, 0) is None
 
 
+def test_system_busy_ticks_exclude_idle_iowait_and_interrupts() -> None:
+    text = "cpu  63474 7 15407 123601 336 2 5620 30 99 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+    assert procstat.parse_system_busy_ticks(text) == 63474 + 7 + 15407 + 30
+    with pytest.raises(ValueError):
+        procstat.parse_system_busy_ticks("intr 1\n")
+    assert procstat.system_busy_seconds() > 0
+
+
 def test_tree_accounting_counts_a_busy_child() -> None:
     code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(30)"
     parent = subprocess.Popen(
@@ -155,9 +163,11 @@ def test_tree_accounting_counts_a_busy_child() -> None:
     assert procstat.tree_pids(parent.pid) == [] and procstat.tree_rss_kb(parent.pid) == 0
 
 
-def _load(c: int, requests: int, p50: float, p99: float, cpu: float | None, errors: int = 0) -> Load:
+def _load(
+    c: int, requests: int, p50: float, p99: float, cpu: float | None, errors: int = 0, outside: float = 0
+) -> Load:
     result = wrk.WrkResult(requests, 2.0, p50, p50, p99, p99, errors, 0)
-    return Load(c, result, cpu)
+    return Load(c, result, cpu, outside)
 
 
 def test_table_renders_every_cell() -> None:
@@ -166,7 +176,7 @@ def test_table_renders_every_cell() -> None:
             "graph-router",
             "Sequence of 3",
             "1 worker",
-            [_load(64, 20000, 900, 2500, 123.4), _load(1, 4000, 240, 1250.5, None, 2)],
+            [_load(64, 20000, 900, 2500, 123.4, outside=3.2), _load(1, 4000, 240, 1250.5, None, 2, 11.6)],
             rss_idle_kb=40960,
             rss_load_kb=51200,
         ),
@@ -174,11 +184,11 @@ def test_table_renders_every_cell() -> None:
     ]
     assert render_table(rows).splitlines() == [
         "| router | pattern | variant | c64 req/s | c64 p50 | c64 p99 | c64 CPU/req | c1 req/s | c1 p50 "
-        "| c1 p99 | c1 CPU/req | RSS idle | RSS load | errors | note |",
-        "|" + "---|" * 15,
+        "| c1 p99 | c1 CPU/req | RSS idle | RSS load | errors | other CPU | note |",
+        "|" + "---|" * 16,
         "| graph-router | Sequence of 3 | 1 worker | 10,000 | 900 us | 2.50 ms | 123 us | 2,000 | 240 us "
-        "| 1.25 ms | - | 40.0 MB | 50.0 MB | 2 |  |",
-        "| x | 1 hop | v | - | - | - | - | - | - | - | - | - | - | 0 | failed: a \\| b c |",
+        "| 1.25 ms | - | 40.0 MB | 50.0 MB | 2 | 12% |  |",
+        "| x | 1 hop | v | - | - | - | - | - | - | - | - | - | - | 0 | - | failed: a \\| b c |",
     ]
 
 
@@ -197,9 +207,7 @@ def test_formatters_and_cpu_model() -> None:
 def test_nginx_configs_render_completely(tmp_path: Path) -> None:
     backend = nginx.backend_config(tmp_path, [9001, 9002])
     assert "listen 127.0.0.1:9001;" in backend and "listen 127.0.0.1:9002;" in backend
-    assert (
-        "return 200 '{\"predictions\":[1,2,3]}';" in backend and "default_type application/json;" in backend
-    )
+    assert "return 200 '{\"predictions\":[1,2,3]}';" in backend and "default_type application/json;" in backend
     proxy = nginx.proxy_config(tmp_path, 9100, 9001)
     assert "server 127.0.0.1:9001;" in proxy and "listen 127.0.0.1:9100;" in proxy
     assert "keepalive 128;" in proxy and 'proxy_set_header Connection "";' in proxy
@@ -231,6 +239,7 @@ def test_compare_command_fills_placeholders_without_quoting_trouble() -> None:
     graph = router.graph_json(router.PATTERNS["switch"].graph, services)
     cmd = router.CompareCommand("/opt/kserve/router --graph-json {graph_json}", 8080)
     assert not cmd.has_port and cmd.name == "router"
+    assert router.CompareCommand("python3 -u /x/fake_router.py {graph_json}", 1).name == "fake_router.py"
     argv = cmd.argv(8080, graph)
     assert argv == ["/opt/kserve/router", "--graph-json", graph]
     step = yaml.safe_load(graph)["nodes"]["root"]["steps"][1]
@@ -284,8 +293,7 @@ def test_soak_summary_start_end_and_growth() -> None:
     assert (c512.samples, c512.rss_growth) == (1, 0.0)
     assert growth_pct(0, 5) is None and fmt_pct(4.96) == "+5.0%" and fmt_pct(-2.0) == "-2.0%"
     assert render_summary([c64]).splitlines()[2] == (
-        "| c64 | 30 s | 3,000 | 3 | 900 us | 1.00 ms | 1.20 ms "
-        "| 48.8 MB | 51.3 MB | +5.0% | 40 | 40 | +0.0% |"
+        "| c64 | 30 s | 3,000 | 3 | 900 us | 1.00 ms | 1.20 ms | 48.8 MB | 51.3 MB | +5.0% | 40 | 40 | +0.0% |"
     )
     assert render_samples(samples[:1]).splitlines()[2] == "| c64 | 10 s | 100 | 900 us | 0 | 40 | 48.8 MB |"
     assert sample_line(samples[0]) == "c64 t=   10s req/s=      100 p99=   900 us errors=0 fds=40 rss=48.8 MB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import time
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ class Target:
     port: int
     path: str
     pid: int
+    #: Other trees the benchmark itself runs (the backends), not counted as outside load.
+    others: tuple[int, ...] = ()
 
     @property
     def url(self) -> str:
@@ -54,22 +57,35 @@ def run_wrk(argv: list[str], seconds: int, sample_pid: int | None) -> tuple[str,
 
 
 def measure_load(target: Target, settings: Settings, connections: int) -> tuple[Load, int]:
-    """One measured wrk run; returns the load and the peak RSS seen during it."""
+    """One measured wrk run; returns the load and the peak RSS seen during it.
+
+    Also accounts the CPU that ran outside the benchmark meanwhile (other processes, steal):
+    machine-wide busy time minus the measured tree, the backends and wrk (a reaped child).
+    """
     argv = wrk.command(target.url, settings.script, connections, settings.seconds, settings.wrk_cpu)
-    before = procstat.tree_cpu_seconds(target.pid)
+    trees = (target.pid, *target.others)
+    before = [procstat.tree_cpu_seconds(pid) for pid in trees]
+    busy0, wrk0, t0 = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
     out, peak = run_wrk(argv, settings.seconds, target.pid)
-    after = procstat.tree_cpu_seconds(target.pid)
+    busy1, wrk1, t1 = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+    after = [procstat.tree_cpu_seconds(pid) for pid in trees]
     result = wrk.parse_output(out)
-    return Load(connections, result, procstat.cpu_per_request_us(before, after, result.requests)), peak
+    ours = sum(a - b for a, b in zip(after, before, strict=True)) + (wrk1 - wrk0)
+    outside = max(0.0, (busy1 - busy0) - ours) * 100.0 / max(t1 - t0, 1e-9)
+    cpu = procstat.cpu_per_request_us(before[0], after[0], result.requests)
+    return Load(connections, result, cpu, outside), peak
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(row: Row, target: Target, settings: Settings) -> Row:
     """Fill ``row`` with idle RSS, then one load per concurrency (after a warm-up)."""
     row.rss_idle_kb = procstat.tree_rss_kb(target.pid)
     if settings.warmup > 0:
-        argv = wrk.command(
-            target.url, settings.script, max(settings.concurrencies), settings.warmup, settings.wrk_cpu
-        )
+        argv = wrk.command(target.url, settings.script, max(settings.concurrencies), settings.warmup, settings.wrk_cpu)
         run_wrk(argv, settings.warmup, None)
     peak = 0
     for connections in settings.concurrencies:

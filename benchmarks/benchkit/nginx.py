@@ -42,12 +42,8 @@ def backend_config(workdir: Path, ports: Sequence[int], response: str = RESPONSE
     """Config for one nginx serving the fixed response on each of ``ports``."""
     if "'" in response:
         raise ValueError("the fixed response may not contain a single quote")
-    servers = "".join(
-        render(_read("backend-server.conf.tmpl"), {"port": p, "response": response}) for p in ports
-    )
-    return render(
-        _read("backend.conf.tmpl"), {"common": _common(workdir), "dir": workdir, "servers": servers}
-    )
+    servers = "".join(render(_read("backend-server.conf.tmpl"), {"port": p, "response": response}) for p in ports)
+    return render(_read("backend.conf.tmpl"), {"common": _common(workdir), "dir": workdir, "servers": servers})
 
 
 def proxy_config(workdir: Path, port: int, upstream_port: int) -> str:

@@ -65,9 +65,7 @@ class Supervisor:
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop children
 
-    def start(
-        self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def start(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a new process group, output to ``log``."""
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -104,9 +102,7 @@ class Supervisor:
             self.stop(proc)
 
 
-def wait_http_ready(
-    proc: subprocess.Popen[bytes], port: int, path: str, log: Path, timeout: float = 20.0
-) -> None:
+def wait_http_ready(proc: subprocess.Popen[bytes], port: int, path: str, log: Path, timeout: float = 20.0) -> None:
     """Poll ``GET path`` on 127.0.0.1:``port`` until it answers 200; raise :class:`StartError`."""
     deadline = time.monotonic() + timeout
     last = "no answer"

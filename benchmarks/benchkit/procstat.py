@@ -123,3 +123,21 @@ def cpu_per_request_us(cpu_before: float, cpu_after: float, requests: int) -> fl
     if requests <= 0:
         return None
     return (cpu_after - cpu_before) * 1e6 / requests
+
+
+def parse_system_busy_ticks(proc_stat: str) -> int:
+    """Process and steal clock ticks over all cores from /proc/stat's ``cpu`` line.
+
+    irq and softirq time are left out: under a loopback benchmark they are mostly our own
+    network traffic, which no process is charged for. guest time is already in user time.
+    """
+    for line in proc_stat.splitlines():
+        if line.startswith("cpu "):
+            user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in line.split()[1:9])
+            return user + nice + system + steal
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every process, the kernel and steal)."""
+    return parse_system_busy_ticks((PROC / "stat").read_text()) / CLK_TCK

@@ -100,9 +100,7 @@ def router_env() -> dict[str, str]:
     return {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
 
 
-def serve_argv(
-    router_cmd: list[str], graph: Path, port: int, services: dict[str, str], variant: Variant
-) -> list[str]:
+def serve_argv(router_cmd: list[str], graph: Path, port: int, services: dict[str, str], variant: Variant) -> list[str]:
     """The ``graph-router serve`` command line for one row."""
     argv = [*router_cmd, "serve", str(graph), "--host", HOST, "--port", str(port)]
     for name, url in services.items():
@@ -150,13 +148,16 @@ class CompareCommand:
 
     @property
     def name(self) -> str:
-        return Path(shlex.split(self.template)[0]).name
+        """The router's name for the table: the program, or the script an interpreter runs."""
+        words = [Path(w).name for w in shlex.split(self.template) if not w.startswith("-")]
+        if len(words) > 1 and words[0].startswith(("python", "node", "java")):
+            return words[1]
+        return words[0]
 
     def argv(self, port: int, graph_json: str) -> list[str]:
         # Split first, fill after: the JSON needs no shell quoting that way.
         return [
-            arg.replace("{port}", str(port)).replace("{graph_json}", graph_json)
-            for arg in shlex.split(self.template)
+            arg.replace("{port}", str(port)).replace("{graph_json}", graph_json) for arg in shlex.split(self.template)
         ]
 
 

@@ -21,6 +21,8 @@ class Load:
     connections: int
     wrk: WrkResult
     cpu_us: float | None
+    #: CPU (% of one core) busy outside the benchmark during the run: other processes, steal.
+    outside_pct: float = 0.0
 
 
 @dataclass(slots=True)
@@ -41,6 +43,10 @@ class Row:
     @property
     def errors(self) -> int:
         return sum(x.wrk.errors for x in self.loads)
+
+    @property
+    def outside_pct(self) -> float | None:
+        return max((x.outside_pct for x in self.loads), default=None)
 
 
 def fmt_us(us: float | None) -> str:
@@ -70,13 +76,14 @@ def render_table(rows: Sequence[Row], concurrencies: Sequence[int] = (64, 1)) ->
     head = ["router", "pattern", "variant"]
     for c in concurrencies:
         head += [f"c{c} req/s", f"c{c} p50", f"c{c} p99", f"c{c} CPU/req"]
-    head += ["RSS idle", "RSS load", "errors", "note"]
+    head += ["RSS idle", "RSS load", "errors", "other CPU", "note"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.router, row.pattern, row.variant]
         for c in concurrencies:
             cells += _load_cells(row.load(c))
-        cells += [fmt_mb(row.rss_idle_kb), fmt_mb(row.rss_load_kb), str(row.errors), _cell(row.note)]
+        other = "-" if row.outside_pct is None else f"{row.outside_pct:.0f}%"
+        cells += [fmt_mb(row.rss_idle_kb), fmt_mb(row.rss_load_kb), str(row.errors), other, _cell(row.note)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
