@@ -297,6 +297,20 @@ async def test_log_records_carry_the_trace_id(start: Start) -> None:
     assert [getattr(r, "trace_id", None) for r in records] == [TRACE, None]
 
 
+async def test_sampled_out_request_records_nothing_but_propagates(start: Start, backend: MakeBackend) -> None:
+    a = await backend()
+    rig = await start(SEQUENCE.replace("retry: {maxRetries: 2, initialDelayMs: 1, maxDelayMs: 2}", ""),
+                      {"a": a.url, "b": a.url})
+    unsampled = f"00-{TRACE}-{PARENT}-00"  # the caller decided not to sample (parent-based sampling follows)
+    assert await post(rig.url, {"x": 1}, {"traceparent": unsampled}) == (200, {"ok": True})
+    assert rig.spans() == []
+    assert len(a.traceparents) == 2
+    for values in a.traceparents:
+        assert len(values) == 1
+        version, trace, parent, flags = values[0].split("-")
+        assert (version, trace, flags) == ("00", TRACE, "00") and parent != PARENT
+
+
 def test_off_means_no_hooks_and_no_telemetry() -> None:
     assert Telemetry(None, metrics=False).hooks is None
     assert telemetry_factory(ServeConfig(tracing="off", metrics=False), 0) is None

@@ -79,10 +79,22 @@ class EngineHooks:
         self.tracer = tracer
         self.metrics = metrics
 
+    def tracer_for(self, ctx: Context) -> Tracer | None:
+        """The tracer, unless the sampler dropped this request's SERVER span.
+
+        Inner spans of a dropped request would be dropped too (parent-based sampling, the default),
+        so they are not created at all: a sampled-out request costs one non-recording span.
+        """
+        state = ctx.span
+        if isinstance(state, RequestState) and state.span is not None and not state.recording:
+            return None
+        return self.tracer
+
     def node(self, ctx: Context, node: CompiledNode) -> NodeScope | nullcontext[None]:
-        if self.tracer is None:
+        tracer = self.tracer_for(ctx)
+        if tracer is None:
             return _NULL
-        return NodeScope(self.tracer, ctx, node)
+        return NodeScope(tracer, ctx, node)
 
     def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepScope:
         return StepScope(self, ctx, node, step)
@@ -91,13 +103,17 @@ class EngineHooks:
         label = step.label if step is not None else "none"
         if self.metrics is not None:
             self.metrics.branch_taken(ctx.graph.name, node.name, label, node.router_type.value)
-        if self.tracer is not None:
+        if self.tracer_for(ctx) is not None:
             get_current_span().set_attribute(BRANCH, label)  # the node's span (branch runs in its scope)
 
     def outgoing_headers(self, ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         tracer = self.tracer
         if tracer is None:
             return headers
+        state = ctx.span
+        if isinstance(state, RequestState) and state.span is not None and not state.recording:
+            # sampled out: the backend still continues the trace (and learns it is not sampled)
+            return with_trace_headers(headers, state.span.get_span_context())
         node_name, label = ctx.current
         node = ctx.graph.nodes.get(node_name)
         step = next((s for s in node.steps if s.label == label), None) if node is not None else None
@@ -177,7 +193,7 @@ class StepScope:
         self.attempts = 0
 
     def __enter__(self) -> StepScope:
-        tracer = self.hooks.tracer
+        tracer = self.hooks.tracer_for(self.ctx)
         if tracer is not None:
             p = _pending.get()
             if p is not None:

@@ -40,11 +40,13 @@ _propagator = TraceContextTextMapPropagator()
 class RequestState:
     """What ``start()`` returns and the engine carries as ``ctx.span``: the SERVER span, if tracing."""
 
-    __slots__ = ("graph", "span")
+    __slots__ = ("graph", "recording", "span")
 
     def __init__(self, graph: str, span: Span | None) -> None:
         self.graph = graph
         self.span = span
+        #: False when the sampler dropped the request: its inner spans are skipped (see hooks).
+        self.recording = span is not None and span.is_recording()
 
 
 def server_span(tracer: trace.Tracer, graph: str, req: HttpRequest) -> Span:

@@ -1,0 +1,277 @@
+"""CPU per request of a 1-hop graph with telemetry off vs metrics and/or tracing on.
+
+Default (in-process): GraphRouter + RouterApp called through ``app.handle`` with its real HTTP
+transport, in this process. ``--http``: the whole router (our HTTP server too) in a child process,
+driven over keep-alive connections from this one; only the router process's CPU is counted. The
+backend is a fixed-response HTTP server in another child process either way. Tracing exports
+through a BatchSpanProcessor to an exporter that drops spans (the SDK's work is measured, not a
+collector's); its worker thread's CPU is counted.
+
+    .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
+                                                      [--max-seconds 5] [--rounds 3] [--no-uvloop]
+
+Bounded: each measured phase stops after --max-seconds whatever its request count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from graph_router import GraphRouter
+from graph_router.http.client import HttpClient, Url
+from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
+from graph_router.http.server import start_server
+from graph_router.loader import load_graph_text
+from graph_router.server import RouterApp, error_response
+from graph_router.telemetry import Telemetry
+
+BODY = b'{"instances":[{"modelId":"2","data":[1.0,2.0,3.0,4.0]}]}'
+ANSWER = b'{"predictions":[1,2,3]}'
+GRAPH = """
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: onehop}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - {name: model, serviceName: model}
+"""
+#: name -> (metrics on, fraction of requests traced; None = no tracing)
+VARIANTS: dict[str, tuple[bool, float | None]] = {
+    "off": (False, None),
+    "metrics": (True, None),
+    "tracing 10%": (False, 0.1),
+    "tracing 100%": (False, 1.0),
+    "metrics+tracing 10%": (True, 0.1),
+    "metrics+tracing 100%": (True, 1.0),
+}
+
+
+class DropExporter(SpanExporter):
+    """Counts spans and drops them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def _backend_main(port_q: Any, uvloop_on: bool) -> None:
+    import httptools
+
+    reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+        len(ANSWER), ANSWER)
+
+    class Fixed(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t: Any = transport
+            self.p = httptools.HttpRequestParser(self)
+
+        def data_received(self, data: bytes) -> None:
+            self.p.feed_data(data)
+
+        def on_message_complete(self) -> None:
+            self.t.write(reply)
+
+    async def run() -> None:
+        srv = await asyncio.get_running_loop().create_server(Fixed, "127.0.0.1", 0)
+        port_q.put(srv.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    _run(run, uvloop_on)
+
+
+def build(variant: str, url: str) -> tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | None]:
+    metrics, ratio = VARIANTS[variant]
+    tel: Telemetry | None = None
+    exporter: DropExporter | None = None
+    if metrics or ratio is not None:
+        provider = None
+        if ratio is not None:
+            exporter = DropExporter()
+            provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        tel = Telemetry(provider, metrics=metrics, owns_provider=True)
+    router = GraphRouter(load_graph_text(GRAPH), services={"model": url},
+                         hooks=tel.hooks if tel is not None else None)
+    return RouterApp(router, telemetry=tel), router, tel, exporter
+
+
+async def measure(variant: str, url: str, total: int, concurrency: int, max_seconds: float) -> dict[str, Any]:
+    app, router, tel, exporter = build(variant, url)
+    headers = [("content-type", "application/json")]  # no caller trace: the sampler decides per request
+
+    def request() -> HttpRequest:
+        return HttpRequest("POST", "/", headers, BODY, "1.1", "127.0.0.1")
+
+    for _ in range(300):  # warm-up: pooled connections, label children, caches
+        assert (await app.handle(request())).status == 200
+    done = 0
+    stop_at = time.monotonic() + max_seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        for _ in range(n):
+            if time.monotonic() > stop_at:
+                return
+            resp = await app.handle(request())
+            assert resp.status == 200, resp
+            done += 1
+
+    if exporter is not None and tel is not None and tel.provider is not None:
+        tel.provider.force_flush()  # type: ignore[attr-defined]
+        exporter.count = 0  # spans of the measured requests only
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(concurrency):
+            tg.create_task(worker(total // concurrency))
+    if tel is not None and tel.provider is not None:
+        tel.provider.force_flush()  # type: ignore[attr-defined]  # the export work belongs to the run
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    spans = exporter.count if exporter is not None else 0
+    await router.aclose()
+    if tel is not None:
+        tel.shutdown()
+    return {"variant": variant, "requests": done, "cpu_us": cpu / done * 1e6, "rps": done / wall,
+            "spans": spans}
+
+
+def _router_main(variant: str, url: str, port_q: Any, uvloop_on: bool) -> None:
+    """The router for ``--http``: our server in front; ``GET /__cpu`` reports this process's CPU."""
+    async def run() -> None:
+        app, _router, _tel, exporter = build(variant, url)
+        app.health.ready = True
+
+        async def handler(req: HttpRequest) -> HttpResponse:
+            if req.target == "/__cpu":
+                spans = exporter.count if exporter is not None else 0
+                return HttpResponse(200, [], b"%.6f %d" % (time.process_time(), spans))
+            return await app.handle(req)
+
+        srv = await start_server(handler, host="127.0.0.1", port=0, limits=ServerLimits(), on_error=error_response)
+        port_q.put(srv.port)
+        await asyncio.Event().wait()
+
+    _run(run, uvloop_on)
+
+
+async def measure_http(port: int, total: int, concurrency: int, max_seconds: float) -> dict[str, Any]:
+    client = HttpClient()
+    url, cpu_url = Url.parse(f"http://127.0.0.1:{port}/"), Url.parse(f"http://127.0.0.1:{port}/__cpu")
+    hdrs = [("content-type", "application/json")]
+
+    async def probe() -> tuple[float, int]:
+        cpu, spans = (await client.request("GET", cpu_url, [], b"", timeout=10)).body.split()
+        return float(cpu), int(spans)
+
+    for _ in range(300):
+        assert (await client.request("POST", url, hdrs, BODY, timeout=10)).status == 200
+    await asyncio.sleep(0.2)  # let the span exporter thread drain the warm-up
+    (cpu0, spans0), done, stop_at = await probe(), 0, time.monotonic() + max_seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        for _ in range(n):
+            if time.monotonic() > stop_at:
+                return
+            resp = await client.request("POST", url, hdrs, BODY, timeout=10)
+            assert resp.status == 200, resp
+            done += 1
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(concurrency):
+            tg.create_task(worker(total // concurrency))
+    wall = time.perf_counter() - t0
+    await asyncio.sleep(0.2)  # the exporter thread's last batch belongs to the run
+    cpu1, spans1 = await probe()
+    await client.aclose()
+    return {"requests": done, "cpu_us": (cpu1 - cpu0) / done * 1e6, "rps": done / wall, "spans": spans1 - spans0}
+
+
+def _run(fn: Callable[[], Coroutine[Any, Any, Any]], uvloop_on: bool) -> Any:
+    if uvloop_on:
+        import uvloop
+
+        return uvloop.run(fn())
+    return asyncio.run(fn())
+
+
+def _one(variant: str, url: str, args: argparse.Namespace, uvloop_on: bool) -> dict[str, Any]:
+    if not args.http:
+        return dict(_run(lambda: measure(variant, url, args.requests, args.concurrency, args.max_seconds),
+                         uvloop_on))
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    router = ctx.Process(target=_router_main, args=(variant, url, q, uvloop_on), daemon=True)
+    router.start()
+    try:
+        port = q.get(timeout=20)
+        return dict(_run(lambda: measure_http(port, args.requests, args.concurrency, args.max_seconds),
+                         uvloop_on))
+    finally:
+        router.terminate()
+        router.join(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--max-seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3, help="variants are interleaved; the median is reported")
+    ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
+    args = ap.parse_args(argv)
+    uvloop_on = not args.no_uvloop
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    backend = ctx.Process(target=_backend_main, args=(q, uvloop_on), daemon=True)
+    backend.start()
+    url = f"http://127.0.0.1:{q.get(timeout=20)}/v1/models/model:predict"
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    try:
+        for _ in range(args.rounds):
+            for v in VARIANTS:
+                results[v].append(_one(v, url, args, uvloop_on))
+    finally:
+        backend.terminate()
+        backend.join(5)
+    report(results, args, uvloop_on)
+    return 0
+
+
+def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, uvloop_on: bool) -> None:
+    mode = "router process over HTTP" if args.http else "in-process app.handle"
+    print(f"1-hop graph, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
+          f"median of {args.rounds} rounds (router CPU: server, engine, transport, telemetry)")
+    base = statistics.median(r["cpu_us"] for r in results["off"])
+    print(f"  {'variant':<21} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs off':>7} {'spans/req':>9}")
+    for v, rs in results.items():
+        cpu = statistics.median(r["cpu_us"] for r in rs)
+        rps = statistics.median(r["rps"] for r in rs)
+        n = sum(r["requests"] for r in rs)
+        spans = sum(r["spans"] for r in rs) / n if n else 0.0
+        print(f"  {v:<21} {n // len(rs):>8} {rps:>8.0f} {cpu:>11.1f} {cpu / base:>6.2f}x {spans:>9.2f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
