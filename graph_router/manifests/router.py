@@ -15,6 +15,8 @@ GRAPH_DIR = "/etc/graph-router"
 GRAPH_FILE = "graph.yaml"
 PORT = 8080
 GRAPH_HASH = "graph-router.dev/graph-sha256"
+#: ``graph-router serve --drain-seconds`` default.
+ROUTER_DRAIN_SECONDS = 30
 Obj = dict[str, Any]
 
 
@@ -98,8 +100,9 @@ def deployment_router(
     }
     if r.service_account_name:
         pod_spec["serviceAccountName"] = r.service_account_name
-    if r.timeout is not None:
-        pod_spec["terminationGracePeriodSeconds"] = r.timeout + 5
+    # On SIGTERM the router keeps serving (readyz 503) for its drain time, then finishes in-flight
+    # requests: Kubernetes' default 30 s would kill it mid-drain.
+    pod_spec["terminationGracePeriodSeconds"] = ROUTER_DRAIN_SECONDS + (r.timeout or 60) + 5
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
