@@ -45,6 +45,8 @@ def build_manifests(
     source: str | None = None,
 ) -> Manifests:
     """Every backend, then the router for each graph. Raises SpecError listing every problem."""
+    if not graphs:
+        raise SpecError(Problem("", "no graph given"), source=source)
     if len(graphs) != 1 and spec.router.name:
         raise SpecError(Problem("router.name", "set only with a single graph"), source=source)
     mode = mode or spec.router.mode
