@@ -311,6 +311,27 @@ async def test_sampled_out_request_records_nothing_but_propagates(start: Start, 
         assert (version, trace, flags) == ("00", TRACE, "00") and parent != PARENT
 
 
+async def test_library_use_nests_under_the_callers_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[str] = []
+
+    def model(body: Any, headers: Any) -> Any:
+        seen.append(headers["traceparent"])
+        return {"ok": 1}
+
+    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=Telemetry(provider).hooks) as r:
+        with provider.get_tracer("caller").start_as_current_span("caller") as outer:
+            assert (await r.infer({"x": 1})).status == 200
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(spans) == ["call m", "caller", "node root", "step 0"]
+    assert parent_of(spans["node root"]) == sid(spans["caller"])
+    trace = f"{outer.get_span_context().trace_id:032x}"
+    assert seen == [f"00-{trace}-{sid(spans['call m'])}-{int(outer.get_span_context().trace_flags):02x}"]
+
+
 def test_off_means_no_hooks_and_no_telemetry() -> None:
     assert Telemetry(None, metrics=False).hooks is None
     assert telemetry_factory(ServeConfig(tracing="off", metrics=False), 0) is None
