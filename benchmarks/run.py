@@ -97,18 +97,20 @@ class Bench:
         self.rows: list[Row] = []
         self.backend_pid = 0
         self.backend_ports = [procs.free_port() for _ in router.SERVICES]
-        self.services = {
-            name: router.service_url(name, port) for name, port in zip(router.SERVICES, self.backend_ports, strict=True)
-        }
+        self.sink_port = procs.free_port()  # the OTLP trace sink for the tracing-on variant
+        ports = zip(router.SERVICES, self.backend_ports, strict=True)
+        self.services = {name: router.service_url(name, port) for name, port in ports}
 
     def row_seconds(self) -> float:
         s = self.settings
         return s.warmup + s.seconds * len(s.concurrencies) + 3
 
     def start_backends(self) -> int:
-        workdir = self.workdir / "backends"
+        workdir, ports = self.workdir / "backends", [*self.backend_ports, self.sink_port]
         body = router.BODY.encode()
-        return nginx.start_backends(self.sup, self.nginx_bin, workdir, self.backend_ports, self.server_cpu, body).pid
+        proc = nginx.start_backends(self.sup, self.nginx_bin, workdir, ports, self.server_cpu, body)
+        self.backend_pid = proc.pid
+        return proc.pid
 
     def add(self, row: Row, body: Callable[[Row], None]) -> None:
         """Run ``body`` for ``row`` within the time budget; a failure becomes the row's note."""
@@ -144,7 +146,8 @@ class Bench:
         def body(row: Row) -> None:
             port = procs.free_port()
             argv = router.serve_argv(router_cmd, pattern.graph, port, self.services, variant)
-            self.serve(row, argv, port, f"{pattern.key}-{variant.key}", router.router_env())
+            env = router.router_env(variant, self.sink_port)
+            self.serve(row, argv, port, f"{pattern.key}-{variant.key}", env)
 
         self.add(Row("graph-router", pattern.title, variant.title), body)
 
@@ -158,11 +161,12 @@ class Bench:
 
         self.add(Row(compare.name, pattern.title, "--compare-with"), body)
 
-    def serve(self, row: Row, argv: list[str], port: int, name: str, env: dict[str, str] | None) -> None:
+    def serve(self, row: Row, argv: list[str], port: int, name: str, env: dict[str, str | None] | None) -> None:
         """Start a router, check one POST answers 200, measure it, stop it."""
         log = self.workdir / f"{name}.log"
         (self.workdir / f"{name}.cmd").write_text(shlex.join(argv) + "\n")
-        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env)
+        # stdout is the access log: one line per request would fill the disk on long runs.
+        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env, discard_stdout=True)
         try:
             procs.wait_http_ready(proc, port, router.READY_PATH, log, timeout=30.0)
             status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())

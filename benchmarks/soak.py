@@ -69,9 +69,7 @@ class Soak:
         self.server_cpu: int | None = 1 if pin else None
         self.script = wrk.write_script(workdir, router.BODY)
         self.ports = [procs.free_port() for _ in router.SERVICES]
-        self.services = {
-            n: router.service_url(n, p) for n, p in zip(router.SERVICES, self.ports, strict=True)
-        }
+        self.services = {n: router.service_url(n, p) for n, p in zip(router.SERVICES, self.ports, strict=True)}
         self.router_cmd = shlex.split(args.router) if args.router else router.default_router_cmd()
         c64 = args.c64_seconds if args.c64_seconds is not None else (60 if args.quick else 600)
         c512 = args.c512_seconds if args.c512_seconds is not None else (20 if args.quick else 120)
@@ -83,7 +81,9 @@ class Soak:
         variant = Variant(f"w{self.args.workers}", self.args.workers, "default")
         argv = router.serve_argv(self.router_cmd, pattern.graph, port, self.services, variant)
         log = self.workdir / f"soak-{pattern.key}.log"
-        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, router.router_env())
+        env = router.router_env(variant, 0)
+        # stdout is the access log: one line per request would fill the disk over a soak.
+        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env, discard_stdout=True)
         try:
             procs.wait_http_ready(proc, port, router.READY_PATH, log, timeout=30.0)
             status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())
@@ -160,8 +160,7 @@ def write_report(args: argparse.Namespace, soak: Soak, command: list[str], secti
         f"phases: {', '.join(f'{s} s at c{c}' for c, s in soak.phases)}, wrk in {args.slice} s slices "
         f"(1 thread{'' if soak.wrk_cpu is None else f', core {soak.wrk_cpu}'}); router and backends "
         f"{'unpinned' if soak.server_cpu is None else f'on core {soak.server_cpu}'}",
-        "errors: non-2xx/3xx responses plus socket errors (connect, read, write, timeout); "
-        "no faults injected",
+        "errors: non-2xx/3xx responses plus socket errors (connect, read, write, timeout); no faults injected",
         "fds and RSS: summed over the router's process tree, sampled as each slice ends; "
         "start = after the first slice of a phase (warm), end = after its last slice",
     ]

@@ -222,7 +222,7 @@ def test_serve_argv_and_the_graphs_agree_on_services() -> None:
     argv = router.serve_argv(["gr"], Path("g.yaml"), 8123, services, router.VARIANTS["w2"])
     assert argv[:6] == ["gr", "serve", "g.yaml", "--host", "127.0.0.1", "--port"]
     assert "--service" in argv and "model-b=http://127.0.0.1:9001/v1/models/model-b:predict" in argv
-    assert argv[-2:] == ["--workers", "2"]
+    assert argv[-4:] == ["--workers", "2", "--drain-seconds", "0"]
     assert router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["tel-off"])[-3:] == [
         "--no-metrics",
         "--tracing",
@@ -232,6 +232,16 @@ def test_serve_argv_and_the_graphs_agree_on_services() -> None:
         spec = yaml.safe_load(pattern.graph.read_text())["spec"]
         names = {s["serviceName"] for n in spec["nodes"].values() for s in n["steps"] if "serviceName" in s}
         assert names and names <= set(router.SERVICES), pattern.key
+
+
+def test_router_env_sets_otlp_only_for_tracing_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x=1")
+    default = router.router_env(router.VARIANTS["w1"], 4318)
+    assert default["OTEL_EXPORTER_OTLP_HEADERS"] is None and "OTEL_EXPORTER_OTLP_ENDPOINT" not in default
+    assert str(router.REPO) in (default["PYTHONPATH"] or "")
+    on = router.router_env(router.VARIANTS["tel-on"], 4318)
+    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["tel-on"])[-2:] == ["--tracing", "otlp"]
 
 
 def test_compare_command_fills_placeholders_without_quoting_trouble() -> None:

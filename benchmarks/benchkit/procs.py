@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -65,16 +65,32 @@ class Supervisor:
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop children
 
-    def start(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a new process group, output to ``log``."""
+    def start(
+        self,
+        argv: Sequence[str],
+        log: Path,
+        env: Mapping[str, str | None] | None = None,
+        *,
+        discard_stdout: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new process group, stderr (and stdout unless discarded) to ``log``.
+
+        ``env`` is applied over this process's environment; a None value removes the variable.
+        """
+        merged = dict(os.environ)
+        for key, value in (env or {}).items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 list(argv),
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.DEVNULL if discard_stdout else out,
+                stderr=out,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                env=merged,
             )
         self._procs.append((proc, log))
         return proc

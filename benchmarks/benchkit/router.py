@@ -56,17 +56,20 @@ class Variant:
         return f"{workers}, {TELEMETRY_TITLES[self.telemetry]}"
 
 
-# The one place that knows graph-router's telemetry flags.
+# The one place that knows graph-router's serve flags. Tracing "otlp" exports over HTTP to a
+# local sink (an nginx port answering 200); "off" and the default (auto, with no OTEL_* set) do not.
 TELEMETRY_FLAGS: dict[str, list[str]] = {
     "default": [],
     "off": ["--no-metrics", "--tracing", "off"],
-    "on": ["--tracing", "otlp-noop"],
+    "on": ["--tracing", "otlp"],
 }
 TELEMETRY_TITLES = {
     "default": "defaults",
     "off": "metrics off, tracing off",
-    "on": "metrics on, tracing exporting (no-op)",
+    "on": "metrics on, tracing OTLP to a local sink",
 }
+#: Always passed: stop at once on SIGTERM (no drain period between rows).
+COMMON_FLAGS = ["--drain-seconds", "0"]
 VARIANTS: dict[str, Variant] = {
     v.key: v
     for v in (
@@ -94,10 +97,15 @@ def default_router_cmd() -> list[str]:
     return [found] if found else [sys.executable, "-m", "graph_router"]
 
 
-def router_env() -> dict[str, str]:
-    """Environment for router processes: the checkout's package first on the path."""
+def router_env(variant: Variant, sink_port: int) -> dict[str, str | None]:
+    """Environment for a router process: the checkout first on the path; OTLP only where wanted."""
     path = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+    env: dict[str, str | None] = {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+    # Drop inherited OTEL exporter settings so "auto" tracing means off in the default rows.
+    env |= {k: None for k in os.environ if k.startswith("OTEL_EXPORTER_OTLP_")}
+    if variant.telemetry == "on":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:{sink_port}"
+    return env
 
 
 def serve_argv(router_cmd: list[str], graph: Path, port: int, services: dict[str, str], variant: Variant) -> list[str]:
@@ -107,7 +115,7 @@ def serve_argv(router_cmd: list[str], graph: Path, port: int, services: dict[str
         argv += ["--service", f"{name}={url}"]
     if variant.workers != 1:
         argv += ["--workers", str(variant.workers)]
-    return argv + TELEMETRY_FLAGS[variant.telemetry]
+    return argv + COMMON_FLAGS + TELEMETRY_FLAGS[variant.telemetry]
 
 
 def load_spec(graph: Path) -> dict[str, Any]:
