@@ -6,12 +6,13 @@ failure never gets here. Shapes must agree, else the cause names the mismatching
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .conditions import JsonDoc
+from .conditions import JsonDoc, dumps
 from .errors import AggregationError
 from .spec import Aggregate
 
@@ -38,7 +39,7 @@ def aggregate(how: Aggregate, parts: Sequence[Part]) -> bytes:
     if not all("predictions" in v for v in values):
         raise AggregationError(f"aggregate {how.value}: steps mix v1 'predictions' and v2 'outputs'")
     preds = [_expect_list(v["predictions"], s.label, how) for (s, _), v in zip(ok, values, strict=True)]
-    return orjson.dumps({"predictions": _combine(how, [s for s, _ in ok], preds)})
+    return dumps({"predictions": _combine(how, [s for s, _ in ok], preds)})
 
 
 def _v2(how: Aggregate, ok: list[tuple[CompiledStep, JsonDoc]], values: list[dict[str, Any]]) -> bytes:
@@ -65,7 +66,7 @@ def _v2(how: Aggregate, ok: list[tuple[CompiledStep, JsonDoc]], values: list[dic
     if "id" in first:
         result["id"] = first["id"]
     result["outputs"] = outputs_out
-    return orjson.dumps(result)
+    return dumps(result)
 
 
 def _expect_list(v: Any, label: str, how: Aggregate) -> list[Any]:
@@ -96,7 +97,10 @@ def _vote(candidates: list[Any]) -> Any:
     counts: dict[bytes, int] = {}
     first: dict[bytes, Any] = {}
     for c in candidates:
-        k = orjson.dumps(c, option=orjson.OPT_SORT_KEYS)
+        try:
+            k = orjson.dumps(c, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # integers beyond 64 bits
+            k = json.dumps(c, sort_keys=True).encode()
         counts[k] = counts.get(k, 0) + 1
         first.setdefault(k, c)
     best = max(counts.values())

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from .conditions import INVALID, JsonDoc
 from .errors import BackendConnectError, BackendError, BackendTimeout, StepTimeout
 
 Headers = list[tuple[str, str]]
@@ -79,10 +80,8 @@ class InProcessBackend:
         self.calls.append(request)
         arg: Any = request.body
         if not self._raw:
-            try:
-                arg = orjson.loads(request.body)
-            except orjson.JSONDecodeError:
-                arg = request.body
+            value = JsonDoc(request.body).value
+            arg = request.body if value is INVALID else value
         hdrs = {k.lower(): v for k, v in request.headers}
         if self._is_async:
             result = await self._fn(arg, hdrs)

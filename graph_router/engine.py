@@ -15,7 +15,7 @@ import orjson
 
 from .aggregate import aggregate
 from .backend import BackendRequest, call_with_retries
-from .conditions import JsonDoc
+from .conditions import JsonDoc, dumps
 from .errors import (
     AggregationError,
     BackendError,
@@ -131,11 +131,11 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
         if value is NOTHING:
             raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
                                  f"{'previous response' if step.uses_response else 'request'}")
-        src = JsonDoc(orjson.dumps(value))
+        src = JsonDoc(dumps(value))
     if step.map_predictions and src.valid:
         v = src.value
         if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
-            src = JsonDoc(orjson.dumps({"instances": v["predictions"]}))
+            src = JsonDoc(dumps({"instances": v["predictions"]}))
     if step.map_outputs and src.valid:
         src = _outputs_to_inputs(src)
     return src
@@ -155,7 +155,7 @@ def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
     ]
     if "parameters" in v:
         req["parameters"] = v["parameters"]
-    return JsonDoc(orjson.dumps(req))
+    return JsonDoc(dumps(req))
 
 
 async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_input: JsonDoc,

@@ -395,3 +395,13 @@ async def test_in_process_backend_may_return_a_backend_response() -> None:
         return BackendResponse(207, b"raw")
     res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": fn})
     assert (res.status, res.body) == (207, b"raw")
+
+
+async def test_selection_keeps_integers_beyond_64_bits_exact() -> None:
+    a, b = Fake(b'{"predictions": [123456789012345678901234567890]}'), Fake({"ok": 1})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [
+        svc("a"), svc("b", data="$response.predictions", mapPredictionsToInstances=False)]}})
+    async with GraphRouter.from_spec(spec, services={"a": a, "b": b}) as r:
+        await r.infer({})
+        got = b.received
+    assert got == [[123456789012345678901234567890]]

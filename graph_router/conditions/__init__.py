@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .document import INVALID, JsonDoc
+from .document import INVALID, JsonDoc, dumps
 from .gjson import compile_gjson
 from .jsonpath import compile_jsonpath
 
-__all__ = ["INVALID", "Condition", "JsonDoc", "compile_condition", "is_jsonpath"]
+__all__ = ["INVALID", "Condition", "JsonDoc", "compile_condition", "dumps", "is_jsonpath"]
 
 
 class Condition(Protocol):

@@ -7,7 +7,7 @@ from typing import Final
 
 import orjson
 
-__all__ = ["INVALID", "JsonDoc"]
+__all__ = ["INVALID", "JsonDoc", "dumps"]
 
 
 class _Invalid:
@@ -81,3 +81,11 @@ class JsonDoc:
     def __repr__(self) -> str:
         head = self.raw[:60]
         return f"JsonDoc({head!r}{'...' if len(self.raw) > 60 else ''})"
+
+
+def dumps(value: object) -> bytes:
+    """Encode a parsed value; integers beyond 64 bits (kept exact by :func:`parse_json`) stay exact."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogateescape")
