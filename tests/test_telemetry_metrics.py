@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,3 +277,31 @@ async def test_two_workers_metrics_are_summed_without_any_env(router_process: Ca
     n, scrapes = await _two_worker_traffic(router_process, backend, tmp_path, {})
     for m in scrapes:
         assert get(m, "graph_router_requests_total", graph="one", status="200") == n
+
+
+CRASHED_WORKER = """
+import os, re
+from graph_router.telemetry import Telemetry, worker_exited
+
+def in_flight(tel):
+    text = tel.metrics_body()[0].decode()
+    found = re.search(r'graph_router_requests_in_flight[{]graph="g"[}] (\\S+)', text)
+    return found.group(1) if found else "absent"
+
+pid = os.fork()
+if pid == 0:  # a worker that dies mid-request, without Telemetry.shutdown()
+    Telemetry().start("g", None)
+    os._exit(1)
+os.waitpid(pid, 0)
+tel = Telemetry()
+before = in_flight(tel)
+worker_exited(pid)
+print(before, in_flight(tel))
+"""
+
+
+def test_worker_exited_drops_a_crashed_workers_in_flight(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", CRASHED_WORKER], env=env, capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == ["1.0", "absent"]

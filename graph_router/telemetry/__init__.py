@@ -15,7 +15,7 @@ from opentelemetry.trace import Span, StatusCode, TracerProvider
 
 from .hooks import EngineHooks
 from .logs import TraceIdFilter
-from .metrics import Metrics
+from .metrics import Metrics, worker_exited
 from .tracing import HTTP_STATUS, INSTRUMENTATION, RequestState, build_provider, server_span
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..process import ServeConfig
 
 __all__ = ["EngineHooks", "Metrics", "RequestState", "Telemetry", "TraceIdFilter", "telemetry_factory",
-           "trace_id"]
+           "trace_id", "worker_exited"]
 
 
 class Telemetry:

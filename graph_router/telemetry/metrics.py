@@ -33,6 +33,18 @@ def multiprocess_active() -> bool:
     return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
+def worker_exited(pid: int) -> None:
+    """For a supervisor: drop a dead worker's live gauges (in-flight) from the multiprocess sum.
+
+    A worker that exits cleanly does this itself (:meth:`Metrics.close`); one that crashed cannot.
+    Counters and histograms of dead workers stay in the sum, as they must. No-op outside multiprocess mode.
+    """
+    from prometheus_client import multiprocess
+
+    if multiprocess_active():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 class Metrics:
     """The router's metrics in a private registry; label children are cached per label tuple.
 
