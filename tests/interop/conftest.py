@@ -1,0 +1,128 @@
+"""A real ``kserve.ModelServer`` (tests/interop/kserve_models.py) in a subprocess, one per test module."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ..conftest import ROOT, free_port
+
+READY_TIMEOUT = 30.0
+V1_MODELS = ("doubler", "tripler", "thresholder")
+V2_MODELS = ("scaler", "scaler2", "classifier")
+
+
+@dataclass
+class ModelServerProcess:
+    """The model server's address, plus the ``recorder`` model's view of what each model received."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def v1(self, model: str) -> str:
+        return f"{self.url}/v1/models/{model}:predict"
+
+    def v2(self, model: str) -> str:
+        return f"{self.url}/v2/models/{model}/infer"
+
+    def services(self) -> dict[str, str]:
+        """serviceName -> URL for every model, as ``GraphRouter(services=...)`` / ``--service`` take them."""
+        return {**{m: self.v1(m) for m in V1_MODELS}, **{m: self.v2(m) for m in V2_MODELS}}
+
+    def post(self, url: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+        """A plain call to the model server, to compare with what the router returned."""
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(r.status), bytes(r.read())
+        except urllib.error.HTTPError as err:
+            return int(err.code), bytes(err.read())
+
+    def seen(self, model: str) -> list[dict[str, Any]]:
+        """Every request ``model`` received since the last ``clear()``: ``{"body": ..., "headers": ...}``."""
+        status, body = self.post(self.v1("recorder"), orjson.dumps({"instances": [model]}))
+        assert status == 200, body
+        seen: list[dict[str, Any]] = orjson.loads(body)["predictions"][0]
+        return seen
+
+    def clear(self) -> None:
+        status, body = self.post(self.v1("recorder"), b'{"clear": true}')
+        assert status == 200, body
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_model_server(ms: ModelServerProcess, timeout: float = READY_TIMEOUT) -> None:
+    """Bounded wait for ``GET /v2/health/ready`` (true once every registered model is ready)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ms.proc.poll() is not None:
+            raise AssertionError(f"model server exited with {ms.proc.returncode}:\n{ms.log()}")
+        try:
+            with urllib.request.urlopen(f"{ms.url}/v2/health/ready", timeout=1) as r:
+                if r.status == 200 and orjson.loads(r.read()).get("ready") is True:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"model server not ready after {timeout}s:\n{ms.log()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (uvicorn's graceful stop), SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def kserve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
+    """``python -m tests.interop.kserve_models PORT`` on 127.0.0.1; stopped (process group) after the module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("kserve") / "model-server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.interop.kserve_models", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ms = ModelServerProcess(proc, port, log_path)
+    try:
+        wait_model_server(ms)
+        yield ms
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def models(kserve_server: ModelServerProcess) -> ModelServerProcess:
+    """The module's model server with its request records cleared for this test."""
+    kserve_server.clear()
+    return kserve_server
