@@ -130,6 +130,9 @@ class RetryPolicy:
     on: frozenset[str] = frozenset({"connect-failure", "502", "503", "504"})
     #: True for the built-in default: only failures the backend cannot have processed.
     safe_only: bool = False
+    #: Give up retrying once this many seconds have passed since the first attempt (None: no limit
+    #: beyond ``max_retries`` and the request deadline).
+    max_elapsed: float | None = None
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter backoff for retry number ``attempt`` (1-based), in seconds."""
@@ -150,10 +153,10 @@ class RetryPolicy:
         return not self.safe_only and str(status) in self.on
 
 
-#: Default without any config: retry only what the backend cannot have processed
-#: (refused connection of a backend scaled to zero; a pooled connection closed before any byte).
-#: Bounded by the request deadline; a cold start of 60-90 s is covered by the graph timeout.
-SAFE_RETRY = RetryPolicy(max_retries=10, initial_delay_ms=50, max_delay_ms=2000, safe_only=True)
+#: Default without any config: retry only what the backend cannot have processed (a refused
+#: connection of a backend scaled to zero; a pooled connection closed before any byte), for up to
+#: 120 s (a 60-90 s cold start) or the request deadline, whichever comes first; backoff capped at 1 s.
+SAFE_RETRY = RetryPolicy(max_retries=1000, initial_delay_ms=50, max_delay_ms=1000, safe_only=True, max_elapsed=120.0)
 NO_RETRY = RetryPolicy(max_retries=0)
 
 #: Observer called for every attempt: (attempt number from 1, outcome, delay before next or None).
@@ -177,6 +180,9 @@ async def call_with_retries(
     """
     loop = asyncio.get_running_loop()
     attempt = 0
+    if policy.max_elapsed is not None:
+        give_up = loop.time() + policy.max_elapsed
+        deadline = give_up if deadline is None else min(deadline, give_up)
     while True:
         attempt += 1
         try:
