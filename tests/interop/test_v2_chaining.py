@@ -1,0 +1,128 @@
+"""v2 chaining (KServe #3051): ``mapOutputsToInputs`` between two real kserve v2 models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from graph_router.router import GraphRouter
+
+from ..conftest import RouterProcess
+from .conftest import ModelServerProcess
+
+pytest.importorskip("kserve", reason="interop tests need the real KServe package: pip install -e '.[interop]'")
+pytestmark = pytest.mark.interop
+
+CHAIN = Path(__file__).parent / "graphs" / "v2-chain.yaml"
+
+
+def raw_request(shape: list[int], data: list[float], **extra: Any) -> dict[str, Any]:
+    return {**extra, "inputs": [{"name": "raw", "shape": shape, "datatype": "FP32", "data": data}]}
+
+
+def classified(request_id: str, labels: list[int], totals: list[float]) -> dict[str, Any]:
+    """The classifier's v2 response, as kserve's model server writes it."""
+    n = len(labels)
+    return {
+        "model_name": "classifier",
+        "model_version": None,
+        "id": request_id,
+        "parameters": None,
+        "outputs": [
+            {"name": "label", "shape": [n], "datatype": "INT64", "parameters": None, "data": labels},
+            {"name": "total", "shape": [n], "datatype": "FP32", "parameters": None, "data": totals},
+        ],
+    }
+
+
+# values chosen to be exact in FP32, so data can be compared with ==
+CASES = [
+    pytest.param([2, 2], [1, 2, 30, 4.5], [0.5, 1.0, 15.0, 2.25], [0, 1], [1.5, 17.25], id="2x2"),
+    pytest.param([1, 4], [2, 4, 6, 8], [1.0, 2.0, 3.0, 4.0], [0], [10.0], id="1x4"),
+    pytest.param([3, 1], [30, 1, -2], [15.0, 0.5, -1.0], [1, 0, 0], [15.0, 0.5, -1.0], id="3x1"),
+]
+
+
+@pytest.mark.parametrize(("shape", "data", "scaled", "labels", "totals"), CASES)
+async def test_outputs_become_the_next_models_inputs(
+    models: ModelServerProcess,
+    shape: list[int],
+    data: list[float],
+    scaled: list[float],
+    labels: list[int],
+    totals: list[float],
+) -> None:
+    req = raw_request(shape, data, id="chain-1", parameters={"tenant": "a", "top_k": 2})
+    async with GraphRouter.from_file(CHAIN, services=models.services()) as router:
+        res = await router.infer(req)
+    assert (res.status, res.route) == (200, "root>scale:scaler,root>classify:classifier")
+    assert res.json() == classified("chain-1", labels, totals)
+    assert [s["body"] for s in models.seen("scaler")] == [
+        {
+            "id": "chain-1",
+            "parameters": {"tenant": "a", "top_k": 2},
+            "inputs": [{"name": "raw", "shape": shape, "datatype": "FP32", "data": data, "parameters": {}}],
+        }
+    ]
+    # the scaler's response, as a request: its id and (response) parameters carried over, the tensor
+    # renamed by the model itself ("features"), shape / datatype / data / tensor parameters kept
+    assert [s["body"] for s in models.seen("classifier")] == [
+        {
+            "id": "chain-1",
+            "parameters": {"scaled_by": "0.5"},
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": shape,
+                    "datatype": "FP32",
+                    "data": scaled,
+                    "parameters": {"unit": "scaled"},
+                }
+            ],
+        }
+    ]
+
+
+async def test_the_id_the_first_model_made_up_is_carried_over(models: ModelServerProcess) -> None:
+    async with GraphRouter.from_file(CHAIN, services=models.services()) as router:
+        res = await router.infer(raw_request([1, 2], [4, 8]))
+    assert res.status == 200
+    (scaler_seen,) = models.seen("scaler")
+    (classifier_seen,) = models.seen("classifier")
+    assert scaler_seen["body"]["id"] is None
+    made_up = classifier_seen["body"]["id"]
+    assert isinstance(made_up, str) and len(made_up) == 36  # kserve's uuid4 for the scaler's response
+    assert res.json() == classified(made_up, [0], [6.0])
+
+
+async def test_without_the_mapping_the_real_classifier_rejects_a_response(models: ModelServerProcess) -> None:
+    """The control: a v2 response is not a v2 request; kserve answers 422 and the Soft step passes it on."""
+    spec = {
+        "nodes": {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [{"serviceName": "scaler"}, {"serviceName": "classifier", "data": "$response"}],
+            }
+        }
+    }
+    req = raw_request([1, 2], [4, 8], id="no-map")
+    async with GraphRouter.from_spec(spec, services=models.services()) as router:
+        res = await router.infer(req)
+    scaler_answer = models.post(models.v2("scaler"), orjson.dumps(req))
+    assert scaler_answer[0] == 200
+    assert (res.status, res.body) == models.post(models.v2("classifier"), scaler_answer[1])
+    assert res.status == 422 and orjson.loads(res.body)["detail"][0]["loc"] == ["body", "InferenceRequest", "inputs"]
+    assert models.seen("classifier") == []  # kserve refused it before the model saw it
+
+
+def test_served_chain(models: ModelServerProcess, router_process: Callable[..., RouterProcess]) -> None:
+    flags = [f"--service={name}={url}" for name, url in models.services().items()]
+    rp = router_process(str(CHAIN), *flags)
+    req = raw_request([2, 2], [1, 2, 30, 4.5], id="served-1", parameters={"tenant": "b"})
+    status, body = models.post(rp.url, orjson.dumps(req))
+    assert (status, orjson.loads(body)) == (200, classified("served-1", [0, 1], [1.5, 17.25]))
+    assert [s["body"]["parameters"] for s in models.seen("classifier")] == [{"scaled_by": "0.5"}]
