@@ -194,9 +194,9 @@ def graph(name: str, nodes: str, spec_extra: str = "") -> str:
             f"spec:\n{spec_extra}  nodes:\n{nodes}")
 
 
-def sequence(*urls: str, extra: str = "") -> str:
-    steps = "".join(f"        - serviceUrl: {u}\n{extra}" for u in urls)
-    return f"    root:\n      routerType: Sequence\n      steps:\n{steps}"
+def sequence(url: str, step_extra: str = "") -> str:
+    """``nodes`` for a one-step Sequence calling ``url``; ``step_extra``: more step fields (indent 10)."""
+    return f"    root:\n      routerType: Sequence\n      steps:\n        - serviceUrl: {url}\n{step_extra}"
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +222,9 @@ def raw_factory() -> Iterator[Callable[[dict[str, Behaviour]], RawBackend]]:
 
 
 async def call(url: str, body: bytes = b'{"instances": [1]}', *, headers: dict[str, str] | None = None,
-               method: str = "POST", timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+               method: str = "POST", within: float = 20) -> tuple[int, dict[str, str], bytes]:
     """One request to the router; redirects are never followed by this client."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, s.request(
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as s, s.request(
         method, url, data=body, headers=headers, allow_redirects=False
     ) as r:
         return r.status, dict(r.headers), await r.read()
@@ -239,8 +239,8 @@ def cause_of(body: bytes) -> str:
     return cause
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Callable[[], bool], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if check():
             return True

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from ..conftest import RouterProcess
-from .conftest import Behaviour, Exchange, RawBackend, call, cause_of, graph, start_router, stop_router
+from .conftest import Behaviour, Exchange, RawBackend, call, cause_of, graph, sequence, start_router, stop_router
 
 
 def redirect(status: int, location: Callable[[Exchange], str]) -> Behaviour:
@@ -39,10 +39,7 @@ def env(module_dir: Path, raw_factory: Callable[[dict[str, Behaviour]], RawBacke
         "loop": redirect(302, lambda ex: "/loop/again"),
     })
 
-    def seq(name: str) -> str:
-        return graph(name, f"    root:\n      routerType: Sequence\n      steps:\n        - serviceUrl: {b.url(name)}\n")
-
-    graphs = {n: seq(n) for n in ("same302", "same307", "cross", "loop")}
+    graphs = {n: graph(n, sequence(b.url(n))) for n in ("same302", "same307", "cross", "loop")}
     plain = start_router(module_dir / "plain", graphs)
     follow = start_router(module_dir / "follow", graphs, "--follow-redirects")
     yield plain, follow, b, other
@@ -68,7 +65,7 @@ async def test_redirects_are_returned_not_followed_by_default(routers: Env) -> N
 
 
 async def test_follow_redirects_same_host_only(routers: Env) -> None:
-    _, follow, b, other = routers
+    _, follow, _, other = routers
     status, _, body = await call(f"{follow.url}/graphs/same302", b'{"x": 1}')
     # Go's rules: a 302 turns the POST into a body-less GET
     assert (status, orjson.loads(body)) == (200, {"landed": "/landed/after-302", "method": "GET", "body": ""})
