@@ -62,6 +62,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for results-<timestamp>.md")
     p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 3, full 8)")
     p.add_argument("--no-references", action="store_true", help="skip the direct and nginx rows")
+    p.add_argument("--keep-logs", action="store_true", help="keep the logs and configs even on success")
     p.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers to cores")
     return p.parse_args(argv)
 
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace, command: list[str]) -> int:
         text = report(bench, command, time.monotonic() - t0)
         print(text, flush=True)
         print(f"# written to {write_results(args.out, text)}", flush=True)
-        if ok:
+        if ok and not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"# logs kept in {workdir}", flush=True)
