@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ log = logging.getLogger("graph_router.cli")
 
 ENV_AUTH_TOKEN = "GRAPH_ROUTER_AUTH_TOKEN"
 ENV_PROPAGATE = "PROPAGATE_HEADERS"
+ENV_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,7 +102,9 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the port (SO_REUSEPORT); with N >= 2 /metrics sums all workers "
+                        f"(a temporary {ENV_MULTIPROC}, or yours if set: its *.db files are removed at start)")
     s.add_argument("--drain-seconds", type=float, default=30.0,
                    help="after SIGTERM keep serving this long with /readyz 503 (default 30, as KServe)")
     s.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit (413 above)")
@@ -250,7 +256,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     docs = load(cfg)
     if cfg.graph_json is not None and args.inferencegraph_name:
         docs = [load_graph_json(cfg.graph_json, name=args.inferencegraph_name)]
-    return run(cfg, docs)
+    with metrics_dir(cfg.metrics, cfg.workers):
+        return run(cfg, docs)
+
+
+@contextlib.contextmanager
+def metrics_dir(metrics: bool, workers: int) -> Iterator[None]:
+    """prometheus-client multiprocess mode for ``--workers >= 2``, so /metrics sums every worker.
+
+    prometheus-client reads the variable when first imported, in each worker after the fork.
+    A directory the user set is reused (its stale ``*.db`` files removed); else a temporary one.
+    """
+    given = os.environ.get(ENV_MULTIPROC)
+    if not metrics or (workers < 2 and given is None):
+        yield
+        return
+    if given is not None:
+        for f in Path(given).glob("*.db"):
+            f.unlink(missing_ok=True)
+        yield
+        return
+    tmp = tempfile.mkdtemp(prefix="graph-router-metrics-")
+    os.environ[ENV_MULTIPROC] = tmp
+    try:
+        yield
+    finally:
+        os.environ.pop(ENV_MULTIPROC, None)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- logging -------------------------------------------------------------------------------------

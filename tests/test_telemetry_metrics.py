@@ -270,8 +270,6 @@ async def test_two_workers_metrics_are_summed(router_process: Callable[..., Any]
     assert len(pids) == 2  # both workers counted requests
 
 
-@pytest.mark.xfail(strict=True, reason="needs the CLI to create PROMETHEUS_MULTIPROC_DIR for --workers >= 2: "
-                   "docs/telemetry-requests.md")
 async def test_two_workers_metrics_are_summed_without_any_env(router_process: Callable[..., Any],
                                                               backend: MakeBackend, tmp_path: Path) -> None:
     n, scrapes = await _two_worker_traffic(router_process, backend, tmp_path, {})
