@@ -6,6 +6,9 @@ Client exceptions become :mod:`graph_router.errors` here and only here, with cau
 
 from __future__ import annotations
 
+import logging
+import re
+
 from .backend import BackendRequest, BackendResponse, Headers
 from .errors import (
     BackendConnectError,
@@ -33,6 +36,7 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
      "host", "content-length"}
 )
+log = logging.getLogger("graph_router.transport")
 _JSON = ("content-type", "application/json")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
@@ -136,20 +140,62 @@ def translate(exc: ClientError, method: str, url: str) -> BackendError:
     return BackendError(prefix + exc.detail)
 
 
+class UnusableUrlBackend:
+    """A ``serviceUrl`` the HTTP client cannot call: KServe accepts the graph and answers every
+    request through this step with 500, so do we (and log the problem at load time)."""
+
+    __slots__ = ("cause", "target")
+
+    def __init__(self, url: str) -> None:
+        self.target = url
+        self.cause = go_url_error(url)
+
+    async def call(self, request: BackendRequest) -> BackendResponse:
+        raise BackendError(self.cause)
+
+    async def aclose(self) -> None:
+        return None
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def go_url_error(url: str) -> str:
+    """What Go's ``url.Parse`` / ``http.Client`` says about a URL it cannot call (as KServe reports)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return f'parse "{url}": net/url: invalid control character in URL'
+    m = _SCHEME.match(url)
+    if m is None:
+        first = url.split("/", 1)[0]
+        if ":" in first:
+            return f'parse "{url}": first path segment in URL cannot contain colon'
+        return f'Post "{url}": unsupported protocol scheme ""'
+    scheme = m.group(1).lower()
+    if scheme not in ("http", "https"):
+        return f'Post "{url}": unsupported protocol scheme "{m.group(1)}"'
+    return f'Post "{url}": http: no Host in request URL'
+
+
 class HttpBackendFactory:
     """Builds :class:`HttpBackend` objects sharing one client; one backend per (URL, redirect mode)."""
 
     def __init__(self, client: HttpClient | None = None, limits: ClientLimits | None = None) -> None:
         self._owns_client = client is None
         self.client = client if client is not None else HttpClient(limits or ClientLimits())
-        self._cache: dict[tuple[str, bool], HttpBackend] = {}
+        self._cache: dict[tuple[str, bool], HttpBackend | UnusableUrlBackend] = {}
 
-    def get(self, url: str, *, follow_redirects: bool = False) -> HttpBackend:
-        """The backend for ``url`` (raises ValueError for a malformed URL)."""
+    def get(self, url: str, *, follow_redirects: bool = False) -> HttpBackend | UnusableUrlBackend:
+        """The backend for ``url``; one that answers 500 (as KServe) for a URL that cannot be called."""
         key = (url, follow_redirects)
         backend = self._cache.get(key)
         if backend is None:
-            backend = self._cache[key] = HttpBackend(url, self.client, follow_redirects=follow_redirects)
+            try:
+                backend = HttpBackend(url, self.client, follow_redirects=follow_redirects)
+            except ValueError as exc:
+                log.warning("backend URL %r cannot be called (%s); requests through it will fail with 500",
+                            url, exc)
+                backend = UnusableUrlBackend(url)
+            self._cache[key] = backend
         return backend
 
     __call__ = get

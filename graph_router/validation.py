@@ -232,9 +232,6 @@ class SpecChecker:
         if isinstance(ref, str) and ref and ref not in nodes:
             self.add(f"{path}.nodeName", f"node {ref!r} does not exist{did_you_mean(ref, map(str, nodes))}; "
                                          f"nodes of this graph: {', '.join(map(str, nodes))}")
-        url = step.get("serviceUrl")
-        if isinstance(url, str) and url and not re.match(r"^https?://[^/\s]+", url):
-            self.add(f"{path}.serviceUrl", f"expected an absolute http:// or https:// URL, got {url!r}")
         dep = step.get("dependency")
         if dep is not None and dep not in ("Soft", "Hard"):
             self.add(f"{path}.dependency", f"unsupported value {dep!r}{did_you_mean(str(dep), ('Soft', 'Hard'))}: "

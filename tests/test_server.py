@@ -281,3 +281,17 @@ async def test_bearer_auth(serve: Serve, backend_factory: Callable[[], Awaitable
     assert "Authorization" not in b.seen[0].headers
     status, _, _ = await post(base + "/readyz", method="GET")
     assert status == 200
+
+
+@pytest.mark.parametrize(("url", "cause"), [
+    ("model:predict", 'Post "model:predict": unsupported protocol scheme "model"'),
+    ("/v1/models/m:predict", 'Post "/v1/models/m:predict": unsupported protocol scheme ""'),
+    ("1model:predict", 'parse "1model:predict": first path segment in URL cannot contain colon'),
+    ("http://", 'Post "http://": http: no Host in request URL'),
+])
+async def test_malformed_service_url_answers_500_like_kserve(serve: Serve, url: str, cause: str) -> None:
+    graph = ONE.replace("- serviceName: a", f"- serviceUrl: '{url}'")
+    base = await serve(graph, {})
+    status, headers, body = await post(base, {"x": 1})
+    assert status == 500 and headers["Content-Type"] == "application/json"
+    assert __import__("orjson").loads(body) == {"error": ENVELOPE, "cause": cause}

@@ -156,8 +156,6 @@ BAD: list[tuple[str, Any, list[str]]] = [
      ["routerTimeouts.serverRead: expected whole seconds (an integer >= 0), got '10s'"]),
     ("bad propagate regex", seq({"serviceName": "a"}) | {"propagateHeaders": ["x-("]},
      ["propagateHeaders[0]: invalid regular expression 'x-(': missing ), unterminated subpattern at position 2"]),
-    ("relative service url", seq({"serviceUrl": "model:predict"}),
-     ["nodes.root.steps[0].serviceUrl: expected an absolute http:// or https:// URL, got 'model:predict'"]),
 ]
 
 
