@@ -156,7 +156,7 @@ def mutated_spec(draw: st.DrawFn) -> Any:
         elif op == "huge":
             new = draw(st.sampled_from([2**64, -(2**63) - 1, 10**30, 1e308, -1e308, 0, -1, 2**31]))
         elif op == "unicode":
-            new = draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20))
+            new = draw(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20))
         else:
             new = None
         if not path:
