@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from benchmarks.benchkit import nginx, procs, procstat, router, wrk
 from benchmarks.benchkit.install import ensure_tools
-from benchmarks.benchkit.measure import run_wrk
+from benchmarks.benchkit.measure import OutsideMeter, run_wrk
 from benchmarks.benchkit.procs import StartError, Supervisor
 from benchmarks.benchkit.router import PATTERNS, Pattern, Variant
 from benchmarks.benchkit.soakreport import (
@@ -74,6 +74,7 @@ class Soak:
         c64 = args.c64_seconds if args.c64_seconds is not None else (60 if args.quick else 600)
         c512 = args.c512_seconds if args.c512_seconds is not None else (20 if args.quick else 120)
         self.phases = [(64, c64), (512, c512)]
+        self.backend_pid = 0
 
     def one(self, pattern: Pattern) -> str:
         """Soak one graph; return its Markdown section."""
@@ -106,19 +107,16 @@ class Soak:
             phase, started = f"c{connections}", time.monotonic()
             for _ in range(math.ceil(seconds / self.args.slice)):
                 argv = wrk.command(url, self.script, connections, self.args.slice, self.wrk_cpu)
+                meter = OutsideMeter((pid, self.backend_pid))
                 out, _ = run_wrk(argv, self.args.slice, None)
+                outside, _ = meter.stop()
                 if not procstat.tree_pids(pid):
                     return samples, f"router exited during {phase}"
-                result = wrk.parse_output(out)
+                r = wrk.parse_output(out)
+                fds, rss = procstat.tree_fds(pid), procstat.tree_rss_kb(pid)
+                elapsed = time.monotonic() - started
                 sample = Sample(
-                    phase,
-                    time.monotonic() - started,
-                    result.requests,
-                    result.rps,
-                    result.p99_us,
-                    result.errors,
-                    procstat.tree_fds(pid),
-                    procstat.tree_rss_kb(pid),
+                    phase, elapsed, r.requests, r.rps, r.p99_us, r.status_errors, r.socket_errors, fds, rss, outside
                 )
                 samples.append(sample)
                 print(sample_line(sample), flush=True)
@@ -185,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = nginx.start_backends(
             sup, tools["nginx"], workdir / "backends", soak.ports, soak.server_cpu, router.BODY.encode()
         )
+        soak.backend_pid = backend.pid
         for key in args.patterns:
             sections.append(soak.one(SOAK_PATTERNS[key]))
             if not procstat.tree_pids(backend.pid):

@@ -56,24 +56,33 @@ def run_wrk(argv: list[str], seconds: int, sample_pid: int | None) -> tuple[str,
     return out, peak
 
 
-def measure_load(target: Target, settings: Settings, connections: int) -> tuple[Load, int]:
-    """One measured wrk run; returns the load and the peak RSS seen during it.
+class OutsideMeter:
+    """CPU (% of one core) that ran outside the benchmark during a span: other processes, steal.
 
-    Also accounts the CPU that ran outside the benchmark meanwhile (other processes, steal):
-    machine-wide busy time minus the measured tree, the backends and wrk (a reaped child).
+    Machine-wide busy time minus the given process trees and this process's reaped children (wrk).
     """
+
+    def __init__(self, trees: tuple[int, ...]) -> None:
+        self.trees = trees
+        self.tree_cpu = [procstat.tree_cpu_seconds(pid) for pid in trees]
+        self.busy, self.children, self.t = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+
+    def stop(self) -> tuple[float, list[float]]:
+        """Return (outside %, CPU seconds of each tree during the span)."""
+        busy, children, t = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+        used = [procstat.tree_cpu_seconds(pid) - b for pid, b in zip(self.trees, self.tree_cpu, strict=True)]
+        outside = (busy - self.busy) - sum(used) - (children - self.children)
+        return max(0.0, outside) * 100.0 / max(t - self.t, 1e-9), used
+
+
+def measure_load(target: Target, settings: Settings, connections: int) -> tuple[Load, int]:
+    """One measured wrk run; returns the load and the peak RSS seen during it."""
     argv = wrk.command(target.url, settings.script, connections, settings.seconds, settings.wrk_cpu)
-    trees = (target.pid, *target.others)
-    before = [procstat.tree_cpu_seconds(pid) for pid in trees]
-    busy0, wrk0, t0 = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+    meter = OutsideMeter((target.pid, *target.others))
     out, peak = run_wrk(argv, settings.seconds, target.pid)
-    busy1, wrk1, t1 = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
-    after = [procstat.tree_cpu_seconds(pid) for pid in trees]
+    outside, used = meter.stop()
     result = wrk.parse_output(out)
-    ours = sum(a - b for a, b in zip(after, before, strict=True)) + (wrk1 - wrk0)
-    outside = max(0.0, (busy1 - busy0) - ours) * 100.0 / max(t1 - t0, 1e-9)
-    cpu = procstat.cpu_per_request_us(before[0], after[0], result.requests)
-    return Load(connections, result, cpu, outside), peak
+    return Load(connections, result, procstat.cpu_per_request_us(0.0, used[0], result.requests), outside), peak
 
 
 def _children_cpu() -> float:

@@ -17,9 +17,15 @@ class Sample:
     requests: int
     rps: float
     p99_us: float
-    errors: int
+    status_errors: int  # responses >= 400
+    socket_errors: int  # connect, read, write, timeout
     fds: int
     rss_kb: int
+    outside_pct: float = 0.0  # CPU (% of a core) used outside the benchmark during the slice
+
+    @property
+    def errors(self) -> int:
+        return self.status_errors + self.socket_errors
 
 
 def growth_pct(start: float, end: float) -> float | None:
@@ -86,16 +92,20 @@ def sample_line(s: Sample) -> str:
     """One progress line for a sample."""
     return (
         f"{s.phase} t={s.elapsed_s:5.0f}s req/s={s.rps:9.0f} p99={fmt_us(s.p99_us):>9} "
-        f"errors={s.errors} fds={s.fds} rss={fmt_mb(s.rss_kb)}"
+        f"errors={s.status_errors}+{s.socket_errors} fds={s.fds} rss={fmt_mb(s.rss_kb)} "
+        f"other-cpu={s.outside_pct:.0f}%"
     )
 
 
 def render_samples(samples: Sequence[Sample]) -> str:
-    lines = ["| phase | t | req/s | p99 | errors | open fds | RSS |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| phase | t | req/s | p99 | status errors | socket errors | open fds | RSS | other CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in samples:
         lines.append(
-            f"| {s.phase} | {s.elapsed_s:.0f} s | {fmt_rps(s.rps)} | {fmt_us(s.p99_us)} | {s.errors} "
-            f"| {s.fds} | {fmt_mb(s.rss_kb)} |"
+            f"| {s.phase} | {s.elapsed_s:.0f} s | {fmt_rps(s.rps)} | {fmt_us(s.p99_us)} | {s.status_errors} "
+            f"| {s.socket_errors} | {s.fds} | {fmt_mb(s.rss_kb)} | {s.outside_pct:.0f}% |"
         )
     return "\n".join(lines) + "\n"
 
