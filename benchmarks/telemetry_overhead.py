@@ -260,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, uvloop_on: bool) -> None:
-    mode = "router process over HTTP" if args.http else "in-process app.handle"
+    mode = ("router process over HTTP (CPU: server, engine, transport, telemetry)" if args.http
+            else "in-process app.handle (CPU: engine, transport, telemetry; no HTTP server)")
     print(f"1-hop graph, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
-          f"median of {args.rounds} rounds (router CPU: server, engine, transport, telemetry)")
+          f"median of {args.rounds} rounds")
     base = statistics.median(r["cpu_us"] for r in results["off"])
     print(f"  {'variant':<21} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs off':>7} {'spans/req':>9}")
     for v, rs in results.items():
