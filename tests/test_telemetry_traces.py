@@ -65,6 +65,7 @@ class TraceBackend:
 @dataclass
 class Rig:
     exporter: InMemorySpanExporter
+    tel: Telemetry
     url: str = ""
 
     def spans(self) -> list[ReadableSpan]:
@@ -112,7 +113,7 @@ async def start() -> AsyncIterator[Start]:
                                     on_error=error_response)
         app.health.ready = True
         running.append((server, router))
-        return Rig(exporter, f"http://127.0.0.1:{server.port}")
+        return Rig(exporter, tel, f"http://127.0.0.1:{server.port}")
 
     yield go
     for server, router in running:
@@ -273,6 +274,22 @@ async def test_backend_failure_records_error_cause(start: Start) -> None:
     assert step.attributes["graph_router.error.cause"] == body["cause"]
     assert step.status.status_code == call.status.status_code == StatusCode.ERROR
     assert rig.one("graph down").status.status_code == StatusCode.ERROR
+
+
+async def test_a_key_in_a_service_url_query_reaches_neither_spans_nor_metrics(start: Start,
+                                                                             backend: MakeBackend) -> None:
+    a = await backend()
+    url = f"{a.url}?key=s3cr3t"
+    one = graph("q", f"    root:\n      routerType: Sequence\n      steps:\n        - serviceUrl: '{url}'\n")
+    rig = await start(one, {})
+    assert await post(rig.url, {"x": 1}) == (200, {"ok": True})
+    call = rig.one(f"call {a.url}")
+    assert call.attributes is not None and call.attributes["graph_router.backend"] == a.url
+    assert len(a.traceparents) == 1  # the backend was called, with its query
+    for s in rig.spans():
+        assert all("s3cr3t" not in str(v) for v in (s.attributes or {}).values()) and "s3cr3t" not in s.name
+    body, _ = rig.tel.metrics_body()
+    assert b"s3cr3t" not in body and f'target="{a.url}"'.encode() in body
 
 
 async def test_log_records_carry_the_trace_id(start: Start) -> None:

@@ -126,15 +126,21 @@ class EngineHooks:
         return out
 
 
+def public(target: str) -> str:
+    """A target fit for span attributes and metric labels: a URL's query (it may hold a key) is dropped."""
+    return target if "?" not in target else target.split("?", 1)[0]
+
+
 def step_attributes(ctx: Context, node: CompiledNode, step: CompiledStep) -> dict[str, Any]:
     return {GRAPH: ctx.graph.name, NODE: node.name, ROUTER_TYPE: node.router_type.value, STEP: step.label,
-            TARGET: step.target}
+            TARGET: public(step.target)}
 
 
 def _client_span(tracer: Tracer, parent: Span, step: CompiledStep, attempt: int, start: int | None) -> Span:
-    backend = step.backend.target if step.backend is not None else ""
-    return tracer.start_span(f"call {step.target}", context=set_span_in_context(parent), kind=SpanKind.CLIENT,
-                             attributes={TARGET: step.target, BACKEND: backend, ATTEMPT: attempt},
+    backend = public(step.backend.target) if step.backend is not None else ""
+    target = public(step.target)
+    return tracer.start_span(f"call {target}", context=set_span_in_context(parent), kind=SpanKind.CLIENT,
+                             attributes={TARGET: target, BACKEND: backend, ATTEMPT: attempt},
                              start_time=start)
 
 
@@ -215,9 +221,9 @@ class StepScope:
         metrics = self.hooks.metrics
         if metrics is not None:
             if outcome in _TIMEOUT_CODES:
-                metrics.timed_out(self.step.target, outcome)
+                metrics.timed_out(public(self.step.target), outcome)
             if delay is not None:
-                metrics.retried(self.step.target)
+                metrics.retried(public(self.step.target))
         client = self.client
         if client is None:
             return
@@ -265,10 +271,11 @@ class StepScope:
             if code is not None:
                 error = code
                 if code == "graph_timeout":
-                    metrics.timed_out(step.target, code)
+                    metrics.timed_out(public(step.target), code)
             elif self.status is not None and self.status >= 400:
                 error = f"http_{self.status}"
-        metrics.step_finished((self.ctx.graph.name, self.node.name, step.label, step.target), duration, error)
+        key = (self.ctx.graph.name, self.node.name, step.label, public(step.target))
+        metrics.step_finished(key, duration, error)
 
     def _end_spans(self, span: Span, code: str | None, cause: str | None) -> None:
         client = self.client
