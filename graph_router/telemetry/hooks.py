@@ -96,7 +96,9 @@ class EngineHooks:
             return _NULL
         return NodeScope(tracer, ctx, node)
 
-    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepScope:
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepScope | NoStep:
+        if self.metrics is None and self.tracer_for(ctx) is None:
+            return _NO_STEP  # tracing only, and this request was sampled out
         return StepScope(self, ctx, node, step)
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
@@ -152,6 +154,28 @@ def error_of(exc: BaseException, ctx: Context) -> tuple[str, str]:
             return "graph_timeout", f"graph timeout of {ctx.graph.timeout}s exceeded"
         return "cancelled", "cancelled (a sibling step decided the node, or the client went away)"
     return str(getattr(exc, "code", type(exc).__name__)), str(getattr(exc, "cause", exc))
+
+
+class NoStep:
+    """A step scope that records nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> NoStep:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
+        return None
+
+    def done(self, status: int, retries: int) -> None:
+        return None
+
+
+_NO_STEP = NoStep()
 
 
 class NodeScope:
