@@ -1,0 +1,108 @@
+"""The command line: validate, run and graph, as real subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+
+from .conftest import ROOT, Backend, reply
+
+GOOD = """
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: demo}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - serviceName: a
+          name: first
+        - nodeName: pick
+          data: $response
+    pick:
+      routerType: Switch
+      steps:
+        - serviceName: b
+          condition: predictions.#(label=="dog")
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "graph_router", *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+
+
+def test_validate_ok_and_every_problem(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    out = cli("validate", str(good))
+    assert out.returncode == 0 and out.stdout == f"ok: {good}: graph 'demo' (2 nodes, 3 steps)\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("serviceName: a", "serviceURL: a").replace("condition:", "# condition:"))
+    out = cli("validate", str(good), str(bad))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"error: {bad}: 3 problems:",
+        "  - spec.nodes.root.steps[0].serviceURL: unknown field (did you mean 'serviceUrl'?)",
+        '  - spec.nodes.root.steps[0]: Step 0 ("first") in node "root" of InferenceGraph "demo" does not '
+        "specify an inference target",
+        "  - spec.nodes.pick.steps[0].condition: a Switch step needs a condition (KServe would never pick "
+        "this step)",
+    ]
+
+
+async def test_run_prints_status_route_and_body(tmp_path: Path,
+                                                backend_factory: Callable[[], Awaitable[Backend]]) -> None:
+    a, b = await backend_factory(), await backend_factory()
+    a.default = reply(200, {"predictions": [{"label": "dog"}]})
+    b.default = reply(200, {"breed": "corgi"})
+    g = tmp_path / "g.yaml"
+    g.write_text(GOOD)
+    data = tmp_path / "req.json"
+    data.write_text('{"instances": [1]}')
+    import asyncio
+
+    out = await asyncio.to_thread(cli, "run", str(g), "--data", f"@{data}", "--service", f"a={a.predict_url('a')}",
+                                  "--service", f"b={b.predict_url('b')}")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "status: 200"
+    assert lines[1] == "route: root>first:a,root>1:pick,pick>0:b"
+    assert orjson.loads("\n".join(lines[2:])) == {"breed": "corgi"}
+    assert b.seen[0].body == b'{"predictions": [{"label": "dog"}]}'
+
+
+def test_run_rejects_bad_service_flag(tmp_path: Path) -> None:
+    g = tmp_path / "g.yaml"
+    g.write_text(GOOD)
+    out = cli("run", str(g), "--data", "{}", "--service", "nourl")
+    assert out.returncode == 2
+    assert "--service 'nourl': expected NAME=URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_graph_prints_mermaid(tmp_path: Path) -> None:
+    g = tmp_path / "g.yaml"
+    g.write_text(GOOD)
+    out = cli("graph", str(g))
+    assert out.returncode == 0
+    assert out.stdout.splitlines() == [
+        "flowchart LR",
+        '    client(["client"]) --> node_root',
+        '    node_root["root<br/><i>Sequence</i>"]',
+        '    svc_root_first["first: a"]',
+        "    node_root --> svc_root_first",
+        '    svc_root_first -.->|"$response"| node_pick',
+        '    node_pick{{"pick<br/><i>Switch</i>"}}',
+        '    svc_pick_0["0: b"]',
+        '    node_pick -->|"predictions.#(label==#quot;dog#quot;)"| svc_pick_0',
+    ]
+
+
+def test_no_command_prints_help() -> None:
+    out = cli()
+    assert out.returncode == 2 and "validate" in out.stdout
