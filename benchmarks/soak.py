@@ -116,7 +116,17 @@ class Soak:
                 fds, rss = procstat.tree_fds(pid), procstat.tree_rss_kb(pid)
                 elapsed = time.monotonic() - started
                 sample = Sample(
-                    phase, elapsed, r.requests, r.rps, r.p99_us, r.status_errors, r.socket_errors, fds, rss, outside
+                    phase,
+                    elapsed,
+                    r.requests,
+                    r.rps,
+                    r.p99_us,
+                    r.status_errors,
+                    r.socket_errors,
+                    fds,
+                    rss,
+                    outside,
+                    r.socket_detail,
                 )
                 samples.append(sample)
                 print(sample_line(sample), flush=True)

@@ -65,6 +65,7 @@ def test_wrk_output_parsed_exactly() -> None:
         max_us=4457.0,
         status_errors=0,
         socket_errors=0,
+        socket_detail="connect 0, read 0, write 0, timeout 0",
     )
     assert result.rps == pytest.approx(134038.9, rel=1e-4)
     assert wrk.parse_rps_line(WRK_OK) == 134038.90
@@ -73,6 +74,7 @@ def test_wrk_output_parsed_exactly() -> None:
 def test_wrk_errors_are_status_plus_socket_errors() -> None:
     result = wrk.parse_output(WRK_ERRORS)
     assert (result.status_errors, result.socket_errors, result.errors) == (7, 12, 19)
+    assert result.socket_detail == "connect 3, read 4, write 0, timeout 5"
     assert result.rps == 1000.0
 
 

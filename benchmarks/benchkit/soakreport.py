@@ -22,6 +22,7 @@ class Sample:
     fds: int
     rss_kb: int
     outside_pct: float = 0.0  # CPU (% of a core) used outside the benchmark during the slice
+    socket_detail: str = ""  # socket errors by kind, when there were any
 
     @property
     def errors(self) -> int:
@@ -93,7 +94,7 @@ def sample_line(s: Sample) -> str:
     return (
         f"{s.phase} t={s.elapsed_s:5.0f}s req/s={s.rps:9.0f} p99={fmt_us(s.p99_us):>9} "
         f"errors={s.status_errors}+{s.socket_errors} fds={s.fds} rss={fmt_mb(s.rss_kb)} "
-        f"other-cpu={s.outside_pct:.0f}%"
+        f"other-cpu={s.outside_pct:.0f}%" + (f" ({s.socket_detail})" if s.socket_errors and s.socket_detail else "")
     )
 
 
@@ -103,9 +104,12 @@ def render_samples(samples: Sequence[Sample]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in samples:
+        socket = (
+            f"{s.socket_errors} ({s.socket_detail})" if s.socket_errors and s.socket_detail else str(s.socket_errors)
+        )
         lines.append(
             f"| {s.phase} | {s.elapsed_s:.0f} s | {fmt_rps(s.rps)} | {fmt_us(s.p99_us)} | {s.status_errors} "
-            f"| {s.socket_errors} | {s.fds} | {fmt_mb(s.rss_kb)} | {s.outside_pct:.0f}% |"
+            f"| {socket} | {s.fds} | {fmt_mb(s.rss_kb)} | {s.outside_pct:.0f}% |"
         )
     return "\n".join(lines) + "\n"
 

@@ -41,6 +41,8 @@ class WrkResult:
     max_us: float
     status_errors: int
     socket_errors: int
+    #: The socket errors by kind, as wrk prints them ("connect 0, read 2, write 0, timeout 31").
+    socket_detail: str = ""
 
     @property
     def rps(self) -> float:
@@ -99,11 +101,13 @@ def parse_output(text: str) -> WrkResult:
                 p99_us=float(data["p99_us"]),
                 max_us=float(data["max_us"]),
                 status_errors=int(data["status"]),
-                socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+                socket_errors=sum(int(data[k]) for k in _SOCKET_KINDS),
+                socket_detail=", ".join(f"{k} {int(data[k])}" for k in _SOCKET_KINDS),
             )
     raise WrkOutputError(f"no {MARKER.strip()} line in wrk output: {_tail(text)}")
 
 
+_SOCKET_KINDS = ("connect", "read", "write", "timeout")
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 
 
