@@ -292,6 +292,25 @@ async def test_a_key_in_a_service_url_query_reaches_neither_spans_nor_metrics(st
     assert b"s3cr3t" not in body and f'target="{a.url}"'.encode() in body
 
 
+async def test_steps_sharing_a_label_get_their_own_spans(start: Start, backend: MakeBackend) -> None:
+    a, b = await backend(), await backend({"b": 1})
+    twins = graph("twins", """\
+    root:
+      routerType: Sequence
+      steps:
+        - {serviceName: a}
+        - {name: "0", serviceName: b}
+""")  # the first step's label is its index, "0": the same as the second one's name
+    rig = await start(twins, {"a": a.url, "b": b.url})
+    assert await post(rig.url, {"x": 1}) == (200, {"b": 1})
+    steps = rig.named("step 0")
+    assert [(st.attributes or {}).get("graph_router.target") for st in steps] == ["a", "b"]
+    call_a, call_b = rig.one("call a"), rig.one("call b")
+    assert (parent_of(call_a), parent_of(call_b)) == (sid(steps[0]), sid(steps[1]))
+    assert call_b.attributes is not None and call_b.attributes["graph_router.backend"] == b.url
+    assert [p for _, p in a.parents()] == [sid(call_a)] and [p for _, p in b.parents()] == [sid(call_b)]
+
+
 async def test_log_records_carry_the_trace_id(start: Start) -> None:
     records: list[logging.LogRecord] = []
     log = logging.getLogger("test.telemetry.model")

@@ -228,8 +228,10 @@ class StepScope:
             p = _pending.get()
             if p is not None:
                 _pending.set(None)
-                if p.ctx is self.ctx and p.step is self.step:
+                if p.ctx is self.ctx and p.step.label == self.step.label:  # ours: nothing ran in between
                     self.span, self.client, self.headers = p.span, p.client, p.headers
+                    if p.step is not self.step:  # two steps share a label: the lookup guessed the other one
+                        self._relabel(p.span, p.client)
                 else:  # not ours (cannot happen with the engine's ordering): close it rather than leak it
                     p.client.end()
                     p.span.end()
@@ -239,6 +241,13 @@ class StepScope:
             self.token = otel_context.attach(set_span_in_context(self.span))
         self.t0 = time.perf_counter()
         return self
+
+    def _relabel(self, span: Span, client: Span) -> None:
+        span.set_attributes(step_attributes(self.ctx, self.node, self.step))
+        target = public(self.step.target)
+        client.update_name(f"call {target}")
+        backend = public(self.step.backend.target) if self.step.backend is not None else ""
+        client.set_attributes({TARGET: target, BACKEND: backend})
 
     def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
         self.attempts = attempt
