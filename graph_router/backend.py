@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .conditions import INVALID, JsonDoc
 from .errors import BackendConnectError, BackendError, BackendTimeout, StepTimeout
 
 Headers = list[tuple[str, str]]
+log = logging.getLogger("graph_router.retry")
 
 
 @dataclass(slots=True)
@@ -208,12 +210,14 @@ async def call_with_retries(
             if delay is None:
                 raise
         else:
+            outcome = str(resp.status)
             retry = attempt <= policy.max_retries and policy.should_retry_status(resp.status)
             delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
             if on_attempt:
-                on_attempt(attempt, str(resp.status), delay)
+                on_attempt(attempt, outcome, delay)
             if delay is None:
                 return resp, attempt - 1
+        log.info("retrying %s: attempt %d got %s; next attempt in %.3fs", backend.target, attempt, outcome, delay)
         await asyncio.sleep(delay)
 
 

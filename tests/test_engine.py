@@ -405,3 +405,13 @@ async def test_selection_keeps_integers_beyond_64_bits_exact() -> None:
         await r.infer({})
         got = b.received
     assert got == [[123456789012345678901234567890]]
+
+
+async def test_retries_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    refused = BackendConnectError("connection refused")
+    flaky = Fake(refused, {"ok": 1})
+    with caplog.at_level("INFO", logger="graph_router.retry"):
+        res = await run(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": flaky})
+    assert res.status == 200
+    [record] = [r for r in caplog.records if r.name == "graph_router.retry"]
+    assert record.getMessage().startswith("retrying a: attempt 1 got backend_connect; next attempt in ")
