@@ -14,7 +14,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import run
-from benchmarks.benchkit import nginx, procstat, router, wrk
+from benchmarks.benchkit import nginx, procs, procstat, router, wrk
 from benchmarks.benchkit.soakreport import (
     Sample,
     fmt_pct,
@@ -311,3 +311,31 @@ def test_soak_summary_start_end_and_growth() -> None:
     assert sample_line(samples[2]) == (
         "c64 t=   30s req/s=      100 p99=  1.00 ms errors=2+1 fds=40 rss=51.3 MB other-cpu=7%"
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (
+            procstat.parse_stat(Path(f"/proc/{pid}/stat").read_text()).pid == pid
+            and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+        )
+    except FileNotFoundError:
+        return False
+
+
+def test_supervisor_stops_the_whole_process_group(tmp_path: Path) -> None:
+    sup = procs.Supervisor(install=False)
+    proc = sup.start(["sh", "-c", "sleep 30 & echo started; sleep 30"], tmp_path / "log")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(procstat.tree_pids(proc.pid)) < 3:
+        time.sleep(0.02)
+    pids = procstat.tree_pids(proc.pid)
+    assert len(pids) >= 2 and all(_alive(p) for p in pids)  # sh and its sleeps
+    sup.stop(proc, grace=2.0)
+    assert proc.returncode is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.02)
+    assert not [p for p in pids if _alive(p)]
+    assert (tmp_path / "log").read_text() == "started\n"
+    sup.stop_all()  # nothing left: a no-op

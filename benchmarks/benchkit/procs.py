@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -19,6 +21,26 @@ from pathlib import Path
 from types import FrameType
 
 HOST = "127.0.0.1"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL if the harness dies without cleaning up (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # best effort: stop_all still runs on every ordinary exit
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's (and so the children's) open-file soft limit to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 class StartError(RuntimeError):
@@ -55,11 +77,14 @@ def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
 class Supervisor:
     """Owns every process the harness starts and stops them all, however the run ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, install: bool = True) -> None:
+        """``install``: also raise the fd limit and turn SIGTERM/SIGHUP into a clean exit."""
         self._procs: list[tuple[subprocess.Popen[bytes], Path]] = []
         atexit.register(self.stop_all)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
+        if install:
+            raise_fd_limit()  # c512 needs more than 1024 descriptors in wrk and the router
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGHUP, self._on_signal)
 
     @staticmethod
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -91,6 +116,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env=merged,
+                preexec_fn=_die_with_parent,
             )
         self._procs.append((proc, log))
         return proc
