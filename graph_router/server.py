@@ -25,6 +25,7 @@ from .router import GraphRouter
 log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")
 TEXT = ("Content-Type", "text/plain; charset=utf-8")
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
 
 
 class RequestTelemetry(Protocol):
@@ -88,11 +89,12 @@ class RouterApp:
         return await self._run(req, name)
 
     def _readyz(self) -> HttpResponse:
+        # exactly KServe's answers (Go's http.Error for the 503)
         if self.health.draining:
-            return HttpResponse(503, [TEXT], b"shutting down\n")
+            return HttpResponse(503, [TEXT, NOSNIFF], b"shutting down\n")
         if not self.health.ready:
-            return HttpResponse(503, [TEXT], b"not ready: graphs not loaded\n")
-        return HttpResponse(200, [TEXT], b"")
+            return HttpResponse(503, [TEXT, NOSNIFF], b"not ready: graphs not loaded\n")
+        return HttpResponse(200, [], b"")
 
     def _check_auth(self, req: HttpRequest) -> HttpResponse | None:
         if self._token is None:
