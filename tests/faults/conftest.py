@@ -159,8 +159,10 @@ def abort(writer: asyncio.StreamWriter) -> None:
 
 
 def start_router(workdir: Path, graphs: dict[str, str], *args: str,
-                 env: dict[str, str] | None = None) -> RouterProcess:
-    """Write ``graphs`` (name -> YAML) into ``workdir/graphs`` and serve them; waits for /readyz."""
+                 env: dict[str, str | None] | None = None) -> RouterProcess:
+    """Write ``graphs`` (name -> YAML) into ``workdir/graphs`` and serve them; waits for /readyz.
+
+    ``env`` is added to this process's environment; a None value removes the variable."""
     gdir = workdir / "graphs"
     gdir.mkdir(parents=True, exist_ok=True)
     for name, text in graphs.items():
@@ -169,9 +171,10 @@ def start_router(workdir: Path, graphs: dict[str, str], *args: str,
     log_path = workdir / f"router-{port}.log"
     cmd = [sys.executable, "-m", "graph_router", "serve", str(gdir), "--host", "127.0.0.1", "--port", str(port),
            "--drain-seconds", "0", *args]
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                cwd=ROOT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+                                start_new_session=True)
     rp = RouterProcess(proc, port, log_path)
     try:
         wait_ready(rp)
