@@ -20,9 +20,25 @@ import pytest
 
 from ..conftest import ROOT, free_port
 
+SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
 V1_MODELS = ("doubler", "tripler", "thresholder")
 V2_MODELS = ("scaler", "scaler2", "classifier")
+
+
+def import_kserve() -> Any:
+    """``import kserve``, or skip the calling module with a clear reason.
+
+    ``kserve.model_server`` parses ``sys.argv`` with argparse when imported, prefix matching included:
+    pytest's own options (``--co`` reads as its ``--configure_logging``) would make it exit. It gets an
+    empty command line instead.
+    """
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        return pytest.importorskip("kserve", reason=SKIP_REASON)
+    finally:
+        sys.argv = saved
 
 
 @dataclass

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from ..conftest import RouterProcess
-from .conftest import ModelServerProcess
+from .conftest import ModelServerProcess, import_kserve
 
-kserve = pytest.importorskip("kserve", reason="interop tests need the real KServe package: pip install -e '.[interop]'")
+kserve = import_kserve()
 pytestmark = pytest.mark.interop
 
 CHAIN = Path(__file__).parent / "graphs" / "v2-chain.yaml"
@@ -146,3 +146,35 @@ async def test_client_sees_the_model_servers_own_error(serve: Serve, v1_client: 
     assert str(info.value) == (
         f"tripler: expected 'instances' to be a list of numbers, '400 Bad Request' for url '{rp.url}'"
     )
+
+
+def binary_request() -> Any:
+    raw = kserve.InferInput("raw", [1, 2], "FP32")
+    raw.set_data_from_numpy(np.array([[1, 2]], dtype=np.float32), binary_data=True)
+    return kserve.InferRequest(model_name="scaler", infer_inputs=[raw], request_id="bin-1")
+
+
+SCALE = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "scaler"}]}}}
+
+
+async def test_v2_binary_tensors_with_their_headers_propagated(
+    serve: Serve, v2_client: Any, models: ModelServerProcess
+) -> None:
+    rp = serve(SCALE, env={"PROPAGATE_HEADERS": "Content-Type,Inference-Header-Content-Length"})
+    out = await v2_client.infer(rp.url, binary_request(), is_graph_endpoint=True)
+    assert out["id"] == "bin-1" and out["outputs"][0]["data"] == [0.5, 1.0]
+    (seen,) = models.seen("scaler")
+    assert seen["body"]["inputs"][0]["data"] == [1.0, 2.0]
+    assert seen["headers"]["content-type"] == "application/octet-stream"
+
+
+async def test_v2_binary_tensors_without_their_headers(
+    serve: Serve, v2_client: Any, models: ModelServerProcess
+) -> None:
+    """As KServe's router: unpropagated, the body goes out as application/json and the model server refuses it."""
+    rp = serve(SCALE)
+    with pytest.raises(httpx.HTTPStatusError) as info:
+        await v2_client.infer(rp.url, binary_request(), is_graph_endpoint=True)
+    assert info.value.response.status_code == 400
+    assert info.value.response.json() == {"detail": "There was an error parsing the body"}
+    assert models.seen("scaler") == []

@@ -12,9 +12,9 @@ import pytest
 from graph_router.router import GraphRouter
 
 from ..conftest import RouterProcess
-from .conftest import ModelServerProcess
+from .conftest import ModelServerProcess, import_kserve
 
-pytest.importorskip("kserve", reason="interop tests need the real KServe package: pip install -e '.[interop]'")
+import_kserve()
 pytestmark = pytest.mark.interop
 
 CHAIN = Path(__file__).parent / "graphs" / "v2-chain.yaml"
