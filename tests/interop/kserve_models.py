@@ -167,6 +167,19 @@ class RowClassifier(Model):  # type: ignore[misc]
         )
 
 
+class Echo(Model):  # type: ignore[misc]
+    """v2: every input back as an output of the same name, shape, datatype and data (any datatype)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
+        record(self.name, v2_parts(payload), headers)
+        outputs = [InferOutput(i.name, list(i.shape), i.datatype, data=list(i.data)) for i in payload.inputs]
+        return InferResponse(response_id=payload.id or generate_uuid(), model_name=self.name, infer_outputs=outputs)
+
+
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -187,6 +200,7 @@ def models() -> list[Model]:
         Scaler("scaler", 0.5),
         Scaler("scaler2", 1.5),
         RowClassifier("classifier"),
+        Echo("echo"),
     ]
 
 

@@ -87,6 +87,66 @@ async def test_outputs_become_the_next_models_inputs(
     ]
 
 
+async def test_three_models_chained(models: ModelServerProcess) -> None:
+    """The classifier answers ``parameters: null``; the third model gets that, and INT64 and FP32 tensors."""
+    spec = {
+        "nodes": {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    {"serviceName": "scaler"},
+                    {"serviceName": "classifier", "data": "$response", "mapOutputsToInputs": True},
+                    {"serviceName": "echo", "data": "$response", "mapOutputsToInputs": True},
+                ],
+            }
+        }
+    }
+    async with GraphRouter.from_spec(spec, services=models.services()) as router:
+        res = await router.infer(raw_request([2, 2], [1, 2, 30, 4.5], id="three"))
+    assert [s["body"] for s in models.seen("echo")] == [
+        {
+            "id": "three",
+            "parameters": None,
+            "inputs": [
+                {"name": "label", "shape": [2], "datatype": "INT64", "data": [0, 1], "parameters": {}},
+                {"name": "total", "shape": [2], "datatype": "FP32", "data": [1.5, 17.25], "parameters": {}},
+            ],
+        }
+    ]
+    out = res.json()
+    assert (res.status, out["model_name"], out["id"]) == (200, "echo", "three")
+    assert [(o["name"], o["datatype"], o["data"]) for o in out["outputs"]] == [
+        ("label", "INT64", [0, 1]),
+        ("total", "FP32", [1.5, 17.25]),
+    ]
+
+
+async def test_every_datatype_survives_the_mapping(models: ModelServerProcess) -> None:
+    tensors = [
+        {"name": "ids", "shape": [1, 3], "datatype": "INT64", "data": [1, -2, 9007199254740993]},
+        {"name": "words", "shape": [2], "datatype": "BYTES", "data": ["héllo", ""]},
+        {"name": "mask", "shape": [2, 1], "datatype": "BOOL", "data": [True, False]},
+        {"name": "x", "shape": [1], "datatype": "FP32", "data": [0.25]},
+    ]
+    spec = {
+        "nodes": {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    {"serviceName": "echo"},
+                    {"serviceName": "echo", "data": "$response", "mapOutputsToInputs": True},
+                ],
+            }
+        }
+    }
+    async with GraphRouter.from_spec(spec, services=models.services()) as router:
+        res = await router.infer({"id": "types", "inputs": tensors})
+    first, second = (s["body"] for s in models.seen("echo"))
+    assert first == second == {"id": "types", "parameters": None, "inputs": [{**t, "parameters": {}} for t in tensors]}
+    assert res.status == 200
+    assert [{k: o[k] for k in ("name", "shape", "datatype", "data")} for o in res.json()["outputs"]] == tensors
+
+
 async def test_the_id_the_first_model_made_up_is_carried_over(models: ModelServerProcess) -> None:
     async with GraphRouter.from_file(CHAIN, services=models.services()) as router:
         res = await router.infer(raw_request([1, 2], [4, 8]))
