@@ -109,6 +109,27 @@ async def test_backend_url_comes_only_from_the_graph(tmp_path: Path, fresh: tupl
     assert {h["host"] for _, h, _ in target.seen} == {f"127.0.0.1:{target.port}"}
 
 
+@pytest.mark.xfail(strict=True, reason="transport.HttpBackendFactory.get accepts a URL with credentials: the cause "
+                   "(wrongly 'no Host in request URL') and the warning log carry the password (Go redacts: user:***@)")
+async def test_credentials_in_a_backend_url_never_leak(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
+    target, _ = fresh
+    url = f"http://user:s3cret-PASS@127.0.0.1:{target.port}/ok/m"
+    try:
+        rp = start_router(tmp_path, {"g": one_graph(url)})
+    except AssertionError:  # refusing the graph at start is fine, as long as the password is not printed
+        assert not any("s3cret-PASS" in log for log in read_logs(tmp_path))
+        return
+    try:
+        _, _, body = await call(rp.url, b"{}")
+    finally:
+        stop_router(rp)
+    assert "s3cret-PASS" not in body.decode() and "s3cret-PASS" not in rp.log()
+
+
+def read_logs(workdir: Path) -> list[str]:
+    return [p.read_text(errors="replace") for p in workdir.glob("router-*.log")]
+
+
 async def test_redirects_are_not_followed_by_default(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
     target, attacker = fresh
 
