@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from graph_router import GraphRouter
-from graph_router.backend import BackendResponse
+from graph_router.backend import BackendResponse, to_response
+from graph_router.conditions import INVALID, JsonDoc
 from graph_router.errors import BackendConnectError
 
 ENVELOPE = "Failed to process request"
@@ -49,9 +54,64 @@ def svc(service: str, **kw: Any) -> dict[str, Any]:
     return {"serviceName": service, **kw}
 
 
+# Every test runs twice: over in-process backends, and over real HTTP backends on 127.0.0.1
+# (each fake served by an aiohttp app at /v1/models/<name>:predict). Tests whose fake raises a
+# transport exception or observes cancellation run in-process only.
+TRANSPORT: list[str] = ["inproc"]
+SKIP_HEADERS = {"host", "content-length", "user-agent", "accept-encoding", "accept", "connection"}
+
+
+@pytest.fixture(autouse=True, params=["inproc", "http"])
+def transport(request: pytest.FixtureRequest) -> Any:
+    if request.param == "http" and request.node.get_closest_marker("inproc_only"):
+        pytest.skip("the fake raises a transport exception or observes cancellation: in-process only")
+    TRANSPORT[0] = request.param
+    return request.param
+
+
+inproc_only = pytest.mark.inproc_only
+
+
+@contextlib.asynccontextmanager
+async def router(spec: dict[str, Any], services: dict[str, Any], **kw: Any) -> AsyncIterator[GraphRouter]:
+    if TRANSPORT[0] == "inproc":
+        async with GraphRouter.from_spec(spec, services=services, **kw) as r:
+            yield r
+        return
+    app = web.Application()
+    for name, fn in services.items():
+        app.router.add_post(f"/v1/models/{name}:predict", _serve(fn))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    urls = {name: f"http://127.0.0.1:{port}/v1/models/{name}:predict" for name in services}
+    try:
+        async with GraphRouter.from_spec(spec, services=urls, **kw) as r:
+            yield r
+    finally:
+        await runner.cleanup()
+
+
+def _serve(fn: Any) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        value = JsonDoc(raw).value
+        body: Any = raw if value is INVALID else value
+        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in SKIP_HEADERS}
+        result = fn(body, headers)
+        if asyncio.iscoroutine(result):
+            result = await result
+        resp = to_response(result)
+        return web.Response(status=resp.status, body=resp.body)
+
+    return handle
+
+
 async def run(spec: dict[str, Any], services: dict[str, Any], body: Any = None,
               headers: dict[str, str] | None = None, **kw: Any) -> Any:
-    async with GraphRouter.from_spec(spec, services=services, **kw) as r:
+    async with router(spec, services, **kw) as r:
         return await r.infer(body if body is not None else {"instances": [1]}, headers=headers)
 
 
@@ -188,6 +248,7 @@ async def test_ensemble_merges_by_name_or_index_in_step_order_keeping_bytes() ->
     assert a.received == b.received == c.received == [{"instances": [1]}]
 
 
+@inproc_only
 async def test_ensemble_hard_failure_returns_its_answer_and_cancels_siblings() -> None:
     slow = Fake({"slow": 1}, delay=5)
     bad = Fake((503, {"error": "cold"}))
@@ -221,6 +282,7 @@ async def test_ensemble_step_not_a_json_object_fails_with_500(answer: Any, cause
     assert res.json() == {"error": ENVELOPE, "cause": cause}
 
 
+@inproc_only
 async def test_transport_error_is_500_with_envelope() -> None:
     err = BackendConnectError('Post "http://x/": dial tcp 10.0.0.1:80: connect: connection refused')
     spec = graph({"root": {"routerType": "Ensemble", "steps": [svc("a"), svc("b")]}})
@@ -237,7 +299,7 @@ async def test_splitter_follows_weights() -> None:
     a, b, z = Fake({"m": "a"}), Fake({"m": "b"}), Fake({"m": "z"})
     spec = graph({"root": {"routerType": "Splitter", "steps": [
         svc("a", weight=70), svc("z", weight=0), svc("b", weight=30)]}})
-    async with GraphRouter.from_spec(spec, services={"a": a, "b": b, "z": z}) as r:
+    async with router(spec, {"a": a, "b": b, "z": z}) as r:
         seen = Counter([(await r.infer({"i": 1})).json()["m"] for _ in range(2000)])
     assert seen["z"] == 0
     assert 1250 < seen["a"] < 1550 and seen["a"] + seen["b"] == 2000
@@ -247,7 +309,7 @@ async def test_splitter_sticky_header_is_stable_and_weighted() -> None:
     a, b = Fake({"m": "a"}), Fake({"m": "b"})
     spec = graph({"root": {"routerType": "Splitter", "stickyHeader": "x-user-id",
                            "steps": [svc("a", weight=70), svc("b", weight=30)]}})
-    async with GraphRouter.from_spec(spec, services={"a": a, "b": b}) as r:
+    async with router(spec, {"a": a, "b": b}) as r:
         firsts = {}
         for u in range(1000):
             firsts[u] = (await r.infer({}, headers={"X-User-Id": f"user-{u}"})).json()["m"]
@@ -327,7 +389,9 @@ async def test_step_timeout_is_504_naming_the_step() -> None:
     spec = graph({"root": {"routerType": "Sequence", "steps": [svc("a", timeout=0.1, name="slow")]}})
     res = await run(spec, {"a": Fake({"x": 1}, delay=5)})
     assert res.status == 504
-    assert res.json()["cause"] == "step timeout of 0.1s exceeded calling a"
+    target = "a" if TRANSPORT[0] == "inproc" else res.json()["cause"].rsplit(" ", 1)[1]
+    assert target == "a" or re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/models/a:predict", target)
+    assert res.json()["cause"] == f"step timeout of 0.1s exceeded calling {target}"
     assert dict(res.headers)["X-Graph-Error-Step"] == "slow"
 
 
@@ -338,6 +402,7 @@ async def test_graph_timeout_is_504_naming_node_and_step() -> None:
     assert res.json()["cause"] == "graph timeout of 1.0s exceeded while node 'root' step 'stuck' was running"
 
 
+@inproc_only
 async def test_default_retry_covers_refused_connections_only() -> None:
     refused = BackendConnectError("connection refused")
     flaky = Fake(refused, refused, {"ok": 1})
@@ -383,13 +448,13 @@ async def test_header_propagation_kserve_semantics() -> None:
 
 
 async def test_unknown_graph_lists_known_ones() -> None:
-    async with GraphRouter.from_spec(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}),
-                                     services={"a": Fake()}) as r:
+    async with router(graph({"root": {"routerType": "Sequence", "steps": [svc("a")]}}), {"a": Fake()}) as r:
         res = await r.infer({}, graph="nope")
     assert res.status == 404
     assert orjson.loads(res.body)["cause"] == "graph 'nope' not found; known graphs: graph"
 
 
+@inproc_only
 async def test_in_process_backend_may_return_a_backend_response() -> None:
     def fn(body: Any, headers: dict[str, str]) -> BackendResponse:
         return BackendResponse(207, b"raw")
@@ -401,12 +466,13 @@ async def test_selection_keeps_integers_beyond_64_bits_exact() -> None:
     a, b = Fake(b'{"predictions": [123456789012345678901234567890]}'), Fake({"ok": 1})
     spec = graph({"root": {"routerType": "Sequence", "steps": [
         svc("a"), svc("b", data="$response.predictions", mapPredictionsToInstances=False)]}})
-    async with GraphRouter.from_spec(spec, services={"a": a, "b": b}) as r:
+    async with router(spec, {"a": a, "b": b}) as r:
         await r.infer({})
         got = b.received
     assert got == [[123456789012345678901234567890]]
 
 
+@inproc_only
 async def test_retries_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     refused = BackendConnectError("connection refused")
     flaky = Fake(refused, {"ok": 1})
