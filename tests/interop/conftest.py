@@ -22,7 +22,7 @@ from ..conftest import ROOT, free_port
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
-V1_MODELS = ("doubler", "tripler", "thresholder")
+V1_MODELS = ("doubler", "tripler", "thresholder", "sleeper")
 V2_MODELS = ("scaler", "scaler2", "classifier", "echo")
 
 

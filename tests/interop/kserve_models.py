@@ -10,6 +10,7 @@ at import time (prefix matching included), so an option of ours could be taken f
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -97,6 +98,20 @@ class Thresholder(Model):  # type: ignore[misc]
         return {
             "predictions": [{"label": "high" if x > 10 else "low", "score": x} for x in _numbers(payload, self.name)]
         }
+
+
+class Sleeper(Model):  # type: ignore[misc]
+    """v1: ``{"instances": [seconds]}`` -> waits that long (at most 3 s), then answers the same body."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = True
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        record(self.name, payload, headers)
+        seconds = _numbers(payload, self.name)
+        await asyncio.sleep(min(3.0, max(seconds, default=0.0)))
+        return {"predictions": seconds}
 
 
 class Recorder(Model):  # type: ignore[misc]
@@ -196,6 +211,7 @@ def models() -> list[Model]:
         Multiplier("doubler", 2),
         Multiplier("tripler", 3),
         Thresholder("thresholder"),
+        Sleeper("sleeper"),
         Recorder(),
         Scaler("scaler", 0.5),
         Scaler("scaler2", 1.5),

@@ -239,6 +239,19 @@ async def test_hard_failure_stops_the_sequence(models: ModelServerProcess) -> No
     assert models.seen("tripler") == []
 
 
+async def test_a_slow_model_times_out_and_the_model_server_keeps_serving(models: ModelServerProcess) -> None:
+    spec = seq({"name": "slow", "serviceName": "sleeper", "timeout": 0.3})
+    async with GraphRouter.from_spec(spec, services=models.services()) as router:
+        res = await router.infer({"instances": [1]})
+        assert res.status == 504
+        cause = f"step timeout of 0.3s exceeded calling {models.v1('sleeper')}"
+        assert res.json() == {"error": "Failed to process request", "cause": cause}
+        assert ("X-Graph-Error-Step", "slow") in res.headers
+        res = await router.infer({"instances": [0]})
+        assert (res.status, res.json()) == (200, {"predictions": [0]})
+    assert [s["body"] for s in models.seen("sleeper")] == [{"instances": [1]}, {"instances": [0]}]
+
+
 # --- the same through a real `graph-router serve` process --------------------------------------
 
 
