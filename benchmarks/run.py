@@ -58,6 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=8080,
         help="port the --compare-with router listens on when CMD has no {port} (8080)",
     )
+    p.add_argument("--compare-name", help="name of the --compare-with router in the table (default: its program)")
     p.add_argument("--router", metavar="CMD", help="graph-router command (default: .venv/bin/graph-router)")
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for results-<timestamp>.md")
     p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 3, full 8)")
@@ -160,7 +161,7 @@ class Bench:
             argv = compare.argv(port, router.graph_json(pattern.graph, self.services))
             self.serve(row, argv, port, f"compare-{pattern.key}", None)
 
-        self.add(Row(compare.name, pattern.title, "--compare-with"), body)
+        self.add(Row(self.args.compare_name or compare.name, pattern.title, "--compare-with"), body)
 
     def serve(self, row: Row, argv: list[str], port: int, name: str, env: dict[str, str | None] | None) -> None:
         """Start a router, check one POST answers 200, measure it, stop it."""
