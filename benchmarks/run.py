@@ -132,7 +132,7 @@ class Bench:
 
     def references(self, backend_pid: int) -> None:
         direct = Target(self.backend_ports[0], "/v1/models/model-a:predict", backend_pid)
-        self.add(Row("backend direct", "-", "nginx fixed response"), lambda r: measure_into(r, direct, self))
+        self.add(Row("backend direct", "-", "nginx fixed response"), lambda r: measure(r, direct, self.settings))
         self.add(Row("nginx proxy_pass", "1 hop", "keepalive upstream"), self._proxy_row)
 
     def _proxy_row(self, row: Row) -> None:
@@ -140,7 +140,8 @@ class Bench:
         config = nginx.proxy_config(workdir, port, self.backend_ports[0])
         proc = nginx.start(self.sup, self.nginx_bin, workdir, config, port, self.server_cpu)
         try:
-            measure_into(row, Target(port, "/v1/models/model-a:predict", proc.pid, (self.backend_pid,)), self)
+            target = Target(port, "/v1/models/model-a:predict", proc.pid, (self.backend_pid,))
+            measure(row, target, self.settings)
         finally:
             self.sup.stop(proc)
 
@@ -174,13 +175,9 @@ class Bench:
             status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())
             if status != 200:
                 raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")
-            measure_into(row, Target(port, router.GRAPH_PATH, proc.pid, (self.backend_pid,)), self)
+            measure(row, Target(port, router.GRAPH_PATH, proc.pid, (self.backend_pid,)), self.settings)
         finally:
             self.sup.stop(proc)
-
-
-def measure_into(row: Row, target: Target, bench: Bench) -> None:
-    measure(row, target, bench.settings)
 
 
 def write_results(out: Path, text: str) -> Path:
