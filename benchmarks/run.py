@@ -114,7 +114,7 @@ class Bench:
         self.backend_pid = proc.pid
         return proc.pid
 
-    def add(self, row: Row, body: Callable[[Row], None]) -> None:
+    def add(self, row: Row, body: Callable[[Row], object]) -> None:
         """Run ``body`` for ``row`` within the time budget; a failure becomes the row's note."""
         self.rows.append(row)
         label = f"{row.router} / {row.pattern} / {row.variant}"
