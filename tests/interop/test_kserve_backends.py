@@ -24,6 +24,9 @@ def seq(*steps: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(models: ModelServerProcess, spec: dict[str, Any], body: Any) -> tuple[int, bytes, str]:
+    # an unknown serviceName would resolve to a cluster address and hang on DNS: fail fast instead
+    names = {s["serviceName"] for n in spec["nodes"].values() for s in n["steps"] if "serviceName" in s}
+    assert names <= models.services().keys(), names - models.services().keys()
     async with GraphRouter.from_spec(spec, services=models.services()) as router:
         res = await router.infer(body)
     return res.status, res.body, res.route
@@ -191,6 +194,25 @@ async def test_ensemble_mean_over_v2_outputs(models: ModelServerProcess) -> None
             "outputs": [{"name": "features", "shape": [2, 2], "datatype": "FP64", "data": [1.0, 2.0, 3.0, 4.5]}],
         },
     )
+
+
+@pytest.mark.parametrize("dependency", ["Soft", "Hard"])
+async def test_ensemble_with_a_failing_model(models: ModelServerProcess, dependency: str) -> None:
+    spec = {
+        "nodes": {
+            "root": {
+                "routerType": "Ensemble",
+                "steps": [{"serviceName": "doubler"}, {"serviceUrl": models.v1("nosuch"), "dependency": dependency}],
+            }
+        }
+    }
+    status, body, _ = await run(models, spec, {"instances": [1]})
+    kserve_404 = models.post(models.v1("nosuch"), b'{"instances": [1]}')
+    assert kserve_404 == (404, b'{"error":"Model with name nosuch does not exist."}')
+    if dependency == "Soft":  # a soft failure is a value in the merged answer, as in KServe
+        assert (status, body) == (200, b'{"0":{"predictions":[2]},"1":' + kserve_404[1] + b"}")
+    else:
+        assert (status, body) == kserve_404
 
 
 # --- errors from the real model server ----------------------------------------------------------

@@ -147,6 +147,28 @@ async def test_every_datatype_survives_the_mapping(models: ModelServerProcess) -
     assert [{k: o[k] for k in ("name", "shape", "datatype", "data")} for o in res.json()["outputs"]] == tensors
 
 
+async def test_a_large_tensor_through_the_chain(models: ModelServerProcess) -> None:
+    n = 300  # 90 000 FP32 values, about 350 kB of JSON each way
+    data = [float(i % 7) for i in range(n * n)]
+    spec = {
+        "nodes": {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    {"serviceName": "scaler"},
+                    {"serviceName": "echo", "data": "$response", "mapOutputsToInputs": True},
+                ],
+            }
+        }
+    }
+    async with GraphRouter.from_spec(spec, services=models.services()) as router:
+        res = await router.infer(raw_request([n, n], data, id="big"))
+    assert res.status == 200
+    (out,) = res.json()["outputs"]
+    assert (out["name"], out["shape"], out["datatype"]) == ("features", [n, n], "FP32")
+    assert out["data"] == [x * 0.5 for x in data]
+
+
 async def test_the_id_the_first_model_made_up_is_carried_over(models: ModelServerProcess) -> None:
     async with GraphRouter.from_file(CHAIN, services=models.services()) as router:
         res = await router.infer(raw_request([1, 2], [4, 8]))
