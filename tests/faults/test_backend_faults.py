@@ -62,6 +62,16 @@ async def trickle(ex: Exchange) -> bool:
     return False
 
 
+async def close_without_answer(ex: Exchange) -> bool:
+    return False  # the whole request was read: the backend may have processed it
+
+
+async def garbage(ex: Exchange) -> bool:
+    ex.send(b"NOT HTTP AT ALL\r\n\r\n")
+    await ex.writer.drain()
+    return False
+
+
 def fixed(status: int, body: bytes) -> Behaviour:
     async def behave(ex: Exchange) -> bool:
         return await ex.answer(status, body)
@@ -110,6 +120,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "huge-chunked": huge_chunked,
     "just-under": just_under,
     "status": echo_status,
+    "close": close_without_answer,
+    "garbage": garbage,
 }
 
 
@@ -142,6 +154,8 @@ def graphs(b: RawBackend, refused: str) -> dict[str, str]:
         "huge-chunked": graph("huge-chunked", sequence(b.url("huge-chunked"))),
         "just-under": graph("just-under", sequence(b.url("just-under"))),
         "storm": graph("storm", sequence(b.url("status"))),
+        "close": graph("close", sequence(b.url("close")), "  timeout: 2\n"),
+        "garbage": graph("garbage", sequence(b.url("garbage"))),
     }
 
 
@@ -281,3 +295,22 @@ async def wait_closed(b: RawBackend, key: str, n: int) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def test_backend_answer_is_not_http(router: tuple[RouterProcess, RawBackend, str]) -> None:
+    rp, b, _ = router
+    status, _, body = await run(rp, "garbage")
+    assert (status, cause_of(body)) == (502, f'Post "{b.url("garbage")}": net/http: HTTP/1.x transport connection '
+                                              "broken: malformed HTTP response (Expected HTTP/, RTSP/ or ICE/)")
+    assert b.hits["garbage"] == 1
+    await still_serving(rp)
+
+
+@pytest.mark.xfail(strict=True, reason="a fresh connection closed after the whole request was sent counts as "
+                   "'nothing processed' (transport.translate), so SAFE_RETRY re-sends it for up to 120 s (~230 calls)")
+async def test_backend_closes_without_answering_is_not_retried(router: tuple[RouterProcess, RawBackend, str]) -> None:
+    rp, b, _ = router
+    status, _, body = await run(rp, "close")
+    # Go's transport never retries a POST on a fresh connection (persistConn.shouldRetryRequest)
+    assert (status, cause_of(body)) == (500, f'Post "{b.url("close")}": EOF')
+    assert b.hits["close"] == 1
