@@ -146,6 +146,24 @@ async def test_redirects_are_not_followed_by_default(tmp_path: Path, fresh: tupl
     assert sum(attacker.hits.values()) == 0
 
 
+@pytest.mark.xfail(strict=True, reason="router.run / engine.error_result put step and node names raw into "
+                   "X-Graph-Route / X-Graph-Error-*: CR/LF or non-latin-1 names make every answer "
+                   "500 'invalid response'")
+async def test_step_names_cannot_inject_headers_or_break_answers(tmp_path: Path,
+                                                                 fresh: tuple[RawBackend, RawBackend]) -> None:
+    target, _ = fresh
+    nodes = ("    root:\n      routerType: Ensemble\n      steps:\n"
+             f'        - name: "\u540d"\n          serviceUrl: {target.url("ok")}\n'
+             f'        - name: "a\\r\\nX-Evil: 1"\n          serviceUrl: {target.url("ok")}\n')
+    rp = start_router(tmp_path, {"g": graph("g", nodes)})
+    try:
+        status, headers, body = await call(rp.url, b"{}")
+    finally:
+        stop_router(rp)
+    assert "X-Evil" not in headers
+    assert status == 200 and list(orjson.loads(body)) == ["\u540d", "a\r\nX-Evil: 1"]
+
+
 # --- headers and secrets ------------------------------------------------------------------------------------
 
 INBOUND = {
