@@ -244,7 +244,7 @@ async def check_auth(rp: RouterProcess, target: RawBackend) -> None:
     for headers, cause in (({}, "missing bearer token"), ({"Authorization": "Bearer wrong-token-xyz"},
                            "invalid bearer token"), ({"Authorization": f"Basic {TOKEN}"}, "invalid bearer token"),
                            ({"Authorization": TOKEN}, "invalid bearer token")):
-        for path, method in (("/", "POST"), ("/graphs", "GET"), ("/graphs/g", "GET")):
+        for path, method in (("/", "POST"), ("/graphs", "GET"), ("/graphs/g", "GET"), ("/graphs/nope", "POST")):
             status, got, body = await call(rp.url + path, b"{}", headers=headers, method=method)
             assert (status, cause_of(body)) == (401, cause)
             assert got["WWW-Authenticate"] == challenge and got["Content-Type"] == "application/json"
@@ -309,11 +309,16 @@ async def test_no_endpoint_changes_graphs(tmp_path: Path, fresh: tuple[RawBacken
                 await call(rp.url + path, replacement, method=method)
         after = [await call(rp.url + p, b"", method="GET") for p in ("/graphs", "/graphs/a", "/graphs/b")]
         status, _, _ = await call(rp.url + "/graphs/a", b"{}")
+        for i in range(50):
+            await call(f"{rp.url}/graphs/made-up-{i}", b"{}")
+        metrics = (await call(rp.url + "/metrics", b"", method="GET"))[2].decode()
     finally:
         stop_router(rp)
     assert [(s, b) for s, _, b in after] == [(s, b) for s, _, b in before] and before[1][0] == 200
     assert status == 200 and sum(attacker.hits.values()) == 0
     assert {p: p.read_bytes() for p in (tmp_path / "graphs").iterdir()} == files
+    # names a client makes up create no metric series (no label-cardinality blow-up)
+    assert 'graph="a"' in metrics and "made-up" not in metrics and 'graph="c"' not in metrics
 
 
 # --- the image and the process write nothing ------------------------------------------------------------------
