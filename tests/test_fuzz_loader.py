@@ -79,8 +79,10 @@ def test_yaml_token_soup_loads_or_raises_spec_error(text: str) -> None:
 # --- near-valid graphs with mutations ---------------------------------------------------------------
 
 names = st.sampled_from(["a", "b", "root", "child", "x-y", "é", ""]) | st.text(max_size=6)
+# Integers stay within 64 bits here: beyond that see test_integer_beyond_64_bits_is_refused (xfail).
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 junk: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+    st.none() | st.booleans() | INT64
     | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
     | st.sampled_from(["Sequence", "Hard", "Soft", "$request", "$response", "http://h/p", "root", "100", ""]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -154,7 +156,7 @@ def mutated_spec(draw: st.DrawFn) -> Any:
         elif op == "deep":
             new = _deep(draw(st.integers(min_value=20, max_value=60)), draw(junk))
         elif op == "huge":
-            new = draw(st.sampled_from([2**64, -(2**63) - 1, 10**30, 1e308, -1e308, 0, -1, 2**31]))
+            new = draw(st.sampled_from([2**63 - 1, -(2**63), 10**18, 1e308, -1e308, 1e30, 0, -1, 2**31]))
         elif op == "unicode":
             new = draw(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20))
         else:
@@ -248,3 +250,14 @@ def test_yaml_alias_bomb_is_refused() -> None:
         f"    x{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8))
     with pytest.raises(SpecError):
         load_graph_text(BASE.replace("spec:\n", "spec:\n  resources:\n" + bomb))
+
+
+@pytest.mark.xfail(strict=True, reason="validation accepts integers beyond 64 bits (Go's int64 unmarshal refuses "
+                   "them); wire() then fails in orjson and GET /graphs/<name> answers 500")
+@pytest.mark.parametrize("field", ["timeout: ", "minReplicas: ", "routerTimeouts:\n    serverRead: "])
+def test_integer_beyond_64_bits_is_refused(field: str) -> None:
+    try:
+        docs = load_graph_text(BASE.replace("spec:\n", f"spec:\n  {field}{2**64}\n"))
+    except SpecError:
+        return
+    describes_itself(docs[0])
