@@ -143,7 +143,9 @@ class RetryPolicy:
 
     def should_retry_error(self, err: BackendError) -> bool:
         if self.safe_only:
-            return err.nothing_processed
+            # refused, or a pooled connection closed before any byte; not DNS failures or
+            # connect timeouts (a wrong name is not a cold start)
+            return err.nothing_processed and (not isinstance(err, BackendConnectError) or err.refused)
         if isinstance(err, BackendConnectError):
             return "connect-failure" in self.on
         if isinstance(err, BackendTimeout):

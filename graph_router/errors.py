@@ -171,6 +171,12 @@ class BackendConnectError(BackendError):
     code = "backend_connect"
     nothing_processed = True
 
+    def __init__(self, cause: str, *, refused: bool = True, **kw: str | None) -> None:
+        super().__init__(cause, **kw)  # type: ignore[arg-type]
+        #: The peer refused the connection (a backend scaled to zero whose endpoint is not up
+        #: yet); False for DNS failures, unreachable networks and connect timeouts.
+        self.refused = refused
+
 
 class BackendDisconnected(BackendError):
     """The connection broke during the exchange."""

@@ -123,7 +123,7 @@ def translate(exc: ClientError, method: str, url: str) -> BackendError:
     """A client exception as our error, with Go's wording."""
     prefix = f'{_op(method)} "{url}": '
     if isinstance(exc, ConnectFailed):
-        return BackendConnectError(prefix + exc.detail)
+        return BackendConnectError(prefix + exc.detail, refused=exc.detail.endswith("connection refused"))
     if isinstance(exc, Disconnected):
         # Once the headers are in, Go's client has returned; KServe reads the body with
         # io.ReadAll, whose error carries no URL.

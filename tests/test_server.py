@@ -295,3 +295,13 @@ async def test_malformed_service_url_answers_500_like_kserve(serve: Serve, url: 
     status, headers, body = await post(base, {"x": 1})
     assert status == 500 and headers["Content-Type"] == "application/json"
     assert __import__("orjson").loads(body) == {"error": ENVELOPE, "cause": cause}
+
+
+async def test_unresolvable_host_is_not_retried_by_default(serve: Serve) -> None:
+    url = "http://no-such-host.invalid/v1/models/a:predict"
+    base = await serve(ONE, {"a": url})
+    t0 = time.monotonic()
+    status, _, body = await post(base, {"x": 1})
+    assert status == 500 and time.monotonic() - t0 < 15
+    cause = __import__("orjson").loads(body)["cause"]
+    assert cause.startswith(f'Post "{url}": dial tcp: lookup no-such-host.invalid')
