@@ -138,6 +138,9 @@ class RouterApp:
             tel.finish(span, name, result.status, duration)
         if self.access_log is not None:
             trace = tel.trace_id(span) if tel is not None and span is not None else None
+            if trace is None:  # tracing off: still correlate by the caller's W3C trace id
+                tp = req.header("traceparent")
+                trace = tp[3:35] if tp is not None and len(tp) >= 55 and tp[2] == "-" else None
             self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
         return HttpResponse(result.status, result.headers, result.body)
 

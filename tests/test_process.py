@@ -130,3 +130,22 @@ def test_serve_refuses_a_bad_graph_with_exit_2(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "spec.nodes.root.steps[0].serviceNme: unknown field (did you mean 'serviceName'?)" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_one_access_log_line_per_request(tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
+                                               router_process: Callable[..., RouterProcess]) -> None:
+    b = await backend_factory()
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--service", f"a={b.predict_url('a')}", "--drain-seconds", "0")
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with aiohttp.ClientSession() as s:
+        for i in range(3):
+            async with s.post(rp.url + f"/p{i}", json={"i": i}, headers={"traceparent": tp}) as r:
+                assert r.status == 200
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    lines = [orjson.loads(ln) for ln in rp.log().splitlines() if ln.startswith('{"ts"') and '"access"' in ln]
+    assert [(x["graph"], x["method"], x["path"], x["status"], x["route"]) for x in lines] == [
+        ("g", "POST", f"/p{i}", 200, "root>0:a") for i in range(3)]
+    assert all(x["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and x["duration_ms"] > 0 for x in lines)
