@@ -108,7 +108,7 @@ class Soak:
             for _ in range(math.ceil(seconds / self.args.slice)):
                 argv = wrk.command(url, self.script, connections, self.args.slice, self.wrk_cpu)
                 meter = OutsideMeter((pid, self.backend_pid))
-                out, _ = run_wrk(argv, self.args.slice, None)
+                out, peaks = run_wrk(argv, self.args.slice, pid, count_fds=True)
                 outside, _ = meter.stop()
                 if not procstat.tree_pids(pid):
                     return samples, f"router exited during {phase}"
@@ -127,6 +127,7 @@ class Soak:
                     rss,
                     outside,
                     r.socket_detail,
+                    peaks.fds,
                 )
                 samples.append(sample)
                 print(sample_line(sample), flush=True)
@@ -168,9 +169,13 @@ def write_report(args: argparse.Namespace, soak: Soak, command: list[str], secti
         f"phases: {', '.join(f'{s} s at c{c}' for c, s in soak.phases)}, wrk in {args.slice} s slices "
         f"(1 thread{'' if soak.wrk_cpu is None else f', core {soak.wrk_cpu}'}); router and backends "
         f"{'unpinned' if soak.server_cpu is None else f'on core {soak.server_cpu}'}",
-        "errors: non-2xx/3xx responses plus socket errors (connect, read, write, timeout); no faults injected",
-        "fds and RSS: summed over the router's process tree, sampled as each slice ends; "
-        "start = after the first slice of a phase (warm), end = after its last slice",
+        "errors: status errors (responses >= 400) and socket errors (connect, read, write, timeout; "
+        "wrk's timeout is 5 s); no faults injected",
+        "open fds and RSS: summed over the router's process tree, sampled as each slice ends (fds peak: "
+        "the most seen during the slice); start = after the first slice of a phase (warm), end = after "
+        "its last slice",
+        "other CPU: CPU (% of one core) used outside the benchmark during a slice (other processes, steal); "
+        "above ~10% the figures are noisy",
     ]
     text = header("graph-router soak", command, router.REPO, notes) + "\n" + "\n".join(sections)
     print(text, flush=True)

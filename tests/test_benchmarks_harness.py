@@ -287,7 +287,8 @@ def test_plan_quick_and_full() -> None:
 
 
 def _sample(phase: str, t: float, p99: float, errors: int, fds: int, rss: int) -> Sample:
-    return Sample(phase, t, 1000, 100.0, p99, errors, 1 if errors > 1 else 0, fds, rss, 7.4)
+    detail = "connect 0, read 0, write 0, timeout 1" if errors > 1 else ""
+    return Sample(phase, t, 1000, 100.0, p99, errors, 1 if errors > 1 else 0, fds, rss, 7.4, detail, fds + int(t))
 
 
 def test_soak_summary_start_end_and_growth() -> None:
@@ -301,15 +302,19 @@ def test_soak_summary_start_end_and_growth() -> None:
     assert (c64.phase, c64.samples, c64.seconds, c64.requests, c64.errors) == ("c64", 3, 30, 3000, 4)
     assert (c64.p99_first_us, c64.p99_last_us, c64.p99_max_us) == (900, 1000, 1200)
     assert (c64.rss_start_kb, c64.rss_end_kb, c64.rss_growth) == (50_000, 52_500, 5.0)
-    assert (c64.fds_start, c64.fds_end, c64.fds_growth) == (40, 40, 0.0)
+    assert (c64.fds_start, c64.fds_end, c64.fds_growth, c64.fds_peak) == (40, 40, 0.0, 70)
     assert (c512.samples, c512.rss_growth) == (1, 0.0)
     assert growth_pct(0, 5) is None and fmt_pct(4.96) == "+5.0%" and fmt_pct(-2.0) == "-2.0%"
     assert render_summary([c64]).splitlines()[2] == (
-        "| c64 | 30 s | 3,000 | 4 | 900 us | 1.00 ms | 1.20 ms | 48.8 MB | 51.3 MB | +5.0% | 40 | 40 | +0.0% |"
+        "| c64 | 30 s | 3,000 | 4 | 900 us | 1.00 ms | 1.20 ms | 48.8 MB | 51.3 MB | +5.0% | 40 | 40 | +0.0% | 70 |"
     )
-    assert render_samples(samples[2:3]).splitlines()[2] == "| c64 | 30 s | 100 | 1.00 ms | 2 | 1 | 40 | 51.3 MB | 7% |"
+    assert render_samples(samples[:3:2]).splitlines()[2:] == [
+        "| c64 | 10 s | 100 | 900 us | 0 | 0 | 40 | 50 | 48.8 MB | 7% |",
+        "| c64 | 30 s | 100 | 1.00 ms | 2 | 1 (connect 0, read 0, write 0, timeout 1) | 40 | 70 | 51.3 MB | 7% |",
+    ]
     assert sample_line(samples[2]) == (
-        "c64 t=   30s req/s=      100 p99=  1.00 ms errors=2+1 fds=40 rss=51.3 MB other-cpu=7%"
+        "c64 t=   30s req/s=      100 p99=  1.00 ms errors=2+1 fds=40 (peak 70) rss=51.3 MB other-cpu=7% "
+        "(connect 0, read 0, write 0, timeout 1)"
     )
 
 

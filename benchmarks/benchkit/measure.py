@@ -38,40 +38,50 @@ class Target:
         return f"http://{HOST}:{self.port}{self.path}"
 
 
-def run_wrk(argv: list[str], seconds: int, sample_pid: int | None) -> tuple[str, int]:
-    """Run wrk to completion (bounded), sampling the tree's RSS; return (stdout, max RSS kB)."""
+@dataclass(slots=True)
+class Peaks:
+    """The highest RSS (kB) and open-fd count seen while wrk ran (0 when not sampled)."""
+
+    rss_kb: int = 0
+    fds: int = 0
+
+
+def run_wrk(argv: list[str], seconds: int, sample_pid: int | None, count_fds: bool = False) -> tuple[str, Peaks]:
+    """Run wrk to completion (bounded), sampling the tree's RSS (and fds) every 0.25 s."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + seconds + 20
-    peak = 0
+    peaks = Peaks()
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if sample_pid is not None:
-                peak = max(peak, procstat.tree_rss_kb(sample_pid))
+                peaks.rss_kb = max(peaks.rss_kb, procstat.tree_rss_kb(sample_pid))
+                if count_fds:
+                    peaks.fds = max(peaks.fds, procstat.tree_fds(sample_pid))
             time.sleep(0.25)
         out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return out, peak
+    return out, peaks
 
 
 class OutsideMeter:
     """CPU (% of one core) that ran outside the benchmark during a span: other processes, steal.
 
-    Machine-wide busy time minus the given process trees and this process's reaped children (wrk).
+    Machine-wide busy time minus the given process trees, this process and its reaped children (wrk).
     """
 
     def __init__(self, trees: tuple[int, ...]) -> None:
         self.trees = trees
         self.tree_cpu = [procstat.tree_cpu_seconds(pid) for pid in trees]
-        self.busy, self.children, self.t = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+        self.busy, self.harness, self.t = procstat.system_busy_seconds(), _harness_cpu(), time.monotonic()
 
     def stop(self) -> tuple[float, list[float]]:
         """Return (outside %, CPU seconds of each tree during the span)."""
-        busy, children, t = procstat.system_busy_seconds(), _children_cpu(), time.monotonic()
+        busy, harness, t = procstat.system_busy_seconds(), _harness_cpu(), time.monotonic()
         used = [procstat.tree_cpu_seconds(pid) - b for pid, b in zip(self.trees, self.tree_cpu, strict=True)]
-        outside = (busy - self.busy) - sum(used) - (children - self.children)
+        outside = (busy - self.busy) - sum(used) - (harness - self.harness)
         return max(0.0, outside) * 100.0 / max(t - self.t, 1e-9), used
 
 
@@ -79,15 +89,20 @@ def measure_load(target: Target, settings: Settings, connections: int) -> tuple[
     """One measured wrk run; returns the load and the peak RSS seen during it."""
     argv = wrk.command(target.url, settings.script, connections, settings.seconds, settings.wrk_cpu)
     meter = OutsideMeter((target.pid, *target.others))
-    out, peak = run_wrk(argv, settings.seconds, target.pid)
+    out, peaks = run_wrk(argv, settings.seconds, target.pid)
     outside, used = meter.stop()
     result = wrk.parse_output(out)
-    return Load(connections, result, procstat.cpu_per_request_us(0.0, used[0], result.requests), outside), peak
+    cpu = procstat.cpu_per_request_us(0.0, used[0], result.requests)
+    return Load(connections, result, cpu, outside), peaks.rss_kb
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def _harness_cpu() -> float:
+    """CPU seconds of this process (its /proc sampling) and its reaped children (wrk)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def measure(row: Row, target: Target, settings: Settings) -> Row:

@@ -23,6 +23,7 @@ class Sample:
     rss_kb: int
     outside_pct: float = 0.0  # CPU (% of a core) used outside the benchmark during the slice
     socket_detail: str = ""  # socket errors by kind, when there were any
+    fds_peak: int = 0  # most open fds seen during the slice (sampled every 0.25 s)
 
     @property
     def errors(self) -> int:
@@ -52,6 +53,7 @@ class PhaseSummary:
     rss_end_kb: int
     fds_start: int
     fds_end: int
+    fds_peak: int
 
     @property
     def rss_growth(self) -> float | None:
@@ -84,6 +86,7 @@ def summarise(samples: Sequence[Sample]) -> list[PhaseSummary]:
                 rss_end_kb=last.rss_kb,
                 fds_start=first.fds,
                 fds_end=last.fds,
+                fds_peak=max(s.fds_peak for s in group),
             )
         )
     return out
@@ -93,15 +96,15 @@ def sample_line(s: Sample) -> str:
     """One progress line for a sample."""
     return (
         f"{s.phase} t={s.elapsed_s:5.0f}s req/s={s.rps:9.0f} p99={fmt_us(s.p99_us):>9} "
-        f"errors={s.status_errors}+{s.socket_errors} fds={s.fds} rss={fmt_mb(s.rss_kb)} "
+        f"errors={s.status_errors}+{s.socket_errors} fds={s.fds} (peak {s.fds_peak}) rss={fmt_mb(s.rss_kb)} "
         f"other-cpu={s.outside_pct:.0f}%" + (f" ({s.socket_detail})" if s.socket_errors and s.socket_detail else "")
     )
 
 
 def render_samples(samples: Sequence[Sample]) -> str:
     lines = [
-        "| phase | t | req/s | p99 | status errors | socket errors | open fds | RSS | other CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| phase | t | req/s | p99 | status errors | socket errors | open fds | fds peak | RSS | other CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in samples:
         socket = (
@@ -109,7 +112,7 @@ def render_samples(samples: Sequence[Sample]) -> str:
         )
         lines.append(
             f"| {s.phase} | {s.elapsed_s:.0f} s | {fmt_rps(s.rps)} | {fmt_us(s.p99_us)} | {s.status_errors} "
-            f"| {socket} | {s.fds} | {fmt_mb(s.rss_kb)} | {s.outside_pct:.0f}% |"
+            f"| {socket} | {s.fds} | {s.fds_peak} | {fmt_mb(s.rss_kb)} | {s.outside_pct:.0f}% |"
         )
     return "\n".join(lines) + "\n"
 
@@ -117,14 +120,14 @@ def render_samples(samples: Sequence[Sample]) -> str:
 def render_summary(summaries: Sequence[PhaseSummary]) -> str:
     head = (
         "| phase | duration | requests | errors | p99 first | p99 last | p99 max "
-        "| RSS start | RSS end | RSS growth | fds start | fds end | fds growth |"
+        "| RSS start | RSS end | RSS growth | fds start | fds end | fds growth | fds peak |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for p in summaries:
         lines.append(
             f"| {p.phase} | {p.seconds:.0f} s | {p.requests:,} | {p.errors} | {fmt_us(p.p99_first_us)} "
             f"| {fmt_us(p.p99_last_us)} | {fmt_us(p.p99_max_us)} | {fmt_mb(p.rss_start_kb)} "
             f"| {fmt_mb(p.rss_end_kb)} | {fmt_pct(p.rss_growth)} | {p.fds_start} | {p.fds_end} "
-            f"| {fmt_pct(p.fds_growth)} |"
+            f"| {fmt_pct(p.fds_growth)} | {p.fds_peak} |"
         )
     return "\n".join(lines) + "\n"
