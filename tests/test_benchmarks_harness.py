@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from graph_router.loader import load_graph_json, load_graphs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import run
@@ -244,6 +246,21 @@ def test_router_env_sets_otlp_only_for_tracing_on(monkeypatch: pytest.MonkeyPatc
     on = router.router_env(router.VARIANTS["tel-on"], 4318)
     assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
     assert router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["tel-on"])[-2:] == ["--tracing", "otlp"]
+
+
+def test_benchmark_graphs_load_with_the_router_and_as_graph_json() -> None:
+    docs = load_graphs([router.GRAPHS])
+    assert sorted(d.name for d in docs) == [
+        "bench-ensemble-3",
+        "bench-one-hop",
+        "bench-sequence-3",
+        "bench-soak",
+        "bench-splitter",
+        "bench-switch",
+    ]
+    services = {n: router.service_url(n, 9000) for n in router.SERVICES}
+    for pattern in [*router.PATTERNS.values(), router.SOAK]:
+        load_graph_json(router.graph_json(pattern.graph, services))  # what --compare-with gets
 
 
 def test_compare_command_fills_placeholders_without_quoting_trouble() -> None:
