@@ -120,6 +120,15 @@ def _mean(xs: list[Any], weights: list[float], total: float, steps: list[Compile
         return [_mean([x[i] for x in xs], weights, total, steps, how) for i in range(n)]
     for s, x in zip(steps, xs, strict=True):
         if isinstance(x, bool) or not isinstance(x, int | float):
-            raise AggregationError(f"aggregate {how.value}: step {s.label!r} answered {x!r}, not a number "
+            raise AggregationError(f"aggregate {how.value}: step {s.label!r} answered {_preview(x)}, not a number "
                                    f"(use aggregate: vote for labels)", step=s.label)
     return sum(w * x for w, x in zip(weights, xs, strict=True)) / total
+
+
+def _preview(x: Any, limit: int = 60) -> str:
+    """A short JSON rendering of a value for an error cause (never the whole answer)."""
+    try:
+        text = orjson.dumps(x).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = type(x).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

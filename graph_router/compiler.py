@@ -85,6 +85,8 @@ class CompiledStep:
     timeout: float | None
     client_timeout: float | None
     retry: RetryPolicy
+    #: ``node>step:target`` for X-Graph-Route, header-safe, built once
+    route_entry: str = ""
 
     @property
     def needs_input_work(self) -> bool:
@@ -146,7 +148,7 @@ def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy
 
 def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True) -> CompiledGraph:
     """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets."""
-    from .engine import RUNNERS
+    from .engine import RUNNERS, header_safe
 
     spec = doc.spec
     nodes: dict[str, CompiledNode] = {
@@ -191,6 +193,8 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 client_timeout=client_timeout,
                 retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry),
             ))
+        for st in steps:
+            st.route_entry = header_safe(f"{name}>{st.label}:{st.target}")
         node = nodes[name]
         node.steps = tuple(steps)
         node.keys = tuple(st.spec.name or str(st.index) for st in steps)

@@ -7,9 +7,11 @@ Everything that can be decided at load time is decided in :mod:`graph_router.com
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import orjson
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .instrument import Hooks
 
 _rng = random.SystemRandom()
+log = logging.getLogger("graph_router.engine")
 JSON_CT = ("Content-Type", "application/json")
 
 
@@ -101,17 +104,33 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
                     node=node, step=step) from None
     except GraphRouterError as err:
         return error_result(err, ctx.route)
+    except (RecursionError, ValueError) as exc:  # JSON nested too deeply to select from or re-encode
+        node, step = ctx.current
+        return error_result(GraphRouterError(f"cannot process the JSON: {exc or type(exc).__name__}",
+                                             node=node, step=step), ctx.route)
+    except Exception:  # a bug of ours must still answer with the envelope, never escape
+        log.exception("internal error running graph %r", graph.name)
+        node, step = ctx.current
+        return error_result(GraphRouterError("internal error", node=node, step=step), ctx.route)
     body_out = out.doc.raw
     headers = [JSON_CT] if out.doc.valid else []
     return Result(out.status, body_out, headers, ",".join(ctx.route))
 
 
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_safe(text: str) -> str:
+    """Names from the graph may hold any Unicode (or CR/LF): percent-encode them for a header value."""
+    return quote(text, safe=_HEADER_SAFE)
+
+
 def error_result(err: GraphRouterError, route: list[str] | None = None) -> Result:
     headers = [JSON_CT]
     if err.node is not None:
-        headers.append(("X-Graph-Error-Node", err.node))
+        headers.append(("X-Graph-Error-Node", header_safe(err.node)))
         if err.step:
-            headers.append(("X-Graph-Error-Step", err.step))
+            headers.append(("X-Graph-Error-Step", header_safe(err.step)))
     return Result(err.status, envelope(err.cause), headers, ",".join(route or ()))
 
 
@@ -162,7 +181,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
                    previous: JsonDoc | None = None) -> Outcome:
     """Run one step (a backend call, or a nested node) and record it in the route."""
     ctx.current = (node.name, step.label)
-    ctx.route.append(f"{node.name}>{step.label}:{step.target}")
+    ctx.route.append(step.route_entry)
     if step.needs_input_work:
         try:
             doc = step_input(step, node_input, previous)

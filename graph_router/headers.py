@@ -33,6 +33,11 @@ def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     """Compile regexes, skipping (and logging) invalid ones, as KServe does."""
     out: list[re.Pattern[str]] = []
     for p in patterns:
+        if not p.strip():
+            # KServe keeps "" (from PROPAGATE_HEADERS="" or a trailing comma), which matches every
+            # header, Authorization and Cookie included: a deliberate deviation, we skip it.
+            log.warning("empty header pattern skipped (it would propagate every header, credentials included)")
+            continue
         try:
             out.append(re.compile(p))
         except re.error as exc:

@@ -8,6 +8,7 @@ messages, plus ours (see README "Deviations").
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -71,6 +72,9 @@ def load_graph_text(text: str, *, source: str = "<string>") -> list[GraphDocumen
         raise SpecError(Problem("", f"{where}invalid YAML: {problem}"), source=source) from exc
     except (ValueError, RecursionError) as exc:
         raise SpecError(Problem("", f"invalid YAML: {exc}"), source=source) from exc
+    problem = _check_tree(raw_docs)
+    if problem is not None:
+        raise SpecError(Problem("", problem), source=source)
     graphs: list[GraphDocument] = []
     errors: list[SpecError] = []
     stem = Path(source).stem if source not in ("<string>", "-") else "graph"
@@ -91,6 +95,36 @@ def load_graph_text(text: str, *, source: str = "<string>") -> list[GraphDocumen
             source=source,
         )
     return graphs
+
+
+MAX_VALUES = 100_000
+
+
+def _check_tree(docs: list[Any]) -> str | None:
+    """YAML can describe what JSON cannot: recursive aliases, alias bombs, lone surrogates."""
+    stack: list[Any] = list(docs)
+    seen = 0
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return (f"the YAML expands to more than {MAX_VALUES:,} values (recursive or repeated aliases?); "
+                    "a graph is far smaller: write it out without anchors")
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = v.encode("utf-8", "replace")[:40]
+                return f"a string is not valid Unicode (a lone surrogate escape?): {shown!r}"
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif not (v is None or isinstance(v, bool | int | float | datetime.date)):
+            # timestamps stay allowed: `kubectl get -o yaml` output carries creationTimestamp
+            return f"unsupported YAML value of type {type(v).__name__} (sets and binary are not JSON)"
+    return None
 
 
 def _build(data: Any, *, source: str, default_name: str) -> GraphDocument:

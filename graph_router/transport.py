@@ -90,9 +90,11 @@ class HttpBackend:
         self, resp: ClientResponse, headers: Headers, request: BackendRequest
     ) -> ClientResponse:
         """Go's rules, same host:port only: 307/308 re-send method and body; 301/302/303 turn
-        a POST into a body-less GET. A redirect elsewhere is returned as the answer."""
+        a POST into a body-less GET. A redirect elsewhere is returned as the answer. As Go's
+        default CheckRedirect: at most 10 requests, then ``Post "<Location>": stopped after 10 redirects``."""
         url, method, body = self._url, "POST", request.body
-        for _ in range(MAX_REDIRECTS):
+        sent = 1
+        while True:
             location = resp.header("location")
             if resp.status not in _REDIRECTS or location is None:
                 return resp
@@ -102,14 +104,14 @@ class HttpBackend:
                 return resp  # not somewhere we would go (other scheme, malformed)
             if nxt.key != url.key:
                 return resp
+            if sent >= MAX_REDIRECTS:
+                raise BackendError(f'{_op("POST")} "{redact(location)}": stopped after {MAX_REDIRECTS} redirects')
             if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body = "GET", b""
                 headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             url = nxt
             resp = await self._send(method, url, headers, body, request.timeout)
-        if resp.status in _REDIRECTS and resp.header("location") is not None:
-            raise BackendError(f'{_op(method)} "{url.raw}": stopped after {MAX_REDIRECTS} redirects')
-        return resp
+            sent += 1
 
     async def aclose(self) -> None:
         return None  # the client is shared: its owner closes it
@@ -128,7 +130,10 @@ def translate(exc: ClientError, method: str, url: str) -> BackendError:
         # Once the headers are in, Go's client has returned; KServe reads the body with
         # io.ReadAll, whose error carries no URL.
         cause = exc.detail if exc.in_body else prefix + exc.detail
-        return BackendDisconnected(cause, nothing_received=exc.nothing_received)
+        # The client already re-sent once where that is safe (a pooled connection closed before
+        # any byte). On a fresh connection the backend may have processed the request: as Go's
+        # transport, never re-send a POST then.
+        return BackendDisconnected(cause, nothing_received=False)
     if isinstance(exc, ReadTimeout):
         if exc.headers_received:
             return BackendTimeout(_TIMEOUT_IN_BODY)
@@ -147,7 +152,7 @@ class UnusableUrlBackend:
     __slots__ = ("cause", "target")
 
     def __init__(self, url: str) -> None:
-        self.target = url
+        self.target = redact(url)
         self.cause = go_url_error(url)
 
     async def call(self, request: BackendRequest) -> BackendResponse:
@@ -158,10 +163,21 @@ class UnusableUrlBackend:
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@]*)@")
+
+
+def redact(url: str) -> str:
+    """Go's ``URL.Redacted``: a password in the URL becomes ``xxxxx``."""
+    m = _USERINFO.match(url)
+    if m is None or ":" not in m.group(2):
+        return url
+    user = m.group(2).split(":", 1)[0]
+    return f"{m.group(1)}{user}:xxxxx@{url[m.end():]}"
 
 
 def go_url_error(url: str) -> str:
     """What Go's ``url.Parse`` / ``http.Client`` says about a URL it cannot call (as KServe reports)."""
+    url = redact(url)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         return f'parse "{url}": net/url: invalid control character in URL'
     m = _SCHEME.match(url)
@@ -173,6 +189,8 @@ def go_url_error(url: str) -> str:
     scheme = m.group(1).lower()
     if scheme not in ("http", "https"):
         return f'Post "{url}": unsupported protocol scheme "{m.group(1)}"'
+    if _USERINFO.match(url):
+        return f'Post "{url}": credentials in backend URLs are not supported (use PROPAGATE_HEADERS for auth)'
     return f'Post "{url}": http: no Host in request URL'
 
 
@@ -191,10 +209,10 @@ class HttpBackendFactory:
         if backend is None:
             try:
                 backend = HttpBackend(url, self.client, follow_redirects=follow_redirects)
-            except ValueError as exc:
-                log.warning("backend URL %r cannot be called (%s); requests through it will fail with 500",
-                            url, exc)
+            except ValueError:
                 backend = UnusableUrlBackend(url)
+                log.warning("backend URL %s cannot be called; requests through it will fail with 500: %s",
+                            redact(url), backend.cause)
             self._cache[key] = backend
         return backend
 

@@ -48,7 +48,8 @@ def _type(v: Any) -> str:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An integer Go's int64 unmarshal accepts (larger ones are refused, as the API server does)."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
 
 
 class SpecChecker:

@@ -88,4 +88,8 @@ def dumps(value: object) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
+        pass  # integers beyond 64 bits, or nesting orjson refuses
+    try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogateescape")
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to re-encode") from None

@@ -84,8 +84,6 @@ async def test_redirect_loop_stops(routers: Env) -> None:
     assert (await call(f"{follow.url}/graphs/same307"))[0] == 200
 
 
-@pytest.mark.xfail(strict=True, reason="transport._follow_redirects sends 11 requests and reports the last hop's "
-                   "method and absolute URL; Go sends 10 and reports the first method with the Location as written")
 async def test_redirect_loop_matches_go(routers: Env) -> None:
     _, follow, b, _ = routers
     status, _, body = await call(f"{follow.url}/graphs/loop")

@@ -86,7 +86,9 @@ async def test_closed_without_answer_is_eof(scripted, factory: HttpBackendFactor
     with pytest.raises(BackendDisconnected) as info:
         await factory.get(s.url()).call(req())
     assert info.value.cause == f'Post "{s.url()}": EOF'
-    assert info.value.nothing_processed is True
+    # a fresh connection: the backend read the whole request and may have processed it (Go never
+    # re-sends a POST then), so it is not safe to retry
+    assert info.value.nothing_processed is False
 
 
 async def test_reset_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
@@ -238,8 +240,10 @@ async def test_redirect_loop_stops_after_ten(redirecting, factory: HttpBackendFa
     base, seen = redirecting
     with pytest.raises(BackendError) as info:
         await factory.get(base + "/loop", follow_redirects=True).call(req())
-    assert info.value.cause == f'Post "{base}/loop": stopped after 10 redirects'
-    assert len(seen) == 11
+    # Go's Client.do: the url.Error carries the first request's method and the Location as written,
+    # and CheckRedirect stops once 10 requests were sent
+    assert info.value.cause == 'Post "/loop": stopped after 10 redirects'
+    assert len(seen) == 10
 
 
 # --- factory -------------------------------------------------------------------------------------
