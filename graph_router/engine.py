@@ -111,7 +111,7 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
     except Exception:  # a bug of ours must still answer with the envelope, never escape
         log.exception("internal error running graph %r", graph.name)
         node, step = ctx.current
-        return error_result(GraphRouterError("internal error", node=node, step=step), ctx.route)
+        return error_result(GraphRouterError("internal server error", node=node, step=step), ctx.route)
     body_out = out.doc.raw
     headers = [JSON_CT] if out.doc.valid else []
     return Result(out.status, body_out, headers, ",".join(ctx.route))

@@ -49,3 +49,9 @@ async def test_fake_model_scripts_a_cold_start() -> None:
     async with GraphRouter.from_spec(spec, services={"m": cold}) as router:
         result = await router.infer({"instances": [1]})
     assert result.json() == {"predictions": ["warm"]} and cold.calls == 3
+
+
+def test_readme_is_built_from_the_docs_chapters() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "docs/build_readme.py"), "--check"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
