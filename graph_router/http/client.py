@@ -51,7 +51,7 @@ _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
-    max_idle_per_host: int = 64
+    max_idle_per_host: int = 512
     max_response_bytes: int = 64 * 1024 * 1024
     connect_timeout: float | None = 10.0
     #: For https backends; None = the system's trust store (``ssl.create_default_context()``).
