@@ -134,10 +134,6 @@ class CompiledGraph:
     timeout: float | None
     backends: list[Backend]
 
-    async def aclose(self) -> None:
-        for b in self.backends:
-            await b.aclose()
-
 
 def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy:
     if cfg is None:

@@ -48,10 +48,6 @@ def load_graphs(paths: Iterable[str | Path]) -> list[GraphDocument]:
     return docs
 
 
-def load_graph_file(path: str | Path) -> list[GraphDocument]:
-    return load_graphs([path])
-
-
 def load_graph_json(text: str, *, name: str = "graph") -> GraphDocument:
     """KServe's ``--graph-json``: one spec (or resource) as a JSON string."""
     try:

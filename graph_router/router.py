@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -135,9 +134,11 @@ class GraphRouter:
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None
+        closed: set[int] = set()
         for g in self.graphs.values():
-            for b in g.backends:
-                if not _is_http(b):
+            for b in g.backends:  # shared between graphs through the resolver's cache: close once
+                if id(b) not in closed:
+                    closed.add(id(b))
                     await b.aclose()
 
     async def __aenter__(self) -> GraphRouter:
@@ -146,6 +147,3 @@ class GraphRouter:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-def _is_http(b: Backend) -> bool:
-    return bool(re.match(r"https?://", b.target))

@@ -210,10 +210,10 @@ def test_formatters_and_cpu_model() -> None:
 
 def test_nginx_configs_render_completely(tmp_path: Path) -> None:
     backend = nginx.backend_config(tmp_path, [9001, 9002])
-    assert "listen 127.0.0.1:9001;" in backend and "listen 127.0.0.1:9002;" in backend
+    assert "listen 127.0.0.1:9001 backlog=4096;" in backend and "listen 127.0.0.1:9002 backlog=4096;" in backend
     assert "return 200 '{\"predictions\":[1,2,3]}';" in backend and "default_type application/json;" in backend
     proxy = nginx.proxy_config(tmp_path, 9100, 9001)
-    assert "server 127.0.0.1:9001;" in proxy and "listen 127.0.0.1:9100;" in proxy
+    assert "server 127.0.0.1:9001;" in proxy and "listen 127.0.0.1:9100 backlog=4096;" in proxy
     assert "keepalive 128;" in proxy and 'proxy_set_header Connection "";' in proxy
     for text in (backend, proxy):
         assert "{{" not in text and "0.0.0.0" not in text and f"pid {tmp_path}/nginx.pid;" in text
