@@ -39,13 +39,16 @@ def _use_loop(uvloop_on: bool) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _backend_main(port_q: Any, uvloop_on: bool) -> None:
-    """A raw protocol answering every request with a fixed response (as cheap as we can make it)."""
+def fixed_backend_main(port_q: Any, uvloop_on: bool, body: bytes = BODY) -> None:
+    """A raw protocol answering every request with a fixed response (as cheap as we can make it).
+
+    Runs in its own process; puts its port on ``port_q``. Shared with ``telemetry_overhead.py``.
+    """
     import httptools
 
     reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(BODY),
-        BODY,
+        len(body),
+        body,
     )
 
     class Fixed(asyncio.Protocol):
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     uvloop_on = not args.no_uvloop
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    backend = ctx.Process(target=_backend_main, args=(q, uvloop_on), daemon=True)
+    backend = ctx.Process(target=fixed_backend_main, args=(q, uvloop_on), daemon=True)
     backend.start()
     backend_port = q.get(timeout=20)
     proxy = ctx.Process(target=_proxy_main, args=(backend_port, q, uvloop_on), daemon=True)

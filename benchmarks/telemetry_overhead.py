@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from benchmarks.micro_http import fixed_backend_main
 from graph_router import GraphRouter
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
@@ -72,31 +73,6 @@ class DropExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.count += len(spans)
         return SpanExportResult.SUCCESS
-
-
-def _backend_main(port_q: Any, uvloop_on: bool) -> None:
-    import httptools
-
-    reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(ANSWER), ANSWER)
-
-    class Fixed(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.t: Any = transport
-            self.p = httptools.HttpRequestParser(self)
-
-        def data_received(self, data: bytes) -> None:
-            self.p.feed_data(data)
-
-        def on_message_complete(self) -> None:
-            self.t.write(reply)
-
-    async def run() -> None:
-        srv = await asyncio.get_running_loop().create_server(Fixed, "127.0.0.1", 0)
-        port_q.put(srv.sockets[0].getsockname()[1])
-        await asyncio.Event().wait()
-
-    _run(run, uvloop_on)
 
 
 def build(variant: str, url: str) -> tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | None]:
@@ -244,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     uvloop_on = not args.no_uvloop
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    backend = ctx.Process(target=_backend_main, args=(q, uvloop_on), daemon=True)
+    backend = ctx.Process(target=fixed_backend_main, args=(q, uvloop_on, ANSWER), daemon=True)
     backend.start()
     url = f"http://127.0.0.1:{q.get(timeout=20)}/v1/models/model:predict"
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
