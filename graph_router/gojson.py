@@ -20,6 +20,25 @@ _WS = re.compile(rb"[ \t\r\n]*")
 _STR = re.compile(rb'[^"\\\x00-\x1f]*')  # Go accepts any byte >= 0x20 in a string, valid UTF-8 or not
 _DIGITS = re.compile(rb"[0-9]*")
 _HEX = b"0123456789abcdefABCDEF"
+# Runs of complete, valid "value," elements and '"key":value,' members, matched in one C-level call
+# (possessive, so no backtracking); a value here is a scalar or a flat array/object of scalars. A run
+# stops before anything else, which the byte-exact scan then takes up from the same state. Their
+# numbers (<= 300 integer digits, exponent <= 99) cannot overflow a float64.
+_R_WS = rb"[ \t\r\n]*+"
+_R_STR = rb'"[^"\\\x00-\x1f]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*+)*+"'
+_R_NUM = rb"-?+(?:0|[1-9][0-9]{0,299}+)(?:\.[0-9]++)?+(?:[eE][+-]?+0*+[0-9]{1,2}+(?![0-9]))?+"
+_R_SCALAR = rb"(?:" + _R_STR + rb"|" + _R_NUM + rb"|true|false|null)"
+_R_PAIR = _R_STR + _R_WS + rb":" + _R_WS + _R_SCALAR + _R_WS
+_R_VALUE = (
+    rb"(?:" + _R_SCALAR
+    + rb"|\[" + _R_WS + rb"(?:" + _R_SCALAR + _R_WS + rb"(?:," + _R_WS + _R_SCALAR + _R_WS + rb")*+)?+\]"
+    + rb"|\{" + _R_WS + rb"(?:" + _R_PAIR + rb"(?:," + _R_WS + _R_PAIR + rb")*+)?+\})"
+)
+_ELEMS = re.compile(rb"(?:" + _R_VALUE + _R_WS + rb"," + _R_WS + rb")*+")
+_MEMBERS = re.compile(
+    rb"(?:" + _R_STR + _R_WS + rb":" + _R_WS + _R_VALUE + _R_WS + rb"," + _R_WS + rb")*+"
+    rb"(" + _R_STR + _R_WS + rb":)?"
+)
 _SIMPLE_ESC = b'bfnrt\\/"'
 _NAMED = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v"}
 
@@ -101,7 +120,9 @@ def _check_valid(data: bytes) -> bytes | None:
                 return overflow
             raise _Syntax("unexpected end of JSON input")
         c = data[i]
-        if expect == _AFTER:
+        if expect < _AFTER and stack and (j := _run(data, i, expect, stack)) > i:
+            i, expect = j, (_BEGIN if stack[-1] != _KEY else _NAME)
+        elif expect == _AFTER:
             if not stack:
                 raise _fail(c, "after top-level value")
             i, expect = _after_value(stack, c, i)
@@ -122,6 +143,20 @@ def _check_valid(data: bytes) -> bytes | None:
             if overflow is None and (c == 0x2D or 0x30 <= c <= 0x39) and _overflows(data[i:j]):
                 overflow = data[i:j]
             i, expect = j, _AFTER
+
+
+def _run(data: bytes, i: int, expect: int, stack: list[int]) -> int:
+    """Skip a run of simple elements (or members, plus a next key) from a state that begins one."""
+    if len(stack) >= MAX_DEPTH:
+        return i  # a flat container would open one level too many: leave the depth error to the scan
+    if expect in (_BEGIN, _BEGIN_OR_CLOSE):
+        return _skip(_ELEMS, data, i) if stack[-1] == _ELEM else i
+    m = _MEMBERS.match(data, i)
+    if m is None:
+        return i
+    if m.group(1) is not None:
+        stack[-1] = _VALUE
+    return m.end()
 
 
 def _after_value(stack: list[int], c: int, i: int) -> tuple[int, int]:
