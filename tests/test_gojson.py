@@ -73,6 +73,7 @@ CASES: list[tuple[bytes, str | None]] = [
     (b'{"a":1,}', "invalid character '}' looking for beginning of object key string"),
     (b"{'a':1}", "invalid character '\\'' looking for beginning of object key string"),
     (b'{"a" 1}', "invalid character '1' after object key"),
+    (b'{"a", 1}', "invalid character ',' after object key"),
     (b"[1 2]", "invalid character '2' after array element"),
     (b"[1}", "invalid character '}' after array element"),
     (b'{"a":1]', "invalid character ']' after object key:value pair"),
@@ -88,10 +89,19 @@ CASES: list[tuple[bytes, str | None]] = [
     (b"fxlse", "invalid character 'x' in literal false (expecting 'a')"),
     (b"trUe", "invalid character 'U' in literal true (expecting 'u')"),
     (b"nUll", "invalid character 'U' in literal null (expecting 'u')"),
+    # the same inside runs of elements and members, which the scanner skips in bulk
+    (b"[0,nul,1]", "invalid character ',' in literal null (expecting 'l')"),
+    (b'{"a":1,"b":-,"c":2}', "invalid character ',' in numeric literal"),
+    (b'{"a":[1,2],"b":{"c":1.},"d":2}', "invalid character '}' after decimal point in numeric literal"),
     (b'"a\tb"', "invalid character '\\t' in string literal"),
     (b'{"a":"\n"}', "invalid character '\\n' in string literal"),
+    (b'[0,"\x1f",1]', "invalid character '\\x1f' in string literal"),
+    (b'{"a":"b","\x10":1}', "invalid character '\\x10' in string literal"),
     (b'{"data":"\\xc2"}', "invalid character 'x' in string escape code"),
     (b'"\\v"', "invalid character 'v' in string escape code"),
+    (b'[1,"\\v",2]', "invalid character 'v' in string escape code"),
+    (b'[1,"\\u123x",2]', "invalid character 'x' in \\u hexadecimal character escape"),
+    (b'{"a":"\\u12",', "invalid character '\"' in \\u hexadecimal character escape"),
     (b'"\\u12g4"', "invalid character 'g' in \\u hexadecimal character escape"),
     # quoteChar: Latin-1 rune of the byte, strconv.Quote escapes for the unprintable
     (b"\xef\xbb\xbf{}", "invalid character '\u00ef' looking for beginning of value"),  # a UTF-8 BOM
@@ -117,6 +127,9 @@ CASES: list[tuple[bytes, str | None]] = [
     (b'{"a":1e400}', type_err("number 1e400", "float64")),
     (b'{"a":[1,-2E+999,3e999]}', type_err("number -2E+999", "float64")),
     (b'{"a":1' + b"0" * 309 + b"}", type_err("number 1" + "0" * 309, "float64")),
+    (b'{"a":1' + b"0" * 309 + b',"b":1}', type_err("number 1" + "0" * 309, "float64")),
+    (b'{"a":[0,1e400,2],"b":3e999,"c":0}', type_err("number 1e400", "float64")),
+    (b'{"a":{"x":1},"b":{"y":-1.5E0999},"c":0}', type_err("number -1.5E0999", "float64")),
     # success: an object (anything inside, invalid UTF-8 included), or null
     (b"{}", None),
     (b' {"a": [1, {"b": null}], "c": "\xff\xfe"} ', None),
@@ -141,6 +154,10 @@ def test_nesting_depth_limit_is_go_maxNestingDepth() -> None:
     nested = b'{"a":' * (MAX_DEPTH - 1) + b"[1,2]" + b"}" * (MAX_DEPTH - 1)
     assert unmarshal_object_error(nested) is None
     assert unmarshal_object_error(nested[:-1]) == "unexpected end of JSON input"
+    one_too_deep = b"[" * MAX_DEPTH + b"[1],2" + b"]" * MAX_DEPTH
+    assert unmarshal_object_error(one_too_deep) == "invalid character '[' exceeded max depth"
+    members = b'{"a":' * (MAX_DEPTH - 1) + b'{"b":{"c":1},"d":2' + b"}" * MAX_DEPTH
+    assert unmarshal_object_error(members) == "invalid character '{' exceeded max depth"
 
 
 def test_quote_char_matches_go_isprint_for_every_byte() -> None:
@@ -384,7 +401,7 @@ def test_oracle_agrees_with_the_table() -> None:
 TOKENS = [
     "{", "}", "[", "]", ",", ":", " ", "\n", '"', "\\", '"k"', '"k":', '"a\\n\\u00e9"', "\\u12",
     "0", "1", "-", ".", "e", "E", "+", "12.5e-3", "1e400", "-1E+999", "true", "tru", "false", "null",
-    "nul", "x", "'", "\x01", "\t", "\x7f", "\xff", "\xa0",
+    "nul", "x", "'", "\x01", "\x1f", "\t", "\x7f", "\xff", "\xa0",
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
