@@ -2,8 +2,9 @@
 
 A port of the semantics of Go's ``encoding/json`` (``scanner.go``'s state machine and ``decode.go``'s
 type errors), not of its code: Go first checks the whole input (so a syntax error anywhere wins over
-a type error), then decodes, keeping the first type error. Iterative and linear; runs of string bytes,
-digits and whitespace are skipped with regular expressions rather than byte by byte.
+a type error), then decodes, keeping the first type error. Iterative and linear: input orjson accepts
+is settled by orjson; otherwise runs of simple elements, string bytes, digits and whitespace are skipped
+with regular expressions rather than byte by byte.
 """
 
 from __future__ import annotations
