@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +52,18 @@ class Backend(Protocol):
     async def call(self, request: BackendRequest) -> BackendResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@]*)@")
+
+
+def redact_url(url: str) -> str:
+    """Go's ``URL.Redacted``: a password in a URL becomes ``xxxxx`` (for causes, logs and listings)."""
+    m = USERINFO.match(url)
+    if m is None or ":" not in m.group(2):
+        return url
+    user = m.group(2).split(":", 1)[0]
+    return f"{m.group(1)}{user}:xxxxx@{url[m.end():]}"
 
 
 # --- in-process backends ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from .accesslog import AccessLog
+from .backend import redact_url
 from .engine import error_result
 from .errors import GraphNotFound, Unauthorized, envelope
 from .http.messages import HttpRequest, HttpResponse
@@ -117,7 +118,12 @@ class RouterApp:
         if g is None:
             res = error_result(GraphNotFound(self.router.unknown_graph_message(name)))
             return HttpResponse(res.status, res.headers, res.body)
-        return HttpResponse(200, [JSON], orjson.dumps({"name": name, "spec": g.doc.wire()}))
+        spec = g.doc.wire()
+        for node in spec["nodes"].values():
+            for step in node.get("steps", ()):
+                if "serviceUrl" in step:
+                    step["serviceUrl"] = redact_url(step["serviceUrl"])
+        return HttpResponse(200, [JSON], orjson.dumps({"name": name, "spec": spec}))
 
     # --- graph runs ---------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import re
 
+from .backend import USERINFO as _USERINFO
 from .backend import BackendRequest, BackendResponse, Headers
+from .backend import redact_url as redact
 from .errors import (
     BackendConnectError,
     BackendDisconnected,
@@ -163,18 +165,6 @@ class UnusableUrlBackend:
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@]*)@")
-
-
-def redact(url: str) -> str:
-    """Go's ``URL.Redacted``: a password in the URL becomes ``xxxxx``."""
-    m = _USERINFO.match(url)
-    if m is None or ":" not in m.group(2):
-        return url
-    user = m.group(2).split(":", 1)[0]
-    return f"{m.group(1)}{user}:xxxxx@{url[m.end():]}"
-
-
 def go_url_error(url: str) -> str:
     """What Go's ``url.Parse`` / ``http.Client`` says about a URL it cannot call (as KServe reports)."""
     url = redact(url)

@@ -305,3 +305,14 @@ async def test_unresolvable_host_is_not_retried_by_default(serve: Serve) -> None
     assert status == 500 and time.monotonic() - t0 < 15
     cause = __import__("orjson").loads(body)["cause"]
     assert cause.startswith(f'Post "{url}": dial tcp: lookup no-such-host.invalid')
+
+
+async def test_graph_listing_redacts_backend_passwords(serve: Serve) -> None:
+    graph = ONE.replace("- serviceName: a", "- serviceUrl: 'http://user:s3cret@127.0.0.1:9/v1/models/a:predict'")
+    base = await serve(graph, {})
+    status, _, body = await post(base + "/graphs/one", method="GET")
+    assert status == 200 and b"s3cret" not in body
+    step = __import__("orjson").loads(body)["spec"]["nodes"]["root"]["steps"][0]
+    assert step == {"serviceUrl": "http://user:xxxxx@127.0.0.1:9/v1/models/a:predict"}
+    status, _, body = await post(base, {"x": 1})
+    assert status == 500 and b"s3cret" not in body
