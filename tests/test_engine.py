@@ -481,3 +481,20 @@ async def test_retries_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert res.status == 200
     [record] = [r for r in caplog.records if r.name == "graph_router.retry"]
     assert record.getMessage().startswith("retrying a: attempt 1 got backend_connect; next attempt in ")
+
+
+@inproc_only
+async def test_replace_keeps_in_flight_requests_on_the_graph_they_started_with() -> None:
+    from graph_router.loader import load_graph_json
+
+    old, new = Fake({"v": "old"}, delay=0.3), Fake({"v": "new"})
+    spec = graph({"root": {"routerType": "Sequence", "steps": [svc("old")]}})
+    async with GraphRouter.from_spec(spec, services={"old": old, "new": new}) as r:
+        in_flight = asyncio.create_task(r.infer({}))
+        await asyncio.sleep(0.05)
+        assert old.received  # started on the old graph
+        r.replace([load_graph_json(orjson.dumps(graph({"root": {"routerType": "Sequence",
+                                                                "steps": [svc("new")]}})).decode())])
+        after = await r.infer({})
+        assert (await in_flight).json() == {"v": "old"}
+    assert after.json() == {"v": "new"} and len(old.received) == 1
