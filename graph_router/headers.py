@@ -12,12 +12,10 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
+from .http.wire import HOP_BY_HOP
+
 log = logging.getLogger("graph_router.headers")
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
-})
 ALWAYS = frozenset({"traceparent", "tracestate"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 

@@ -33,37 +33,20 @@ from .http.client import (
     Url,
 )
 
-#: Never forwarded to a backend (RFC 9110 section 7.6.1), plus what the client sets itself.
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-     "host", "content-length"}
-)
 log = logging.getLogger("graph_router.transport")
-_JSON = ("content-type", "application/json")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 _TIMEOUT_IN_HEADERS = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
 _TIMEOUT_IN_BODY = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
 
 
-def outgoing_headers(headers: Headers) -> Headers:
-    """Drop hop-by-hop headers; add ``content-type: application/json`` unless one is present."""
-    out: Headers = []
-    has_type = False
-    for name, value in headers:
-        low = name.lower()
-        if low in HOP_BY_HOP or low.startswith("proxy-"):
-            continue
-        if low == "content-type":
-            has_type = True
-        out.append((name, value))
-    if not has_type:
-        out.append(_JSON)
-    return out
-
-
 class HttpBackend:
-    """``POST <url>`` with the step's body and (already filtered) headers."""
+    """``POST <url>`` with the step's body and headers.
+
+    The headers are the engine's, already decided by the header policy (propagation rules and the
+    ``Content-Type`` default, as KServe's ``callService``); the client drops hop-by-hop ones while
+    encoding, so nothing is filtered twice per call.
+    """
 
     __slots__ = ("_client", "_follow", "_url", "target")
 
@@ -74,7 +57,7 @@ class HttpBackend:
         self.target = url
 
     async def call(self, request: BackendRequest) -> BackendResponse:
-        headers = outgoing_headers(request.headers)
+        headers = request.headers
         resp = await self._send("POST", self._url, headers, request.body, request.timeout)
         if self._follow and resp.status in _REDIRECTS:
             resp = await self._follow_redirects(resp, headers, request)

@@ -498,3 +498,16 @@ async def test_replace_keeps_in_flight_requests_on_the_graph_they_started_with()
         after = await r.infer({})
         assert (await in_flight).json() == {"v": "old"}
     assert after.json() == {"v": "new"} and len(old.received) == 1
+
+
+def test_header_policy_never_propagates_hop_by_hop_and_defaults_content_type() -> None:
+    from graph_router.headers import HeaderPolicy, compile_patterns
+
+    policy = HeaderPolicy(compile_patterns([".*"]))  # even a pattern that matches everything
+    got = policy.select([("Connection", "close"), ("TE", "trailers"), ("Host", "evil"), ("Proxy-Authorization", "x"),
+                         ("X-A", "1"), ("traceparent", "t")])
+    assert got == [("X-A", "1"), ("traceparent", "t"), ("Content-Type", "application/json")]
+    # KServe: the incoming Content-Type travels only when a pattern propagates it, else JSON is declared
+    assert HeaderPolicy().select([("content-type", "text/csv")]) == [("Content-Type", "application/json")]
+    propagated = HeaderPolicy(compile_patterns(["Content-Type"]))
+    assert propagated.select([("content-type", "text/csv")]) == [("Content-Type", "text/csv")]

@@ -27,15 +27,13 @@ from .client_protocol import (
     ResponseTooLarge,
 )
 from .url import Url
-from .wire import header_block
+from .wire import HOP_BY_HOP, header_block
 
 __all__ = [
     "ClientError", "ClientLimits", "ClientResponse", "ConnectFailed", "Disconnected", "HttpClient",
     "ProtocolViolation", "ReadTimeout", "ResponseTooLarge", "Url",
 ]
 
-#: Headers the client owns: the caller's copies are dropped so framing cannot be smuggled.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _NO_LENGTH_METHODS = frozenset({"GET", "HEAD"})
 #: Go's texts for the connect() errors a backend call meets.
 _ERRNO_TEXT = {
@@ -87,7 +85,7 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         deadline = math.inf if timeout is None else loop.time() + timeout
         length = "" if not body and method in _NO_LENGTH_METHODS else f"content-length: {len(body)}\r\n"
-        head = f"{url.head_prefix(method)}{header_block(headers, _FRAMING)}{length}\r\n".encode("latin-1")
+        head = f"{url.head_prefix(method)}{header_block(headers, HOP_BY_HOP)}{length}\r\n".encode("latin-1")
         conn = self._pop_idle(url.key)
         if conn is None:
             conn = await self._connect(loop, url, deadline)

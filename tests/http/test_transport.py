@@ -20,7 +20,7 @@ from graph_router.errors import (
     BackendTimeout,
 )
 from graph_router.http.client import ClientLimits, HttpClient
-from graph_router.transport import HttpBackend, HttpBackendFactory, outgoing_headers
+from graph_router.transport import HttpBackend, HttpBackendFactory
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -30,6 +30,9 @@ async def factory():
     f = HttpBackendFactory()
     yield f
     await f.aclose()
+
+
+JSON_TYPE = [("Content-Type", "application/json")]  # what the engine's header policy always sends
 
 
 def req(body: bytes = b'{"instances":[1]}', headers=None, timeout: float | None = 5.0) -> BackendRequest:
@@ -149,7 +152,7 @@ async def test_too_large_answer_is_a_502(scripted) -> None:
 # --- headers -------------------------------------------------------------------------------------
 
 
-async def test_headers_hop_by_hop_stripped_content_type_added(scripted, factory: HttpBackendFactory) -> None:
+async def test_hop_by_hop_headers_never_reach_the_wire(scripted, factory: HttpBackendFactory) -> None:
     async def script(reader, writer, n, s) -> None:
         while await s.read(reader):
             writer.write(s.ok())
@@ -159,7 +162,7 @@ async def test_headers_hop_by_hop_stripped_content_type_added(scripted, factory:
         ("X-Request-Id", "abc"), ("Connection", "keep-alive, X-Foo"), ("Keep-Alive", "timeout=5"),
         ("Proxy-Authorization", "Basic x"), ("Proxy-Connection", "keep-alive"), ("TE", "trailers"),
         ("Trailer", "X-T"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("Host", "evil"),
-        ("Content-Length", "1"), ("Authorization", "Bearer t"),
+        ("Content-Length", "1"), ("Authorization", "Bearer t"), ("Content-Type", "application/json"),
     ]
     resp = await factory.get(s.url()).call(req(b"{}", incoming))
     assert resp.status == 200
@@ -167,17 +170,16 @@ async def test_headers_hop_by_hop_stripped_content_type_added(scripted, factory:
     assert lines[0] == "POST /v1/models/m:predict HTTP/1.1"
     assert lines[1:-2] == [
         f"host: 127.0.0.1:{s.port}", "X-Request-Id: abc", "Authorization: Bearer t",
-        "content-type: application/json", "content-length: 2",
+        "Content-Type: application/json", "content-length: 2",
     ]
 
     await factory.get(s.url()).call(req(b"<x/>", [("Content-Type", "application/xml")]))
     assert s.requests[1].header("content-type") == "application/xml"
     assert s.requests[1].head.lower().count("content-type") == 1
 
-
-def test_outgoing_headers_rule() -> None:
-    assert outgoing_headers([]) == [("content-type", "application/json")]
-    assert outgoing_headers([("content-type", "text/plain"), ("te", "x")]) == [("content-type", "text/plain")]
+    # the header policy decides Content-Type (graph_router.headers); the transport adds none
+    await factory.get(s.url()).call(req(b"{}", []))
+    assert s.requests[2].header("content-type") is None
 
 
 # --- redirects -----------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ async def test_redirect_not_followed_by_default(redirecting, factory: HttpBacken
 @pytest.mark.parametrize("code", ["307", "308"])
 async def test_307_308_re_post_the_body(redirecting, factory: HttpBackendFactory, code: str) -> None:
     base, seen = redirecting
-    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}'))
+    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}', JSON_TYPE))
     assert (resp.status, resp.body) == (200, b'{"method": "POST", "body": "{\\"a\\":1}"}')
     assert seen[1] == ("POST", "/final", b'{"a":1}', "application/json")
 
@@ -224,7 +226,7 @@ async def test_307_308_re_post_the_body(redirecting, factory: HttpBackendFactory
 @pytest.mark.parametrize("code", ["301", "302", "303"])
 async def test_301_302_303_become_a_bodyless_get(redirecting, factory: HttpBackendFactory, code: str) -> None:
     base, seen = redirecting
-    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}'))
+    resp = await factory.get(base + "/" + code, follow_redirects=True).call(req(b'{"a":1}', JSON_TYPE))
     assert (resp.status, resp.body) == (200, b'{"method": "GET", "body": ""}')
     assert seen[1] == ("GET", "/final", b"", None)
 
