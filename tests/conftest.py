@@ -75,6 +75,36 @@ async def backend_factory(aiohttp_server: Any) -> AsyncIterator[Callable[[], Awa
     yield make
 
 
+StartApp = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def app_server() -> AsyncIterator[StartApp]:
+    """Serve a GraphRouter through the real RouterApp and HTTP server on 127.0.0.1; returns the base URL.
+
+    ``await start(router, telemetry=..., limits=..., auth_token=...)``; everything is closed at teardown.
+    """
+    from graph_router.http.messages import ServerLimits
+    from graph_router.http.server import start_server
+    from graph_router.server import RouterApp, error_response
+
+    started: list[Any] = []
+
+    async def start(router: Any, *, telemetry: Any = None, limits: ServerLimits | None = None,
+                    auth_token: str | None = None) -> str:
+        app = RouterApp(router, telemetry=telemetry, auth_token=auth_token)
+        server = await start_server(app.handle, host="127.0.0.1", port=0, limits=limits or ServerLimits(),
+                                    on_error=error_response)
+        app.health.ready = True
+        started.append((server, router))
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server, router in started:
+        await server.close()
+        await router.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

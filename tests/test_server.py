@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -13,35 +13,24 @@ from aiohttp import web
 
 from graph_router import GraphRouter
 from graph_router.http.messages import ServerLimits
-from graph_router.http.server import HttpServer, start_server
 from graph_router.loader import load_graph_text
-from graph_router.server import RouterApp, error_response
 
-from .conftest import Backend, free_port, reply
+from .conftest import Backend, StartApp, free_port, reply
 
 ENVELOPE = "Failed to process request"
 Serve = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Start a RouterApp for a YAML graph on 127.0.0.1; returns its base URL."""
-    started: list[tuple[HttpServer, GraphRouter]] = []
+def serve(app_server: StartApp) -> Serve:
+    """Serve a YAML graph through the real app on 127.0.0.1; returns its base URL."""
 
     async def start(yaml_text: str, services: dict[str, str], *, limits: ServerLimits | None = None,
                     auth_token: str | None = None, **router_kw: Any) -> str:
         router = GraphRouter(load_graph_text(yaml_text), services=services, **router_kw)
-        app = RouterApp(router, auth_token=auth_token)
-        server = await start_server(app.handle, host="127.0.0.1", port=0, limits=limits or ServerLimits(),
-                                    on_error=error_response)
-        app.health.ready = True
-        started.append((server, router))
-        return f"http://127.0.0.1:{server.port}"
+        return await app_server(router, limits=limits, auth_token=auth_token)
 
-    yield start
-    for server, router in started:
-        await server.close()
-        await router.aclose()
+    return start
 
 
 ONE = """

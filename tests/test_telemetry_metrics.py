@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from graph_router import GraphRouter
-from graph_router.http.messages import ServerLimits
-from graph_router.http.server import HttpServer, start_server
 from graph_router.loader import load_graph_text
-from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import Telemetry
+
+from .conftest import StartApp, free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -64,24 +62,15 @@ async def backend(aiohttp_server: Any) -> MakeBackend:
 
 
 @pytest.fixture
-async def start() -> AsyncIterator[Start]:
+def start(app_server: StartApp) -> Start:
     """Router and server in-process with metrics only (a private registry per Telemetry)."""
-    running: list[tuple[HttpServer, GraphRouter]] = []
 
     async def go(yaml_text: str, services: dict[str, str], **router_kw: Any) -> str:
         tel = Telemetry()
         router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, **router_kw)
-        app = RouterApp(router, telemetry=tel)
-        server = await start_server(app.handle, host="127.0.0.1", port=0, limits=ServerLimits(),
-                                    on_error=error_response)
-        app.health.ready = True
-        running.append((server, router))
-        return f"http://127.0.0.1:{server.port}"
+        return await app_server(router, telemetry=tel)
 
-    yield go
-    for server, router in running:
-        await server.close()
-        await router.aclose()
+    return go
 
 
 async def post(url: str, body: Any) -> int:
@@ -203,9 +192,7 @@ async def test_retries_timeouts_and_connect_errors_by_target(start: Start, backe
     r = {"graph": "retry", "node": "root", "step": "r", "target": "a"}
     assert get(m, "graph_router_step_errors_total", **r, error="http_503") == 0  # retried into a 200
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1/models/m:predict"
+    dead = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
     url2 = await start(ONE, {"a": dead}, default_retry=False)
     assert await post(url2, {"x": 1}) == 500
     m2 = await scrape(url2)

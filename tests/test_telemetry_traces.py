@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,23 +16,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from graph_router import GraphRouter
-from graph_router.http.messages import ServerLimits
-from graph_router.http.server import HttpServer, start_server
 from graph_router.loader import load_graph_text
 from graph_router.process import ServeConfig
-from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
+
+from .conftest import StartApp, free_port
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 INCOMING = f"00-{TRACE}-{PARENT}-01"
 SECRET = "Bearer s3cr3t-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -98,9 +90,8 @@ async def backend(aiohttp_server: Any) -> MakeBackend:
 
 
 @pytest.fixture
-async def start() -> AsyncIterator[Start]:
+def start(app_server: StartApp) -> Start:
     """The real router and server in-process, with a Telemetry exporting to memory."""
-    running: list[tuple[HttpServer, GraphRouter]] = []
 
     async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
         exporter = InMemorySpanExporter()
@@ -108,17 +99,9 @@ async def start() -> AsyncIterator[Start]:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         tel = Telemetry(provider)
         router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, **router_kw)
-        app = RouterApp(router, telemetry=tel)
-        server = await start_server(app.handle, host="127.0.0.1", port=0, limits=ServerLimits(),
-                                    on_error=error_response)
-        app.health.ready = True
-        running.append((server, router))
-        return Rig(exporter, tel, f"http://127.0.0.1:{server.port}")
+        return Rig(exporter, tel, await app_server(router, telemetry=tel))
 
-    yield go
-    for server, router in running:
-        await server.close()
-        await router.aclose()
+    return go
 
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
