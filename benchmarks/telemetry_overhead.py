@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from benchmarks.micro_http import fixed_backend_main
+from benchmarks.micro_http import drive, fixed_backend_main
 from graph_router import GraphRouter
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
@@ -161,22 +161,8 @@ async def measure_http(port: int, total: int, concurrency: int, max_seconds: flo
     for _ in range(300):
         assert (await client.request("POST", url, hdrs, BODY, timeout=10)).status == 200
     await asyncio.sleep(0.2)  # let the span exporter thread drain the warm-up
-    (cpu0, spans0), done, stop_at = await probe(), 0, time.monotonic() + max_seconds
-
-    async def worker(n: int) -> None:
-        nonlocal done
-        for _ in range(n):
-            if time.monotonic() > stop_at:
-                return
-            resp = await client.request("POST", url, hdrs, BODY, timeout=10)
-            assert resp.status == 200, resp
-            done += 1
-
-    t0 = time.perf_counter()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(concurrency):
-            tg.create_task(worker(total // concurrency))
-    wall = time.perf_counter() - t0
+    cpu0, spans0 = await probe()
+    done, wall = await drive(client, url, hdrs, BODY, total=total, concurrency=concurrency, max_seconds=max_seconds)
     await asyncio.sleep(0.2)  # the exporter thread's last batch belongs to the run
     cpu1, spans1 = await probe()
     await client.aclose()
