@@ -87,10 +87,11 @@ class CompiledStep:
     retry: RetryPolicy
     #: ``node>step:target`` for X-Graph-Route, header-safe, built once
     route_entry: str = ""
+    #: the input must be selected or rewritten (decided once, read per request)
+    needs_input_work: bool = False
 
-    @property
-    def needs_input_work(self) -> bool:
-        return self.selection is not None or self.map_predictions or self.map_outputs
+    def __post_init__(self) -> None:
+        self.needs_input_work = self.selection is not None or self.map_predictions or self.map_outputs
 
 
 @dataclass(slots=True, eq=False)

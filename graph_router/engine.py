@@ -213,9 +213,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
         else:
             resp, _ = await call_with_retries(
                 step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout)
-    except BackendError as err:
-        raise err.at(node.name, step.label) from None
-    except GraphTimeout as err:
+    except (BackendError, GraphTimeout) as err:
         raise err.at(node.name, step.label) from None
     return Outcome(resp.status, JsonDoc(resp.body))
 
@@ -225,9 +223,9 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
 
 async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     previous: Outcome | None = None
-    for i, step in enumerate(node.steps):
-        if step.condition is not None and i > 0:
-            assert previous is not None
+    for step in node.steps:
+        if step.condition is not None:
+            assert previous is not None  # validation rejects a condition on the first step
             if not previous.doc.valid:
                 raise GraphRouterError("invalid response", node=node.name, step=step.label)
             if not step.condition.matches(previous.doc):
