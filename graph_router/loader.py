@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .errors import Problem, SpecError
 from .spec import GraphDocument, GraphSpec
-from .validation import SpecChecker
+from .validation import SpecChecker, did_you_mean
 
 GRAPH_KIND = "InferenceGraph"
 GRAPH_API_VERSIONS = ("serving.kserve.io/v1alpha1",)
@@ -205,7 +205,7 @@ def _check_resource(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem("metadata.name", _NAME_MSG.format(name if name is not None else "")))
     for key in data:
         if key not in _RESOURCE_KEYS:
-            problems.append(Problem(str(key), f"unknown field{_hint(str(key), _RESOURCE_KEYS)}"))
+            problems.append(Problem(str(key), f"unknown field{did_you_mean(str(key), _RESOURCE_KEYS)}"))
     return problems
 
 
@@ -237,12 +237,6 @@ def _expand(paths: Iterable[str | Path], errors: list[SpecError]) -> list[Path]:
         else:
             errors.append(SpecError(Problem("", "no such file"), source=str(p)))
     return out
-
-
-def _hint(key: str, known: Iterable[str]) -> str:
-    from .validation import did_you_mean
-
-    return did_you_mean(key, known)
 
 
 def _sanitise(stem: str) -> str:
