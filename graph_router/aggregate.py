@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .conditions import JsonDoc, dumps
+from .conditions import JsonDoc
 from .errors import AggregationError
 from .spec import Aggregate
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 Part = tuple["CompiledStep", int, JsonDoc]
 
 
-def aggregate(how: Aggregate, parts: Sequence[Part]) -> bytes:
+def aggregate(how: Aggregate, parts: Sequence[Part]) -> JsonDoc:
     ok = [(s, d) for s, status, d in parts if 200 <= status <= 299]
     if not ok:
         raise AggregationError(f"aggregate {how.value}: no step answered successfully")
@@ -39,10 +39,10 @@ def aggregate(how: Aggregate, parts: Sequence[Part]) -> bytes:
     if not all("predictions" in v for v in values):
         raise AggregationError(f"aggregate {how.value}: steps mix v1 'predictions' and v2 'outputs'")
     preds = [_expect_list(v["predictions"], s.label, how) for (s, _), v in zip(ok, values, strict=True)]
-    return dumps({"predictions": _combine(how, [s for s, _ in ok], preds)})
+    return JsonDoc.of({"predictions": _combine(how, [s for s, _ in ok], preds)})
 
 
-def _v2(how: Aggregate, ok: list[tuple[CompiledStep, JsonDoc]], values: list[dict[str, Any]]) -> bytes:
+def _v2(how: Aggregate, ok: list[tuple[CompiledStep, JsonDoc]], values: list[dict[str, Any]]) -> JsonDoc:
     first = values[0]
     outputs_out = []
     for out in first["outputs"]:
@@ -66,7 +66,7 @@ def _v2(how: Aggregate, ok: list[tuple[CompiledStep, JsonDoc]], values: list[dic
     if "id" in first:
         result["id"] = first["id"]
     result["outputs"] = outputs_out
-    return dumps(result)
+    return JsonDoc.of(result)
 
 
 def _expect_list(v: Any, label: str, how: Aggregate) -> list[Any]:

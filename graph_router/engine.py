@@ -17,7 +17,7 @@ import orjson
 
 from .aggregate import aggregate
 from .backend import BackendRequest, call_with_retries
-from .conditions import JsonDoc, dumps
+from .conditions import JsonDoc
 from .errors import (
     AggregationError,
     BackendError,
@@ -151,11 +151,11 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
         if value is NOTHING:
             raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
                                  f"{'previous response' if step.uses_response else 'request'}")
-        src = JsonDoc(dumps(value))
+        src = JsonDoc.of(value)
     if step.map_predictions and src.valid:
         v = src.value
         if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
-            src = JsonDoc(dumps({"instances": v["predictions"]}))
+            src = JsonDoc.of({"instances": v["predictions"]})
     if step.map_outputs and src.valid:
         src = _outputs_to_inputs(src)
     return src
@@ -175,7 +175,7 @@ def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
     ]
     if "parameters" in v:
         req["parameters"] = v["parameters"]
-    return JsonDoc(dumps(req))
+    return JsonDoc.of(req)
 
 
 async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_input: JsonDoc,
@@ -289,12 +289,12 @@ async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
         return decided
     outs = [r for r in results if isinstance(r, Outcome)]
     if node.aggregate is None or node.aggregate == Aggregate.MERGE:
-        return Outcome(200, JsonDoc(_merge(node, outs)))
+        return Outcome(200, _merge(node, outs))
     try:
-        body = aggregate(node.aggregate, [(s, o.status, o.doc) for s, o in zip(steps, outs, strict=True)])
+        doc = aggregate(node.aggregate, [(s, o.status, o.doc) for s, o in zip(steps, outs, strict=True)])
     except AggregationError as err:
         raise err.at(node.name, err.step) from None
-    return Outcome(200, JsonDoc(body))
+    return Outcome(200, doc)
 
 
 def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
@@ -317,12 +317,18 @@ def _ensemble_decision(results: list[Outcome | BaseException | None],
     return None
 
 
-def _merge(node: CompiledNode, outs: list[Outcome]) -> bytes:
-    """Step name (or index) -> that step's JSON, bytes kept exactly, step order kept."""
+def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
+    """Step name (or index) -> that step's JSON, bytes kept exactly, step order kept.
+
+    Every part was parsed by the Ensemble check, so the merged document's value is known too.
+    """
     parts: dict[str, bytes] = {}
+    values: dict[str, object] = {}
     for key, o in zip(node.keys, outs, strict=True):
-        parts[key] = o.doc.raw.strip() or b"null"
-    return b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in parts.items()) + b"}"
+        parts[key] = o.doc.raw.strip()
+        values[key] = o.doc.value
+    raw = b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in parts.items()) + b"}"
+    return JsonDoc(raw, values)
 
 
 def go_unmarshal_error(raw: bytes) -> str:

@@ -62,9 +62,14 @@ class JsonDoc:
 
     __slots__ = ("_value", "raw")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, value: object = _UNSET) -> None:
         self.raw = raw
-        self._value: object = _UNSET
+        self._value: object = value
+
+    @classmethod
+    def of(cls, value: object) -> JsonDoc:
+        """A document the router builds from a parsed value: encoded once, never parsed back."""
+        return cls(dumps(value), value)
 
     @property
     def value(self) -> object:
