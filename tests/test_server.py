@@ -68,6 +68,11 @@ async def test_one_graph_runs_on_any_path_and_method(serve: Serve,
     assert (status, body) == (200, b"")
     status, _, body = await post(base + "/healthz", method="GET")
     assert (status, body) == (200, b"ok")
+    # reserved only for GET (README "Deviations"): a POST there still runs the graph, as in KServe
+    status, _, body = await post(base + "/graphs", method="GET")
+    assert status == 200 and __import__("orjson").loads(body)["graphs"][0]["name"] == "one"
+    status, _, _ = await post(base + "/graphs/one", {"instances": [1]})
+    assert status == 200 and len(b.seen) == 4
 
 
 async def test_several_graphs(serve: Serve, backend_factory: Callable[[], Awaitable[Backend]]) -> None:
