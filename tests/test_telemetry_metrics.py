@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,11 +16,24 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 from graph_router.telemetry import Telemetry
+from graph_router.telemetry.metrics import (
+    BRANCH,
+    BUCKETS,
+    IN_FLIGHT,
+    REQUEST_DURATION,
+    REQUESTS,
+    RETRIES,
+    STEP_DURATION,
+    STEP_ERRORS,
+    TIMEOUTS,
+    Metrics,
+)
 
 from .conftest import StartApp, free_port
 
@@ -239,6 +254,10 @@ async def _two_worker_traffic(router_process: Callable[..., Any], backend: MakeB
         conn = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=conn) as s, s.post(rp.url, json={"x": i}) as r:
             assert r.status == 200
+    for _ in range(100):  # up to ~5 s: each worker writes its counts to the files once a FLUSH_INTERVAL
+        if get(await scrape(rp.url), "graph_router_requests_total", graph="one", status="200") == n:
+            break
+        await asyncio.sleep(0.05)
     return n, [await scrape(rp.url) for _ in range(4)]
 
 
@@ -290,3 +309,166 @@ def test_worker_exited_drops_a_crashed_workers_in_flight(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", CRASHED_WORKER], env=env, capture_output=True, text=True,
                          timeout=30, check=True)
     assert out.stdout.split() == ["1.0", "absent"]
+
+
+# --- the recorder itself: buckets, exposition format, multiprocess flush ----------------------------
+
+STEP_KEY = ("g", "root", "s", "a")
+LE = [*(str(float(b)) for b in BUCKETS), "+Inf"]
+
+
+def parsed(text: bytes) -> Samples:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text.decode()) for s in family.samples}
+
+
+def step_buckets(samples: Samples) -> list[float]:
+    """The cumulative step-duration buckets of STEP_KEY, in bound order."""
+    labels = dict(zip(("graph", "node", "step", "target"), STEP_KEY, strict=True))
+    return [get(samples, "graph_router_step_duration_seconds_bucket", **labels, le=le) for le in LE]
+
+
+def test_a_value_equal_to_a_bound_lands_in_that_bucket_and_past_the_last_only_in_inf() -> None:
+    m = Metrics(multiprocess=False)
+    values = [0.0, 0.0005, 0.005, 60.0, 60.000001, 1e9]
+    for v in values:
+        m.step_finished(STEP_KEY, v, None)
+    samples = parsed(m.exposition()[0])
+    # bounds: 0.0005 0.001 0.0025 0.005 0.01 ... 30 60 +Inf
+    assert step_buckets(samples) == [2.0, 2.0, 2.0, 3.0] + [3.0] * 11 + [4.0, 6.0]
+    labels = dict(zip(("graph", "node", "step", "target"), STEP_KEY, strict=True))
+    assert get(samples, "graph_router_step_duration_seconds_count", **labels) == 6
+    total = 0.0
+    for v in values:
+        total += v
+    assert get(samples, "graph_router_step_duration_seconds_sum", **labels) == total
+
+
+def reference(registry: CollectorRegistry) -> dict[str, Any]:
+    """The metrics as prometheus_client's own classes, declared as graph-router did before recording
+    moved to plain dicts: what /metrics must keep showing."""
+    req, step = ["graph", "status"], ["graph", "node", "step", "target"]
+    return {
+        "requests": Counter(REQUESTS, "Graph requests answered.", req, registry=registry),
+        "request_duration": Histogram(REQUEST_DURATION, "Graph request latency.", req, buckets=BUCKETS,
+                                      registry=registry),
+        "in_flight": Gauge(IN_FLIGHT, "Graph requests being served now.", ["graph"], registry=registry),
+        "step_duration": Histogram(STEP_DURATION, "Step latency, all attempts and backoff included.", step,
+                                   buckets=BUCKETS, registry=registry),
+        "step_errors": Counter(STEP_ERRORS, "Backend steps that failed (error code) or answered >= 400 "
+                               "(http_<status>).", [*step, "error"], registry=registry),
+        "branch": Counter(BRANCH, "Branches chosen by Switch and Splitter nodes (Switch miss: none).",
+                          ["graph", "node", "step", "router_type"], registry=registry),
+        "retries": Counter(RETRIES, "Backend calls retried, by target.", ["target"], registry=registry),
+        "timeouts": Counter(TIMEOUTS, "Backend attempts that timed out, by target and kind.",
+                            ["target", "kind"], registry=registry),
+    }
+
+
+def without_created_values(text: bytes) -> bytes:
+    """_created samples are creation timestamps: keep the lines, drop the value."""
+    return re.sub(rb"^(\S+_created\{[^}]*\}) \S+$", rb"\1 T", text, flags=re.MULTILINE)
+
+
+def test_exposition_is_what_prometheus_client_renders_for_the_same_records() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    ref, m = reference(registry), Metrics(multiprocess=False)
+    assert m.exposition() == (generate_latest(registry), CONTENT_TYPE_LATEST)  # fresh: HELP and TYPE only
+    values = [*BUCKETS, 0.0, 0.0003, 0.0042, 0.1000001, 61.0]
+    for i, v in enumerate(values):
+        graph_name, status, key = ("g", "h")[i % 2], (200, 503)[i % 3 == 0], ("g", "root", f"s{i % 3}", "a")
+        error = "http_500" if i % 4 == 0 else None
+        m.request_started(graph_name)
+        ref["in_flight"].labels(graph_name).inc()
+        m.step_finished(key, v, error)
+        ref["step_duration"].labels(*key).observe(v)
+        if error:
+            ref["step_errors"].labels(*key, error).inc()
+        m.branch_taken("g", "root", f"s{i % 2}", "Switch")
+        ref["branch"].labels("g", "root", f"s{i % 2}", "Switch").inc()
+        m.retried(f"t{i % 2}")
+        ref["retries"].labels(f"t{i % 2}").inc()
+        m.timed_out("t", "step_timeout")
+        ref["timeouts"].labels("t", "step_timeout").inc()
+        m.request_finished(graph_name, status, v * 1.5)
+        ref["requests"].labels(graph_name, status).inc()
+        ref["request_duration"].labels(graph_name, status).observe(v * 1.5)
+        ref["in_flight"].labels(graph_name).dec()
+    m.request_started("busy")
+    ref["in_flight"].labels("busy").inc()
+    text = m.exposition()[0]
+    assert without_created_values(text) == without_created_values(generate_latest(registry))
+    # one per counter and histogram series: requests and their latency (2 graphs x 2 statuses each),
+    # steps (3), step errors (3), branches (2), retries (2), timeouts (1)
+    assert text.count(b"_created{") == 4 + 4 + 3 + 3 + 2 + 2 + 1
+
+
+MP_FLUSH = """
+import asyncio, json
+from prometheus_client import CollectorRegistry, multiprocess
+from graph_router.telemetry import metrics
+
+metrics.FLUSH_INTERVAL = 0.2
+KEY = ("g", "root", "s", "a")
+
+def files():
+    reg = CollectorRegistry()
+    multiprocess.MultiProcessCollector(reg)
+    return [[s.name, s.labels, s.value] for f in reg.collect() for s in f.samples]
+
+async def main():
+    m, out = metrics.Metrics(), []
+    m.request_started("g")
+    m.step_finished(KEY, 0.25, "http_500")
+    m.step_finished(KEY, 0.5, None)
+    m.retried("a")
+    out.append(files())  # nothing written yet
+    await asyncio.sleep(0.35)
+    out.append(files())  # the timer wrote it
+    m.request_finished("g", 200, 1.0)
+    m.step_finished(KEY, 0.25, None)
+    await asyncio.sleep(0.35)
+    out.append(files())  # the timer again: only the new values were added
+    m.request_started("g")
+    m.step_finished(KEY, 2.5, None)
+    out.append(m.exposition()[0].decode())  # a scrape writes this worker's values first
+    m.close()
+    out.append(files())  # in flight gone with the process, counts kept
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def as_samples(rows: list[list[Any]]) -> Samples:
+    return {(name, tuple(sorted(labels.items()))): value for name, labels, value in rows}
+
+
+def cumulative(values: list[float]) -> list[float]:
+    return [float(sum(1 for v in values if v <= bound)) for bound in [*BUCKETS, float("inf")]]
+
+
+def test_multiprocess_flush_writes_exact_deltas(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", MP_FLUSH], env=env, capture_output=True, text=True,
+                         timeout=30, check=True)
+    before, first, second, scraped, closed = json.loads(out.stdout)
+    assert before == []
+    stages = [as_samples(first), as_samples(second), parsed(scraped.encode()), as_samples(closed)]
+    labels = dict(zip(("graph", "node", "step", "target"), STEP_KEY, strict=True))
+    steps = [[0.25, 0.5], [0.25, 0.5, 0.25], [0.25, 0.5, 0.25, 2.5], [0.25, 0.5, 0.25, 2.5]]
+    for samples, values in zip(stages, steps, strict=True):
+        assert step_buckets(samples) == cumulative(values)
+        assert get(samples, "graph_router_step_duration_seconds_count", **labels) == len(values)
+        assert get(samples, "graph_router_step_duration_seconds_sum", **labels) == sum(values)
+        assert get(samples, "graph_router_step_errors_total", **labels, error="http_500") == 1
+        assert get(samples, "graph_router_backend_retries_total", target="a") == 1
+    assert [get(s, "graph_router_requests_in_flight", graph="g") for s in stages] == [1, 0, 1, 0]
+    assert ("graph_router_requests_in_flight", (("graph", "g"),)) not in stages[3]  # dropped at close
+    assert [get(s, "graph_router_requests_total", graph="g", status="200") for s in stages] == [0, 1, 1, 1]
+    req = {"graph": "g", "status": "200"}
+    for samples in stages[1:]:
+        assert get(samples, "graph_router_request_duration_seconds_sum", **req) == 1.0
+        assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="0.5") == 0
+        assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="1.0") == 1
+        assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="+Inf") == 1
