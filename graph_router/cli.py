@@ -229,6 +229,13 @@ def serve_config(args: argparse.Namespace) -> Any:
     if tracing == "auto":
         otlp = any(k.startswith("OTEL_EXPORTER_OTLP_") for k in os.environ)
         tracing = "otlp" if otlp else "off"
+    if tracing == "otlp":
+        from .telemetry import ExportConfigError, otlp_tracer
+
+        try:
+            otlp_tracer(os.environ)  # checks the OTEL_* variables now, before any worker starts
+        except ExportConfigError as exc:
+            raise SpecError(Problem("", f"--tracing otlp: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
     cfg = ServeConfig(

@@ -163,7 +163,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
             access.close()
         await router.aclose()
         if telemetry is not None:
-            telemetry.shutdown()
+            await telemetry.aclose()  # exports the spans still queued
     log.info("stopped cleanly")
     return 0
 

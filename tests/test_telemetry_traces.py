@@ -18,9 +18,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 from graph_router.process import ServeConfig
-from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
+from graph_router.telemetry import OtlpTracer, Telemetry, TraceIdFilter, telemetry_factory
 
 from .conftest import StartApp, free_port
+from .otlp_decode import DecodedSpan, MemoryExporter
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -54,21 +55,24 @@ class TraceBackend:
         return out
 
 
+Span = ReadableSpan | DecodedSpan
+
+
 @dataclass
 class Rig:
-    exporter: InMemorySpanExporter
+    exporter: InMemorySpanExporter | MemoryExporter
     tel: Telemetry
     url: str = ""
 
-    def spans(self) -> list[ReadableSpan]:
+    def spans(self) -> list[Span]:
         return list(self.exporter.get_finished_spans())
 
-    def one(self, name: str) -> ReadableSpan:
+    def one(self, name: str) -> Span:
         found = [s for s in self.spans() if s.name == name]
         assert len(found) == 1, [s.name for s in self.spans()]
         return found[0]
 
-    def named(self, name: str) -> list[ReadableSpan]:
+    def named(self, name: str) -> list[Span]:
         return sorted((s for s in self.spans() if s.name == name), key=lambda s: s.start_time or 0)
 
 
@@ -89,15 +93,24 @@ async def backend(aiohttp_server: Any) -> MakeBackend:
     return make
 
 
-@pytest.fixture
-def start(app_server: StartApp) -> Start:
-    """The real router and server in-process, with a Telemetry exporting to memory."""
+@pytest.fixture(params=["sdk", "otlp"])
+def start(app_server: StartApp, request: pytest.FixtureRequest) -> Start:
+    """The real router and server in-process, with a Telemetry exporting to memory.
+
+    Twice: through the OpenTelemetry SDK, and through the SDK-free OTLP tracer (decoded with the
+    official protobuf classes): both must record the same spans.
+    """
 
     async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tel = Telemetry(provider)
+        exporter: InMemorySpanExporter | MemoryExporter
+        if request.param == "sdk":
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            tel = Telemetry(provider)
+        else:
+            exporter = MemoryExporter()
+            tel = Telemetry(otlp=OtlpTracer(exporter))
         router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, **router_kw)
         return Rig(exporter, tel, await app_server(router, telemetry=tel))
 
@@ -109,12 +122,12 @@ async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tu
         return r.status, await r.json(content_type=None)
 
 
-def sid(span: ReadableSpan) -> str:
+def sid(span: Span) -> str:
     assert span.context is not None
     return f"{span.context.span_id:016x}"
 
 
-def parent_of(span: ReadableSpan) -> str | None:
+def parent_of(span: Span) -> str | None:
     return f"{span.parent.span_id:016x}" if span.parent is not None else None
 
 

@@ -121,7 +121,7 @@ class EngineHooks:
         step = next((s for s in node.steps if s.label == label), None) if node is not None else None
         if node is None or step is None:
             return headers
-        span = tracer.start_span(f"step {label}", attributes=step_attributes(ctx, node, step))
+        span = tracer.start_span(f"step {label}", attributes=step_attributes(ctx.graph.name, node, step))
         client = _client_span(tracer, span, step, 1, None)
         out = with_trace_headers(headers, client.get_span_context())
         _pending.set(_Pending(ctx, step, span, client, out))
@@ -133,9 +133,31 @@ def public(target: str) -> str:
     return target if "?" not in target else target.split("?", 1)[0]
 
 
-def step_attributes(ctx: Context, node: CompiledNode, step: CompiledStep) -> dict[str, Any]:
-    return {GRAPH: ctx.graph.name, NODE: node.name, ROUTER_TYPE: node.router_type.value, STEP: step.label,
+def step_attributes(graph: str, node: CompiledNode, step: CompiledStep) -> dict[str, Any]:
+    return {GRAPH: graph, NODE: node.name, ROUTER_TYPE: node.router_type.value, STEP: step.label,
             TARGET: public(step.target)}
+
+
+def attempt_metrics(metrics: Metrics, step: CompiledStep, outcome: str, delay: float | None) -> None:
+    """Count a backend attempt that timed out, or is about to be retried (``delay`` is set)."""
+    if outcome in _TIMEOUT_CODES:
+        metrics.timed_out(public(step.target), outcome)
+    if delay is not None:
+        metrics.retried(public(step.target))
+
+
+def step_metrics(metrics: Metrics, ctx: Context, node: CompiledNode, step: CompiledStep, duration: float,
+                 code: str | None, status: int | None) -> None:
+    """A finished step's latency and its error, if any (``code``: what ended it; ``status``: the answer)."""
+    error = None
+    if step.backend is not None:  # a nested node's failure is counted where it happened
+        if code is not None:
+            error = code
+            if code == "graph_timeout":
+                metrics.timed_out(public(step.target), code)
+        elif status is not None and status >= 400:
+            error = f"http_{status}"
+    metrics.step_finished((ctx.graph.name, node.name, step.label, public(step.target)), duration, error)
 
 
 def _client_span(tracer: Tracer, parent: Span, step: CompiledStep, attempt: int, start: int | None) -> Span:
@@ -237,13 +259,13 @@ class StepScope:
                     p.span.end()
             if self.span is None:
                 self.span = tracer.start_span(f"step {self.step.label}",
-                                              attributes=step_attributes(self.ctx, self.node, self.step))
+                                              attributes=step_attributes(self.ctx.graph.name, self.node, self.step))
             self.token = otel_context.attach(set_span_in_context(self.span))
         self.t0 = time.perf_counter()
         return self
 
     def _relabel(self, span: Span, client: Span) -> None:
-        span.set_attributes(step_attributes(self.ctx, self.node, self.step))
+        span.set_attributes(step_attributes(self.ctx.graph.name, self.node, self.step))
         target = public(self.step.target)
         client.update_name(f"call {target}")
         backend = public(self.step.backend.target) if self.step.backend is not None else ""
@@ -253,10 +275,7 @@ class StepScope:
         self.attempts = attempt
         metrics = self.hooks.metrics
         if metrics is not None:
-            if outcome in _TIMEOUT_CODES:
-                metrics.timed_out(public(self.step.target), outcome)
-            if delay is not None:
-                metrics.retried(public(self.step.target))
+            attempt_metrics(metrics, self.step, outcome, delay)
         client = self.client
         if client is None:
             return
@@ -292,23 +311,10 @@ class StepScope:
             code, cause = error_of(exc, self.ctx)
         metrics = self.hooks.metrics
         if metrics is not None and code != "cancelled":
-            self._record(metrics, duration, code)
+            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, self.status)
         if self.span is not None:
             otel_context.detach(self.token)
             self._end_spans(self.span, code, cause)
-
-    def _record(self, metrics: Metrics, duration: float, code: str | None) -> None:
-        step = self.step
-        error = None
-        if step.backend is not None:  # a nested node's failure is counted where it happened
-            if code is not None:
-                error = code
-                if code == "graph_timeout":
-                    metrics.timed_out(public(step.target), code)
-            elif self.status is not None and self.status >= 400:
-                error = f"http_{self.status}"
-        key = (self.ctx.graph.name, self.node.name, step.label, public(step.target))
-        metrics.step_finished(key, duration, error)
 
     def _end_spans(self, span: Span, code: str | None, cause: str | None) -> None:
         client = self.client
