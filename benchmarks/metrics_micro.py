@@ -7,7 +7,11 @@ is the same with three steps. Single-process mode (no ``PROMETHEUS_MULTIPROC_DIR
     .venv/bin/python benchmarks/metrics_micro.py [--number 200000] [--rounds 5] [--module PATH]
 
 ``--module``: time another implementation of ``graph_router/telemetry/metrics.py`` (a file with the
-same ``Metrics`` class), e.g. the previous one: ``git show HEAD~1:graph_router/telemetry/metrics.py``.
+same ``Metrics`` class), e.g. the one on prometheus_client children (2.4 us / 3.8 us per request here,
+against 0.42 us / 0.70 us now)::
+
+    git show 7ff7fa4:graph_router/telemetry/metrics.py > /tmp/old_metrics.py
+    .venv/bin/python benchmarks/metrics_micro.py --module /tmp/old_metrics.py
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ class Metrics:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self._idle = True
+            self._idle = False  # closed: no flush is scheduled any more (a scrape still flushes)
             self._flush()
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
