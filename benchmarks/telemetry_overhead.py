@@ -3,9 +3,12 @@
 Default (in-process): GraphRouter + RouterApp called through ``app.handle`` with its real HTTP
 transport, in this process. ``--http``: the whole router (our HTTP server too) in a child process,
 driven over keep-alive connections from this one; only the router process's CPU is counted. The
-backend is a fixed-response HTTP server in another child process either way. Tracing exports
-through a BatchSpanProcessor to an exporter that drops spans (the SDK's work is measured, not a
-collector's); its worker thread's CPU is counted.
+backend is a fixed-response HTTP server in another child process either way.
+
+Tracing "otlp" is what ``serve --tracing otlp`` runs: the SDK-free tracer, exporting real OTLP/HTTP
+requests (to the fixed-response server, standing in for a collector; its CPU is not counted).
+Tracing "sdk" is the OpenTelemetry SDK with a BatchSpanProcessor and an exporter that drops spans
+(the SDK's work is measured, not a collector's); its worker thread's CPU is counted.
 
     .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
                                                       [--max-seconds 5] [--rounds 3] [--no-uvloop]
@@ -38,7 +41,8 @@ from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
 from graph_router.server import RouterApp, error_response
-from graph_router.telemetry import Telemetry
+from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
+from graph_router.telemetry.export import HttpSink
 
 BODY = b'{"instances":[{"modelId":"2","data":[1.0,2.0,3.0,4.0]}]}'
 ANSWER = b'{"predictions":[1,2,3]}'
@@ -53,14 +57,14 @@ spec:
       steps:
         - {name: model, serviceName: model}
 """
-#: name -> (metrics on, fraction of requests traced; None = no tracing)
-VARIANTS: dict[str, tuple[bool, float | None]] = {
-    "off": (False, None),
-    "metrics": (True, None),
-    "tracing 10%": (False, 0.1),
-    "tracing 100%": (False, 1.0),
-    "metrics+tracing 10%": (True, 0.1),
-    "metrics+tracing 100%": (True, 1.0),
+#: name -> (metrics on, tracer, fraction of requests traced)
+VARIANTS: dict[str, tuple[bool, str | None, float]] = {
+    "off": (False, None, 0.0),
+    "metrics": (True, None, 0.0),
+    "otlp 100%": (False, "otlp", 1.0),
+    "metrics+otlp 10%": (True, "otlp", 0.1),
+    "metrics+otlp 100%": (True, "otlp", 1.0),
+    "metrics+sdk 100%": (True, "sdk", 1.0),
 }
 
 
@@ -75,13 +79,34 @@ class DropExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def build(variant: str, url: str) -> tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | None]:
-    metrics, ratio = VARIANTS[variant]
+class CountingSink(HttpSink):
+    """The real OTLP/HTTP sink, counting the spans it sends."""
+
+    count = 0
+
+    async def __call__(self, spans: list[bytes]) -> None:
+        self.count += len(spans)
+        await super().__call__(spans)
+
+
+Built = tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | CountingSink | None]
+
+
+def build(variant: str, url: str) -> Built:
+    metrics, tracer, ratio = VARIANTS[variant]
     tel: Telemetry | None = None
-    exporter: DropExporter | None = None
-    if metrics or ratio is not None:
+    exporter: DropExporter | CountingSink | None = None
+    if tracer == "otlp":
+        collector = url.split("/v1/", 1)[0]
+        cfg = ExportConfig.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": collector})
+        exporter = CountingSink(cfg, otlp.resource({"service.name": "bench"}), otlp.scope("graph_router", "0"))
+        batch = BatchExporter(exporter, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
+                              schedule_delay=cfg.schedule_delay)
+        sampler = Sampler("parentbased_traceidratio", ratio)
+        tel = Telemetry(metrics=metrics, otlp=OtlpTracer(batch, sampler))
+    elif metrics or tracer is not None:
         provider = None
-        if ratio is not None:
+        if tracer is not None:
             exporter = DropExporter()
             provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
             provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -89,6 +114,12 @@ def build(variant: str, url: str) -> tuple[RouterApp, GraphRouter, Telemetry | N
     router = GraphRouter(load_graph_text(GRAPH), services={"model": url},
                          hooks=tel.hooks if tel is not None else None)
     return RouterApp(router, telemetry=tel), router, tel, exporter
+
+
+async def flush(tel: Telemetry) -> None:
+    if tel.provider is not None:
+        tel.provider.force_flush()  # type: ignore[attr-defined]
+    await tel.flush()
 
 
 async def measure(variant: str, url: str, total: int, concurrency: int, max_seconds: float) -> dict[str, Any]:
@@ -112,20 +143,20 @@ async def measure(variant: str, url: str, total: int, concurrency: int, max_seco
             assert resp.status == 200, resp
             done += 1
 
-    if exporter is not None and tel is not None and tel.provider is not None:
-        tel.provider.force_flush()  # type: ignore[attr-defined]
+    if exporter is not None and tel is not None:
+        await flush(tel)
         exporter.count = 0  # spans of the measured requests only
     cpu0, t0 = time.process_time(), time.perf_counter()
     async with asyncio.TaskGroup() as tg:
         for _ in range(concurrency):
             tg.create_task(worker(total // concurrency))
-    if tel is not None and tel.provider is not None:
-        tel.provider.force_flush()  # type: ignore[attr-defined]  # the export work belongs to the run
+    if tel is not None:
+        await flush(tel)  # the export work belongs to the run
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     spans = exporter.count if exporter is not None else 0
     await router.aclose()
     if tel is not None:
-        tel.shutdown()
+        await tel.aclose()
     return {"variant": variant, "requests": done, "cpu_us": cpu / done * 1e6, "rps": done / wall,
             "spans": spans}
 
@@ -133,11 +164,13 @@ async def measure(variant: str, url: str, total: int, concurrency: int, max_seco
 def _router_main(variant: str, url: str, port_q: Any, uvloop_on: bool) -> None:
     """The router for ``--http``: our server in front; ``GET /__cpu`` reports this process's CPU."""
     async def run() -> None:
-        app, _router, _tel, exporter = build(variant, url)
+        app, _router, tel, exporter = build(variant, url)
         app.health.ready = True
 
         async def handler(req: HttpRequest) -> HttpResponse:
             if req.target == "/__cpu":
+                if tel is not None:
+                    await flush(tel)
                 spans = exporter.count if exporter is not None else 0
                 return HttpResponse(200, [], b"%.6f %d" % (time.process_time(), spans))
             return await app.handle(req)

@@ -176,8 +176,8 @@ class RetryPolicy:
 SAFE_RETRY = RetryPolicy(max_retries=1000, initial_delay_ms=50, max_delay_ms=1000, safe_only=True, max_elapsed=120.0)
 NO_RETRY = RetryPolicy(max_retries=0)
 
-#: Observer called for every attempt: (attempt number from 1, outcome, delay before next or None).
-AttemptObserver = Callable[[int, str, float | None], None]
+#: Told of each attempt that will be retried: (attempt number, outcome: status or error code, delay).
+RetryObserver = Callable[[int, str, float], None]
 
 
 async def call_with_retries(
@@ -187,7 +187,7 @@ async def call_with_retries(
     *,
     deadline: float | None,
     attempt_timeout: float | None = None,
-    on_attempt: AttemptObserver | None = None,
+    on_retry: RetryObserver | None = None,
 ) -> tuple[BackendResponse, int]:
     """Call ``backend`` under ``policy``; never sleeps past ``deadline`` (loop time).
 
@@ -220,18 +220,16 @@ async def call_with_retries(
                 policy.should_retry_error(err) if isinstance(err, BackendError) else "timeout" in policy.on
             )
             delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
-            if on_attempt:
-                on_attempt(attempt, outcome, delay)
             if delay is None:
                 raise
         else:
-            outcome = str(resp.status)
             retry = attempt <= policy.max_retries and policy.should_retry_status(resp.status)
             delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
-            if on_attempt:
-                on_attempt(attempt, outcome, delay)
             if delay is None:
                 return resp, attempt - 1
+            outcome = str(resp.status)
+        if on_retry:
+            on_retry(attempt, outcome, delay)
         log.info("retrying %s: attempt %d got %s; next attempt in %.3fs", backend.target, attempt, outcome, delay)
         await asyncio.sleep(delay)
 

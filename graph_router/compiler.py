@@ -107,10 +107,17 @@ class CompiledNode:
 
     async def run(self, ctx: Context, doc: JsonDoc) -> Outcome:
         assert self.runner is not None
-        if ctx.hooks is None:
+        hooks = ctx.hooks
+        rec = hooks.node(ctx, self) if hooks is not None else None
+        if rec is None:
             return await self.runner(ctx, self, doc)
-        with ctx.hooks.node(ctx, self):
-            return await self.runner(ctx, self, doc)
+        try:
+            out = await self.runner(ctx, self, doc)
+        except BaseException as exc:
+            rec.end(exc)
+            raise
+        rec.end(None)
+        return out
 
     def pick(self, point: int) -> CompiledStep:
         """Splitter: walk the cumulative weights for ``point`` in [0, 100)."""

@@ -191,30 +191,53 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
     else:
         doc = previous if step.uses_response and previous is not None else node_input
     hooks = ctx.hooks
+    if hooks is not None:
+        return await _run_step_recorded(ctx, node, step, doc, hooks)
     if step.node is not None:
         try:
-            if hooks is not None:
-                with hooks.step(ctx, node, step):
-                    return await step.node.run(ctx, doc)
             return await step.node.run(ctx, doc)
         except NoRouteMatched as err:
             err.status = 500  # KServe: a nested node's error fails its parent with 500
             raise
     assert step.backend is not None
-    headers = ctx.headers if hooks is None else hooks.outgoing_headers(ctx, ctx.headers)
-    req = BackendRequest(doc.raw, headers, step.client_timeout)
+    req = BackendRequest(doc.raw, ctx.headers, step.client_timeout)
     try:
-        if hooks is not None:
-            with hooks.step(ctx, node, step) as rec:
-                resp, retries = await call_with_retries(
-                    step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
-                    on_attempt=rec.on_attempt)
-                rec.done(resp.status, retries)
-        else:
-            resp, _ = await call_with_retries(
-                step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout)
+        resp, _ = await call_with_retries(
+            step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout)
     except (BackendError, GraphTimeout) as err:
         raise err.at(node.name, step.label) from None
+    return Outcome(resp.status, JsonDoc(resp.body))
+
+
+async def _run_step_recorded(ctx: Context, node: CompiledNode, step: CompiledStep, doc: JsonDoc,
+                             hooks: Hooks) -> Outcome:
+    """:func:`run_step` with the step's scope opened and closed around it (same semantics)."""
+    rec = hooks.step(ctx, node, step)
+    if step.node is not None:
+        try:
+            out = await step.node.run(ctx, doc)
+        except NoRouteMatched as err:
+            err.status = 500  # KServe: a nested node's error fails its parent with 500
+            rec.end(None, err)
+            raise
+        except BaseException as exc:
+            rec.end(None, exc)
+            raise
+        rec.end(None, None)
+        return out
+    assert step.backend is not None
+    req = BackendRequest(doc.raw, rec.headers, step.client_timeout)
+    try:
+        resp, _ = await call_with_retries(
+            step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
+            on_retry=rec.on_retry)
+    except (BackendError, GraphTimeout) as err:
+        rec.end(None, err)
+        raise err.at(node.name, step.label) from None
+    except BaseException as exc:
+        rec.end(None, exc)
+        raise
+    rec.end(resp.status, None)
     return Outcome(resp.status, JsonDoc(resp.body))
 
 

@@ -1,12 +1,13 @@
 """The engine's instrumentation seam: spans, metrics and logs attach here, never in the engine.
 
-The engine calls these only when hooks are configured (``hooks is None`` costs nothing).
-``graph_router.telemetry`` implements them with OpenTelemetry and Prometheus.
+The engine calls these only when hooks are configured (``hooks is None`` costs nothing). Each scope
+is one call to open it and one to close it (no context-manager protocol, no per-attempt call unless
+an attempt is retried): the seam sits on every request, and every Python call on it is measured.
+``graph_router.telemetry`` implements it with OpenTelemetry (or its own OTLP writer) and Prometheus.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -14,28 +15,34 @@ if TYPE_CHECKING:
     from .engine import Context
 
 
+class NodeRecord(Protocol):
+    """One node's execution, opened by :meth:`Hooks.node`."""
+
+    def end(self, exc: BaseException | None) -> None:
+        """The node finished (``exc``: what it raised, re-raised by the engine afterwards)."""
+
+
 class StepRecord(Protocol):
-    """Handed to the engine for the duration of one step."""
+    """One step, opened by :meth:`Hooks.step` just before it runs."""
 
-    def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
-        """Every backend attempt: 1-based number, outcome (status or error code), delay before the next."""
+    #: The headers to send to the step's backend (e.g. with this attempt's ``traceparent``).
+    #: The engine sends this very list; a retry may update it in place.
+    headers: list[tuple[str, str]]
 
-    def done(self, status: int, retries: int) -> None:
-        """The step's backend answered ``status`` after ``retries`` retries."""
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
+        """Attempt ``attempt`` (1-based) got ``outcome`` (status or error code); the next starts in ``delay`` s."""
+
+    def end(self, status: int | None, exc: BaseException | None) -> None:
+        """The step finished: its backend's final ``status`` (None for a nested node or on error), or ``exc``."""
 
 
 class Hooks(Protocol):
-    def node(self, ctx: Context, node: CompiledNode) -> AbstractContextManager[object]:
-        """Scope of one node's execution (a span)."""
-        ...
+    def node(self, ctx: Context, node: CompiledNode) -> NodeRecord | None:
+        """Open a node's scope (a span), or None when there is nothing to record for it."""
 
-    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> AbstractContextManager[StepRecord]:
-        """Scope of one step (a span; latency and errors recorded on exit, exceptions re-raised)."""
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepRecord:
+        """Open a step's scope (a span; latency and errors are recorded by ``end``)."""
         ...
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
         """A Switch or Splitter chose ``step`` (None: a Switch matched nothing)."""
-
-    def outgoing_headers(self, ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Headers for one backend call, e.g. with this step's ``traceparent``."""
-        ...

@@ -96,12 +96,15 @@ def decode(payload: bytes) -> list[DecodedSpan]:
 class MemoryExporter:
     """An OtlpTracer exporter keeping spans in memory, decoded as they are emitted (synchronously)."""
 
+    max_batch = 1 << 30
+    idle = False
+
     def __init__(self) -> None:
-        self.raw: list[bytes] = []
+        self.queue: list[bytes] = []
         self.closed = False
 
-    def emit(self, span: bytes) -> None:
-        self.raw.append(span)
+    def poke(self) -> None:
+        return None
 
     async def flush(self) -> None:
         return None
@@ -110,7 +113,7 @@ class MemoryExporter:
         self.closed = True
 
     def get_finished_spans(self) -> list[DecodedSpan]:
-        return decode(otlp.export_request(otlp.resource({}), otlp.scope("test", "0"), self.raw))
+        return decode(otlp.export_request(otlp.resource({}), otlp.scope("test", "0"), self.queue))
 
     def clear(self) -> None:
-        self.raw.clear()
+        self.queue.clear()

@@ -21,7 +21,8 @@ from .export import BatchExporter, ExportConfig, ExportConfigError, HttpSink
 from .hooks import EngineHooks
 from .logs import TraceIdFilter
 from .metrics import Metrics, worker_exited
-from .spans import OtlpTracer, Sampler, SpanHooks, TraceState
+from .sampling import Sampler
+from .spans import OtlpTracer, SpanHooks, TraceState
 from .tracing import HTTP_STATUS, INSTRUMENTATION, RequestState, build_provider, server_span
 
 if TYPE_CHECKING:

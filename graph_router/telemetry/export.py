@@ -187,10 +187,11 @@ class HttpSink:
 
 
 class BatchExporter:
-    """Queues encoded spans and hands them to ``send`` in batches, from tasks on the running loop.
+    """Holds encoded spans in ``queue`` and hands them to ``send`` in batches, from tasks on the running loop.
 
-    ``emit`` is the hot path: one list append and a length check. At most one batch is being sent at
-    a time; while it is, spans queue up to ``max_queue`` and the rest are dropped (and counted).
+    The tracer appends to ``queue`` itself and calls :meth:`poke` when a batch is full or nothing is
+    scheduled (``idle``). One batch is sent at a time; while it is, spans queue up to ``max_queue``
+    and later ones are dropped (and counted, and logged once per export).
     """
 
     def __init__(self, send: Send, *, max_batch: int = 512, max_queue: int = 2048,
@@ -200,38 +201,47 @@ class BatchExporter:
         self.max_batch = max_batch
         self.max_queue = max(max_queue, max_batch)
         self.schedule_delay = schedule_delay
+        #: Encoded spans waiting; appended to by the tracer, never replaced (the tracer holds it).
         self.queue: list[bytes] = []
+        #: Nothing scheduled: no timer and no export running.
+        self.idle = True
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def emit(self, span: bytes) -> None:
-        if self._closed:
-            self.dropped += 1
-            return
+    def poke(self) -> None:
         q = self.queue
-        q.append(span)
+        if self._closed:
+            self.dropped += len(q)
+            q.clear()
+            return
         if len(q) >= self.max_batch:
-            self._batch_full()
-        elif self._timer is None:
+            if self._task is None:
+                self._start()
+            elif len(q) > self.max_queue:  # still sending the last batch: the collector is behind
+                self.dropped += len(q) - self.max_queue
+                del q[self.max_queue:]
+        elif self._timer is None and self._task is None and q:
             self._timer = asyncio.get_running_loop().call_later(self.schedule_delay, self._on_timer)
-
-    def _batch_full(self) -> None:
-        if self._task is None:
-            self._start()
-        elif len(self.queue) > self.max_queue:  # still sending the last batch: the collector is behind
-            over = len(self.queue) - self.max_queue
-            del self.queue[:over]
-            self.dropped += over
+        self.idle = self._timer is None and self._task is None
 
     def _on_timer(self) -> None:
         self._timer = None
         if self.queue and self._task is None:
             self._start()
+        self.idle = self._timer is None and self._task is None
 
     def _start(self) -> None:
-        batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
+        from .spans import anchor
+
+        anchor()
+        q = self.queue
+        batch = q[:self.max_batch]
+        del q[:self.max_batch]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._task = asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[bytes]) -> None:
@@ -247,8 +257,9 @@ class BatchExporter:
             self.dropped = 0
         if len(self.queue) >= self.max_batch or (self._closed and self.queue):
             self._start()
-        elif self.queue and self._timer is None and not self._closed:
+        elif self.queue and not self._closed:
             self._timer = asyncio.get_running_loop().call_later(self.schedule_delay, self._on_timer)
+        self.idle = self._timer is None and self._task is None
 
     async def flush(self) -> None:
         """Send everything queued now (waits for the batch being sent)."""
@@ -258,10 +269,10 @@ class BatchExporter:
             task = self._task
             assert task is not None
             await asyncio.shield(task)
+        self.idle = self._timer is None and self._task is None
 
     async def aclose(self, wait: float = 5.0) -> None:
-        """Flush (waiting at most ``wait`` seconds) and stop; spans emitted later are dropped."""
-        self._closed = True
+        """Flush (waiting at most ``wait`` seconds) and stop; spans queued later are dropped."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -275,5 +286,7 @@ class BatchExporter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._closed = True
+        self.idle = False
         if self._on_close is not None:
             await self._on_close()

@@ -2,17 +2,14 @@
 
 Parents are explicit where the engine allows it: the root node's parent is the request's SERVER span
 (``ctx.span``); node and step scopes make their span current in the OpenTelemetry context of the task
-they run in, and Ensemble steps are tasks created inside the node scope, so they inherit it.
-``outgoing_headers`` runs just before the engine enters the step scope (no await in between), so it
-opens the step span and the first attempt's CLIENT span and hands them to the scope.
+they run in, and Ensemble steps are tasks created inside the node scope, so they inherit it. A scope
+is opened and closed in the same task (the engine's frame), so attaching and detaching pair up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import nullcontext
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -45,29 +42,13 @@ from .tracing import (
 )
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from ..compiler import CompiledNode, CompiledStep
     from ..engine import Context
     from ..instrument import Hooks
     from .metrics import Metrics
 
-_NULL: nullcontext[None] = nullcontext()
-_TIMEOUT_CODES = frozenset({"step_timeout", "backend_timeout"})
+TIMEOUT_CODES = frozenset({"step_timeout", "backend_timeout"})
 _ERR = StatusCode.ERROR
-
-
-class _Pending:
-    """A step span opened by ``outgoing_headers`` and not yet adopted by its step scope."""
-
-    __slots__ = ("client", "ctx", "headers", "span", "step")
-
-    def __init__(self, ctx: Context, step: CompiledStep, span: Span, client: Span,
-                 headers: list[tuple[str, str]]) -> None:
-        self.ctx, self.step, self.span, self.client, self.headers = ctx, step, span, client, headers
-
-
-_pending: ContextVar[_Pending | None] = ContextVar("graph_router_pending_step", default=None)
 
 
 class EngineHooks:
@@ -90,15 +71,11 @@ class EngineHooks:
             return None
         return self.tracer
 
-    def node(self, ctx: Context, node: CompiledNode) -> NodeScope | nullcontext[None]:
+    def node(self, ctx: Context, node: CompiledNode) -> NodeScope | None:
         tracer = self.tracer_for(ctx)
-        if tracer is None:
-            return _NULL
-        return NodeScope(tracer, ctx, node)
+        return NodeScope(tracer, ctx, node) if tracer is not None else None
 
-    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepScope | NoStep:
-        if self.metrics is None and self.tracer_for(ctx) is None:
-            return _NO_STEP  # tracing only, and this request was sampled out
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepScope:
         return StepScope(self, ctx, node, step)
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
@@ -107,25 +84,6 @@ class EngineHooks:
             self.metrics.branch_taken(ctx.graph.name, node.name, label, node.router_type.value)
         if self.tracer_for(ctx) is not None:
             get_current_span().set_attribute(BRANCH, label)  # the node's span (branch runs in its scope)
-
-    def outgoing_headers(self, ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        tracer = self.tracer
-        if tracer is None:
-            return headers
-        state = ctx.span
-        if isinstance(state, RequestState) and state.span is not None and not state.recording:
-            # sampled out: the backend still continues the trace (and learns it is not sampled)
-            return with_trace_headers(headers, state.span.get_span_context())
-        node_name, label = ctx.current
-        node = ctx.graph.nodes.get(node_name)
-        step = next((s for s in node.steps if s.label == label), None) if node is not None else None
-        if node is None or step is None:
-            return headers
-        span = tracer.start_span(f"step {label}", attributes=step_attributes(ctx.graph.name, node, step))
-        client = _client_span(tracer, span, step, 1, None)
-        out = with_trace_headers(headers, client.get_span_context())
-        _pending.set(_Pending(ctx, step, span, client, out))
-        return out
 
 
 def public(target: str) -> str:
@@ -138,12 +96,12 @@ def step_attributes(graph: str, node: CompiledNode, step: CompiledStep) -> dict[
             TARGET: public(step.target)}
 
 
-def attempt_metrics(metrics: Metrics, step: CompiledStep, outcome: str, delay: float | None) -> None:
-    """Count a backend attempt that timed out, or is about to be retried (``delay`` is set)."""
-    if outcome in _TIMEOUT_CODES:
-        metrics.timed_out(public(step.target), outcome)
-    if delay is not None:
-        metrics.retried(public(step.target))
+def retry_metrics(metrics: Metrics, step: CompiledStep, outcome: str) -> None:
+    """Count an attempt that is about to be retried (and whether it timed out)."""
+    target = public(step.target)
+    if outcome in TIMEOUT_CODES:
+        metrics.timed_out(target, outcome)
+    metrics.retried(target)
 
 
 def step_metrics(metrics: Metrics, ctx: Context, node: CompiledNode, step: CompiledStep, duration: float,
@@ -153,7 +111,7 @@ def step_metrics(metrics: Metrics, ctx: Context, node: CompiledNode, step: Compi
     if step.backend is not None:  # a nested node's failure is counted where it happened
         if code is not None:
             error = code
-            if code == "graph_timeout":
+            if code in TIMEOUT_CODES or code == "graph_timeout":
                 metrics.timed_out(public(step.target), code)
         elif status is not None and status >= 400:
             error = f"http_{status}"
@@ -178,50 +136,23 @@ def error_of(exc: BaseException, ctx: Context) -> tuple[str, str]:
     return str(getattr(exc, "code", type(exc).__name__)), str(getattr(exc, "cause", exc))
 
 
-class NoStep:
-    """A step scope that records nothing."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> NoStep:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        return None
-
-    def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
-        return None
-
-    def done(self, status: int, retries: int) -> None:
-        return None
-
-
-_NO_STEP = NoStep()
-
-
 class NodeScope:
     """One node's span; current (in this task's context) while the node runs."""
 
-    __slots__ = ("ctx", "node", "span", "token", "tracer")
+    __slots__ = ("ctx", "span", "token")
 
     def __init__(self, tracer: Tracer, ctx: Context, node: CompiledNode) -> None:
-        self.tracer, self.ctx, self.node = tracer, ctx, node
-
-    def __enter__(self) -> Span:
-        ctx, node = self.ctx, self.node
+        self.ctx = ctx
         parent = None
         state = ctx.span
         if node is ctx.graph.root and isinstance(state, RequestState) and state.span is not None:
             parent = set_span_in_context(state.span)
-        self.span = span = self.tracer.start_span(
+        self.span = span = tracer.start_span(
             f"node {node.name}", context=parent,
             attributes={GRAPH: ctx.graph.name, NODE: node.name, ROUTER_TYPE: node.router_type.value})
         self.token = otel_context.attach(set_span_in_context(span))
-        return span
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def end(self, exc: BaseException | None) -> None:
         otel_context.detach(self.token)
         if exc is not None:
             code, cause = error_of(exc, self.ctx)
@@ -233,62 +164,37 @@ class NodeScope:
 class StepScope:
     """One step: its span (and one CLIENT span per backend attempt) and its latency, errors, retries."""
 
-    __slots__ = ("attempts", "client", "ctx", "headers", "hooks", "node", "span", "status", "step", "t0",
-                 "token")
+    __slots__ = ("attempts", "client", "ctx", "headers", "hooks", "node", "span", "step", "t0", "token")
 
     def __init__(self, hooks: EngineHooks, ctx: Context, node: CompiledNode, step: CompiledStep) -> None:
         self.hooks, self.ctx, self.node, self.step = hooks, ctx, node, step
         self.span: Span | None = None
         self.client: Span | None = None
-        self.headers: list[tuple[str, str]] | None = None
-        self.status: int | None = None
-        self.attempts = 0
-
-    def __enter__(self) -> StepScope:
-        tracer = self.hooks.tracer_for(self.ctx)
-        if tracer is not None:
-            p = _pending.get()
-            if p is not None:
-                _pending.set(None)
-                if p.ctx is self.ctx and p.step.label == self.step.label:  # ours: nothing ran in between
-                    self.span, self.client, self.headers = p.span, p.client, p.headers
-                    if p.step is not self.step:  # two steps share a label: the lookup guessed the other one
-                        self._relabel(p.span, p.client)
-                else:  # not ours (cannot happen with the engine's ordering): close it rather than leak it
-                    p.client.end()
-                    p.span.end()
-            if self.span is None:
-                self.span = tracer.start_span(f"step {self.step.label}",
-                                              attributes=step_attributes(self.ctx.graph.name, self.node, self.step))
-            self.token = otel_context.attach(set_span_in_context(self.span))
+        self.attempts = 1
+        self.headers = ctx.headers
+        state = ctx.span
+        tracer = hooks.tracer
+        if tracer is not None and isinstance(state, RequestState) and state.span is not None and not state.recording:
+            # sampled out: the backend still continues the trace (and learns it is not sampled)
+            self.headers = with_trace_headers(ctx.headers, state.span.get_span_context())
+        elif tracer is not None:
+            self.span = span = tracer.start_span(f"step {step.label}",
+                                                 attributes=step_attributes(ctx.graph.name, node, step))
+            if step.backend is not None:
+                self.client = client = _client_span(tracer, span, step, 1, None)
+                self.headers = with_trace_headers(ctx.headers, client.get_span_context())
+            self.token = otel_context.attach(set_span_in_context(span))
         self.t0 = time.perf_counter()
-        return self
 
-    def _relabel(self, span: Span, client: Span) -> None:
-        span.set_attributes(step_attributes(self.ctx.graph.name, self.node, self.step))
-        target = public(self.step.target)
-        client.update_name(f"call {target}")
-        backend = public(self.step.backend.target) if self.step.backend is not None else ""
-        client.set_attributes({TARGET: target, BACKEND: backend})
-
-    def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
-        self.attempts = attempt
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
+        self.attempts = attempt + 1
         metrics = self.hooks.metrics
         if metrics is not None:
-            attempt_metrics(metrics, self.step, outcome, delay)
+            retry_metrics(metrics, self.step, outcome)
         client = self.client
         if client is None:
             return
-        if outcome.isdigit():
-            status = int(outcome)
-            client.set_attribute(HTTP_STATUS, status)
-            if status >= 400:
-                client.set_status(Status(_ERR))
-        else:
-            client.set_attribute(ERROR_TYPE, outcome)
-            client.set_status(Status(_ERR, outcome))
-        if delay is None:
-            return  # the last attempt's span ends with the step (it gets the error cause, if any)
+        _outcome(client, outcome)
         client.end()
         span, tracer = self.span, self.hooks.tracer
         assert span is not None and tracer is not None
@@ -296,29 +202,26 @@ class StepScope:
                                  "graph_router.retry.delay_s": delay})
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = _client_span(tracer, span, self.step, attempt + 1, time.time_ns() + int(delay * 1e9))
-        if self.headers is not None:
-            set_traceparent(self.headers, nxt.get_span_context())
+        set_traceparent(self.headers, nxt.get_span_context())
         self.client = nxt
 
-    def done(self, status: int, retries: int) -> None:
-        self.status = status
-
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def end(self, status: int | None, exc: BaseException | None) -> None:
         duration = time.perf_counter() - self.t0
         code = cause = None
         if exc is not None:
             code, cause = error_of(exc, self.ctx)
         metrics = self.hooks.metrics
         if metrics is not None and code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, self.status)
+            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, status)
         if self.span is not None:
             otel_context.detach(self.token)
-            self._end_spans(self.span, code, cause)
+            self._end_spans(self.span, status, code, cause)
 
-    def _end_spans(self, span: Span, code: str | None, cause: str | None) -> None:
+    def _end_spans(self, span: Span, status: int | None, code: str | None, cause: str | None) -> None:
         client = self.client
         if client is not None:
+            if status is not None:
+                _outcome(client, str(status))
             if code is not None:
                 client.set_attributes({ERROR_TYPE: code, CAUSE: cause or code})
                 client.set_status(Status(_ERR, cause))
@@ -326,10 +229,10 @@ class StepScope:
             self.client = None
         attrs: dict[str, Any] = {}
         if self.step.backend is not None:
-            attrs[RETRY_COUNT] = max(self.attempts - 1, 0)
-        if self.status is not None:
-            attrs[HTTP_STATUS] = self.status
-            if self.status >= 400:
+            attrs[RETRY_COUNT] = self.attempts - 1
+        if status is not None:
+            attrs[HTTP_STATUS] = status
+            if status >= 400:
                 span.set_status(Status(_ERR))
         if code is not None:
             attrs[ERROR_TYPE] = code
@@ -337,6 +240,18 @@ class StepScope:
             span.set_status(Status(_ERR, cause))
         span.set_attributes(attrs)
         span.end()
+
+
+def _outcome(client: Span, outcome: str) -> None:
+    """What one attempt got: an HTTP status, or an error code (both mark the span as failed)."""
+    if outcome.isdigit():
+        status = int(outcome)
+        client.set_attribute(HTTP_STATUS, status)
+        if status >= 400:
+            client.set_status(Status(_ERR))
+    else:
+        client.set_attribute(ERROR_TYPE, outcome)
+        client.set_status(Status(_ERR, outcome))
 
 
 if TYPE_CHECKING:

@@ -4,25 +4,25 @@ The same spans, names and attributes as the SDK path (:mod:`.hooks`, docs/observ
 span per request, a span per node and per step, a CLIENT span per backend attempt; W3C ``traceparent``
 in and out; the standard samplers. What the SDK does per span (a Span object, attribute validation,
 locks, a processor queue, protobuf objects in the exporter) costs 15-30 us per span in CPython; here a
-span is one ``struct.pack`` over bytes prepared once per node or step, about 1 us.
+span is one ``struct.pack`` over bytes prepared once per node, step and answer, appended to the
+exporter's queue.
 
 Scopes nest through a ContextVar (Ensemble steps are tasks created inside the node scope and inherit
-it). ``outgoing_headers`` runs just before the engine enters the step scope, with no await between,
-so it picks the step's and the first attempt's span ids and leaves them on the request for the scope.
+it). A step's scope opens right before its backend call and picks the first CLIENT span's id, which
+goes out in ``traceparent``. Times come from the monotonic clock, anchored to the wall clock when the
+process starts and again at every export, so durations never go backwards.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
-from collections.abc import Mapping
-from contextlib import nullcontext
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import otlp
-from .hooks import _NO_STEP, _NULL, NoStep, attempt_metrics, error_of, step_metrics
+from .hooks import error_of, public, retry_metrics, step_attributes, step_metrics
+from .sampling import Sampler, parse_traceparent
 from .tracing import (
     ATTEMPT,
     BACKEND,
@@ -40,76 +40,48 @@ from .tracing import (
 )
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from ..compiler import CompiledNode, CompiledStep
     from ..engine import Context
     from ..http.messages import HttpRequest
     from .metrics import Metrics
 
-_TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
-_MAX_TRACESTATE = 512  # W3C: at least this much must be propagated; longer values are dropped, as the SDK does
-_CACHE_LIMIT = 4096  # prepared span parts (graph reloads make new nodes; the cache is rebuilt past this)
+__all__ = ["OtlpTracer", "Sampler", "SpanExporter", "SpanHooks", "TraceState", "anchor", "current_trace_id"]
+
+_CACHE_LIMIT = 4096  # prepared span parts per kind (graph reloads make new nodes; rebuilt past this)
 _getrandbits = random.getrandbits  # the module's generator is reseeded in forked workers
-_time_ns = time.time_ns
+_mono = time.monotonic_ns
+_EPOCH = time.time_ns() - time.monotonic_ns()
+_LOCAL, _REMOTE = otlp.FLAGS_LOCAL, otlp.FLAGS_REMOTE
+_span = otlp.span
 
 
-class Sampler:
-    """The SDK's built-in samplers, chosen by ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``."""
-
-    KINDS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
-             "parentbased_traceidratio")
-
-    def __init__(self, kind: str = "parentbased_always_on", ratio: float = 1.0) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"OTEL_TRACES_SAMPLER={kind!r}: expected one of {', '.join(self.KINDS)}")
-        self.kind = kind
-        self.parent_based = kind.startswith("parentbased_")
-        root = kind.removeprefix("parentbased_")
-        self.ratio = ratio if root == "traceidratio" else (1.0 if root == "always_on" else 0.0)
-        self.bound = round(self.ratio * (1 << 64))  # as the SDK's TraceIdRatioBased: lower 64 bits of the id
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Sampler:
-        kind = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
-        raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
-        ratio = 1.0
-        if "traceidratio" in kind and raw:
-            try:
-                ratio = float(raw)
-            except ValueError:
-                ratio = -1.0
-            if not 0.0 <= ratio <= 1.0:
-                raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={raw!r}: expected a ratio between 0 and 1")
-        return cls(kind, ratio)
-
-    def sample(self, parent_sampled: bool | None, trace_low: int) -> bool:
-        """``parent_sampled`` is None when the request has no (valid) incoming ``traceparent``."""
-        if self.parent_based and parent_sampled is not None:
-            return parent_sampled
-        return trace_low < self.bound
+def anchor() -> None:
+    """Re-anchor span times to the wall clock (called at each export; cheap)."""
+    global _EPOCH
+    _EPOCH = time.time_ns() - time.monotonic_ns()
 
 
 class TraceState:
     """One request's trace: ids, the sampling decision, and the SERVER span's start."""
 
-    __slots__ = ("base", "graph", "hex", "method", "parent", "path", "pending", "sampled", "sid", "src", "start",
-                 "tidf", "tp_prefix", "tp_suffix", "tracestate")
+    __slots__ = ("base", "graph", "hex", "method", "parent", "path", "sampled", "sid", "src", "start",
+                 "tidf", "tp_prefix", "tp_suffix", "tracestate", "ts_field")
 
     def __init__(self, graph: str, tid: bytes, parent: bytes | None, sampled: bool, tracestate: str | None,
                  method: str, path: str) -> None:
+        self.start = _mono()
         self.graph = graph
-        self.hex = tid.hex()
-        self.tidf = otlp.trace_id_field(tid)
+        self.hex = h = tid.hex()
+        self.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
         self.parent = parent
         self.sampled = sampled
         self.tracestate = tracestate
+        #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
+        self.ts_field = otlp.trace_state(tracestate) if tracestate else b""
         self.method, self.path = method, path
         self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
-        self.start = _time_ns()
-        self.tp_prefix = f"00-{self.hex}-"
+        self.tp_prefix = "00-" + h + "-"
         self.tp_suffix = "-01" if sampled else "-00"
-        self.pending: tuple[str, bytes, bytes, list[tuple[str, str]]] | None = None
         self.src: list[tuple[str, str]] | None = None
         self.base: list[tuple[str, str]] = []
 
@@ -124,57 +96,78 @@ class TraceState:
         return [*self.base, ("traceparent", self.tp_prefix + span_id.hex() + self.tp_suffix)]
 
 
-def parse_traceparent(req: HttpRequest) -> tuple[bytes, bytes, bool, str | None] | None:
-    """(trace id, parent span id, sampled, tracestate) of a valid incoming W3C context, else None."""
-    value = tracestate = None
-    for k, v in req.headers:  # names are lower-case (HttpRequest)
-        if k == "traceparent":
-            if value is None:
-                value = v
-        elif k == "tracestate":
-            tracestate = v if tracestate is None else f"{tracestate},{v}"
-    if value is None or len(value) > 512:
-        return None
-    m = _TRACEPARENT.match(value)
-    if m is None:
-        return None
-    version, trace, parent, flags, rest = m.groups()
-    if version == "ff" or (version == "00" and rest) or trace == "0" * 32 or parent == "0" * 16:
-        return None
-    if tracestate is not None and len(tracestate) > _MAX_TRACESTATE:
-        tracestate = None
-    return bytes.fromhex(trace), bytes.fromhex(parent), bool(int(flags, 16) & 1), tracestate
-
-
 class SpanExporter(Protocol):
-    """Where finished spans go (:class:`.export.BatchExporter` in production; tests keep them in memory)."""
+    """Where finished spans go (:class:`.export.BatchExporter` in production; tests keep them in memory).
 
-    def emit(self, span: bytes) -> None:
-        """Take one encoded span (a ``ScopeSpans.spans`` field); called on the request path."""
+    The tracer appends encoded spans (``ScopeSpans.spans`` fields) to ``queue`` itself, the cheapest
+    call there is, and calls :meth:`poke` once per request when the queue holds a batch or nothing
+    is scheduled (``idle``).
+    """
+
+    queue: list[bytes]
+    max_batch: int
+    idle: bool
+
+    def poke(self) -> None:
+        """Start sending a full batch, or schedule the next export."""
 
     async def flush(self) -> None:
-        """Export what was emitted so far."""
+        """Export what was queued so far."""
 
     async def aclose(self) -> None:
         """Flush (bounded) and stop."""
 
 
+class StepParts:
+    """What every span of one step shares, and the whole of its common answers (first attempt, a status)."""
+
+    __slots__ = ("client_static", "metric_key", "ok", "step_static")
+
+    def __init__(self, graph: str, node: CompiledNode, step: CompiledStep) -> None:
+        target = public(step.target)
+        backend = public(step.backend.target) if step.backend is not None else ""
+        self.step_static = otlp.static_part(f"step {step.label}", otlp.INTERNAL, step_attributes(graph, node, step))
+        self.client_static = otlp.static_part(f"call {target}", otlp.CLIENT, {TARGET: target, BACKEND: backend})
+        self.metric_key = (graph, node.name, step.label, target)
+        #: status (None: a nested node) -> (step span part, CLIENT span part, step_errors label)
+        self.ok: dict[int | None, tuple[bytes, bytes, str | None]] = {}
+
+    def answer(self, status: int | None, backend: bool) -> tuple[bytes, bytes, str | None]:
+        """The parts for a step that ended with ``status`` on its first attempt (cached)."""
+        got = self.ok.get(status)
+        if got is not None:
+            return got
+        if status is None or not backend:
+            got = (self.step_static, b"", None)
+        else:
+            fail = otlp.error_status(None) if status >= 400 else b""
+            code = otlp.attribute(HTTP_STATUS, status)
+            got = (self.step_static + otlp.attribute(RETRY_COUNT, 0) + code + fail,
+                   self.client_static + otlp.attribute(ATTEMPT, 1) + code + fail,
+                   f"http_{status}" if status >= 400 else None)
+        if len(self.ok) < 64:  # statuses a backend answers are few; never grow without bound
+            self.ok[status] = got
+        return got
+
+
 class OtlpTracer:
-    """Starts and ends request traces, prepares span parts, and hands finished spans to ``exporter``."""
+    """Starts and ends request traces, prepares span parts, and queues finished spans on ``exporter``."""
 
     def __init__(self, exporter: SpanExporter, sampler: Sampler | None = None) -> None:
         self.exporter = exporter
-        self.emit = exporter.emit
+        self.queue = exporter.queue
+        self.append = exporter.queue.append
         self.sampler = sampler or Sampler()
-        self._parts: dict[object, bytes] = {}
-        self._steps: dict[tuple[CompiledNode, CompiledStep], tuple[bytes, bytes]] = {}
-        self._server: dict[str, bytes] = {}
-        self._ints: dict[tuple[str, int], bytes] = {}
+        self.nodes: dict[CompiledNode, bytes] = {}
+        self.steps: dict[CompiledStep, StepParts] = {}
+        self._server: dict[tuple[str, str, str, int], bytes] = {}
         self._strs: dict[tuple[str, str], bytes] = {}
 
     def start(self, graph: str, req: HttpRequest) -> TraceState:
-        incoming = parse_traceparent(req)
-        path = req.target.split("?", 1)[0]
+        incoming = parse_traceparent(req) if req.headers else None
+        path = req.target
+        if "?" in path:
+            path = path.split("?", 1)[0]
         if incoming is None:
             tid = (_getrandbits(128) or 1).to_bytes(16, "big")
             sampled = self.sampler.sample(None, int.from_bytes(tid[8:], "big"))
@@ -184,63 +177,51 @@ class OtlpTracer:
         return TraceState(graph, tid, parent, sampled, tracestate, req.method, path)
 
     def finish(self, st: TraceState, status: int) -> None:
-        if not st.sampled:
-            return
-        static = self._server.get(st.graph)
-        if static is None:
-            static = self._server[st.graph] = self._cached(self._server, otlp.static_part(
-                f"graph {st.graph}", otlp.SERVER, {GRAPH: st.graph}))
-        rest = static + self.str_attr(HTTP_METHOD, st.method) + otlp.attribute(URL_PATH, st.path) \
-            + self.int_attr(HTTP_STATUS, status)
-        if status >= 500:
-            rest += otlp.error_status(None)
-        if st.tracestate:
-            rest += otlp.trace_state(st.tracestate)
-        flags = otlp.FLAGS_REMOTE if st.parent is not None else otlp.FLAGS_LOCAL
-        self.emit(otlp.span(st.tidf, st.sid, st.parent, st.start, _time_ns(), flags, rest))
+        if st.sampled:
+            key = (st.graph, st.method, st.path, status)
+            rest = self._server.get(key) or self._server_part(key)
+            if st.ts_field:
+                rest += st.ts_field
+            ep = _EPOCH
+            self.append(_span(st.tidf, st.sid, st.parent, st.start + ep, _mono() + ep,
+                              _LOCAL if st.parent is None else _REMOTE, rest))
+        exporter = self.exporter
+        if exporter.idle or len(self.queue) >= exporter.max_batch:
+            exporter.poke()
 
     # --- prepared parts ------------------------------------------------------------------------
 
-    def _cached(self, cache: dict[Any, bytes], value: bytes) -> bytes:
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        return value
-
-    def int_attr(self, key: str, value: int) -> bytes:
-        b = self._ints.get((key, value))
-        if b is None:
-            b = self._ints[(key, value)] = self._cached(self._ints, otlp.attribute(key, value))
-        return b
+    def _server_part(self, key: tuple[str, str, str, int]) -> bytes:
+        graph, method, path, status = key
+        part = otlp.static_part(f"graph {graph}", otlp.SERVER, {GRAPH: graph}) + otlp.attribute(HTTP_METHOD, method) \
+            + otlp.attribute(URL_PATH, path) + otlp.attribute(HTTP_STATUS, status)
+        if status >= 500:
+            part += otlp.error_status(None)
+        if len(self._server) > _CACHE_LIMIT:  # many distinct paths: keep the cache bounded
+            self._server.clear()
+        self._server[key] = part
+        return part
 
     def str_attr(self, key: str, value: str) -> bytes:
         b = self._strs.get((key, value))
         if b is None:
-            b = self._strs[(key, value)] = self._cached(self._strs, otlp.attribute(key, value))
+            if len(self._strs) > _CACHE_LIMIT:
+                self._strs.clear()
+            b = self._strs[(key, value)] = otlp.attribute(key, value)
         return b
 
     def node_part(self, graph: str, node: CompiledNode) -> bytes:
-        b = self._parts.get(node)
-        if b is None:
-            b = self._parts[node] = self._cached(self._parts, otlp.static_part(
-                f"node {node.name}", otlp.INTERNAL,
-                {GRAPH: graph, NODE: node.name, ROUTER_TYPE: node.router_type.value}))
+        if len(self.nodes) > _CACHE_LIMIT:
+            self.nodes.clear()
+        b = self.nodes[node] = otlp.static_part(f"node {node.name}", otlp.INTERNAL,
+                                                {GRAPH: graph, NODE: node.name, ROUTER_TYPE: node.router_type.value})
         return b
 
-    def step_part(self, graph: str, node: CompiledNode, step: CompiledStep) -> tuple[bytes, bytes]:
-        """(step span part, CLIENT span part) of ``step`` in ``node``."""
-        key = (node, step)
-        pair = self._steps.get(key)
-        if pair is None:
-            from .hooks import public, step_attributes
-
-            if len(self._steps) > _CACHE_LIMIT:
-                self._steps.clear()
-            target = public(step.target)
-            backend = public(step.backend.target) if step.backend is not None else ""
-            pair = self._steps[key] = (
-                otlp.static_part(f"step {step.label}", otlp.INTERNAL, step_attributes(graph, node, step)),
-                otlp.static_part(f"call {target}", otlp.CLIENT, {TARGET: target, BACKEND: backend}))
-        return pair
+    def step_parts(self, graph: str, node: CompiledNode, step: CompiledStep) -> StepParts:
+        if len(self.steps) > _CACHE_LIMIT:
+            self.steps.clear()
+        parts = self.steps[step] = StepParts(graph, node, step)
+        return parts
 
     async def aclose(self) -> None:
         await self.exporter.aclose()
@@ -252,7 +233,7 @@ _current: ContextVar[NodeSpan | StepSpan | None] = ContextVar("graph_router_otlp
 def current_trace_id() -> str | None:
     """Hex trace id of the request whose node or step runs now (for log records), or None."""
     scope = _current.get()
-    return scope.st.hex if scope is not None and scope.st is not None else None
+    return scope.st.hex if scope is not None else None
 
 
 class SpanHooks:
@@ -264,177 +245,216 @@ class SpanHooks:
         self.tracer = tracer
         self.metrics = metrics
 
-    def node(self, ctx: Context, node: CompiledNode) -> NodeSpan | nullcontext[None]:
+    def node(self, ctx: Context, node: CompiledNode) -> NodeSpan | None:
         st = ctx.span
-        if not isinstance(st, TraceState) or not st.sampled:
-            return _NULL
+        if type(st) is not TraceState or not st.sampled:
+            return None
         return NodeSpan(self.tracer, st, ctx, node)
 
-    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepSpan | NoStep:
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepSpan | Unsampled:
         st = ctx.span
-        if not isinstance(st, TraceState) or not st.sampled:
-            if self.metrics is None:
-                return _NO_STEP
-            st = None
-        return StepSpan(self, st, ctx, node, step)
+        if type(st) is TraceState and st.sampled:
+            return StepSpan(self, st, ctx, node, step)
+        return Unsampled(self.metrics, st, ctx, node, step)
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
         label = step.label if step is not None else "none"
         if self.metrics is not None:
             self.metrics.branch_taken(ctx.graph.name, node.name, label, node.router_type.value)
         st = ctx.span
-        if isinstance(st, TraceState) and st.sampled:
+        if type(st) is TraceState and st.sampled:
             scope = _current.get()  # the node's span: branch() runs in its scope
             if isinstance(scope, NodeSpan) and scope.node is node:
                 scope.branch = label
 
-    def outgoing_headers(self, ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        st = ctx.span
-        if not isinstance(st, TraceState):
-            return headers
-        client = (_getrandbits(64) or 1).to_bytes(8, "big")
-        out = st.headers(headers, client)
-        if st.sampled:
-            st.pending = (ctx.current[1], (_getrandbits(64) or 1).to_bytes(8, "big"), client, out)
-        return out
+
+def _new_id() -> bytes:
+    return (_getrandbits(64) or 1).to_bytes(8, "big")
 
 
 class NodeSpan:
-    """One node's span; current (in this task's context) while the node runs."""
+    """One node's span; current (in this task's context) until :meth:`end`."""
 
     __slots__ = ("branch", "ctx", "node", "parent", "sid", "st", "start", "token", "tracer")
     sid: bytes
-    parent: bytes
 
     def __init__(self, tracer: OtlpTracer, st: TraceState, ctx: Context, node: CompiledNode) -> None:
         self.tracer, self.st, self.ctx, self.node = tracer, st, ctx, node
         self.branch: str | None = None
-
-    def __enter__(self) -> NodeSpan:
         outer = _current.get()
-        self.parent = outer.sid if outer is not None and outer.st is self.st else self.st.sid
+        self.parent = outer.sid if outer is not None and outer.st is st else st.sid
         self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
         self.token = _current.set(self)
-        self.start = _time_ns()
-        return self
+        self.start = _mono()
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        end = _time_ns()
+    def end(self, exc: BaseException | None) -> None:
+        end = _mono()
         _current.reset(self.token)
-        tracer, st = self.tracer, self.st
-        rest = tracer.node_part(st.graph, self.node)
+        tracer, st, node = self.tracer, self.st, self.node
+        rest = tracer.nodes.get(node) or tracer.node_part(st.graph, node)
         if self.branch is not None:
             rest += tracer.str_attr(BRANCH, self.branch)
         if exc is not None:
             code, cause = error_of(exc, self.ctx)
             rest += otlp.attribute(ERROR_TYPE, code) + otlp.attribute(CAUSE, cause) + otlp.error_status(cause)
-        tracer.emit(otlp.span(st.tidf, self.sid, self.parent, self.start, end, otlp.FLAGS_LOCAL, rest))
+        if st.ts_field:
+            rest += st.ts_field
+        ep = _EPOCH
+        tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
+
+
+class Unsampled:
+    """A step of a request the sampler dropped: ``traceparent`` still goes out (flags 00); metrics only."""
+
+    __slots__ = ("ctx", "headers", "metrics", "node", "step", "t0")
+
+    def __init__(self, metrics: Metrics | None, st: object, ctx: Context, node: CompiledNode,
+                 step: CompiledStep) -> None:
+        self.metrics, self.ctx, self.node, self.step = metrics, ctx, node, step
+        if type(st) is TraceState and step.backend is not None:
+            self.headers = st.headers(ctx.headers, _new_id())
+        else:
+            self.headers = ctx.headers
+        self.t0 = _mono()
+
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
+        if self.metrics is not None:
+            retry_metrics(self.metrics, self.step, outcome)
+
+    def end(self, status: int | None, exc: BaseException | None) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        code = error_of(exc, self.ctx)[0] if exc is not None else None
+        if code != "cancelled":
+            step_metrics(metrics, self.ctx, self.node, self.step, (_mono() - self.t0) / 1e9, code, status)
 
 
 class StepSpan:
-    """One step: its span and a CLIENT span per backend attempt (when sampled), and its metrics."""
+    """One sampled step: its span, a CLIENT span per backend attempt, and its metrics."""
 
-    __slots__ = ("attempts", "client", "client_start", "ctx", "events", "headers", "hooks", "node", "outcome",
-                 "parent", "sid", "st", "start", "status", "step", "t0", "token")
+    __slots__ = ("attempts", "client", "client_start", "ctx", "events", "headers", "hooks", "node", "parent",
+                 "sid", "st", "start", "step", "token")
     sid: bytes
-    parent: bytes
-    headers: list[tuple[str, str]]
 
-    def __init__(self, hooks: SpanHooks, st: TraceState | None, ctx: Context, node: CompiledNode,
+    def __init__(self, hooks: SpanHooks, st: TraceState, ctx: Context, node: CompiledNode,
                  step: CompiledStep) -> None:
         self.hooks, self.st, self.ctx, self.node, self.step = hooks, st, ctx, node, step
-        self.status: int | None = None
-        self.attempts = 0
-        self.client: bytes | None = None
-        self.outcome: str | None = None
-        self.events: bytes = b""
+        self.attempts = 1
+        self.events = b""
+        outer = _current.get()
+        self.parent = outer.sid if outer is not None and outer.st is st else st.sid
+        self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
+        if step.backend is not None:
+            self.client: bytes | None = (_getrandbits(64) or 1).to_bytes(8, "big")
+            self.headers = st.headers(ctx.headers, self.client)
+        else:  # a nested node: no backend call of its own
+            self.client = None
+            self.headers = ctx.headers
+        self.token = _current.set(self)
+        self.start = self.client_start = _mono()
 
-    def __enter__(self) -> StepSpan:
-        st = self.st
-        if st is not None:
-            outer = _current.get()
-            self.parent = outer.sid if outer is not None and outer.st is st else st.sid
-            p = st.pending
-            if p is not None and p[0] == self.step.label:
-                st.pending = None
-                self.sid, self.client, self.headers = p[1], p[2], p[3]
-            else:  # a nested node: no backend call of its own
-                self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
-            self.token = _current.set(self)
-            self.start = self.client_start = _time_ns()
-        self.t0 = time.perf_counter()
-        return self
-
-    def on_attempt(self, attempt: int, outcome: str, delay: float | None) -> None:
-        self.attempts = attempt
-        self.outcome = outcome
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
         metrics = self.hooks.metrics
         if metrics is not None:
-            attempt_metrics(metrics, self.step, outcome, delay)
-        if delay is None or self.client is None or self.st is None:
-            return  # the last attempt's span ends with the step (it gets the error cause, if any)
-        now = _time_ns()
-        self._end_client(now, None, None)
-        self.events += otlp.event(now, "retry", {ATTEMPT: attempt, "graph_router.outcome": outcome,
-                                                 "graph_router.retry.delay_s": delay})
+            retry_metrics(metrics, self.step, outcome)
+        if self.client is None:
+            self.attempts = attempt + 1
+            return
+        now = _mono()
+        self._end_client(self._parts(), now, outcome, None, None)
+        self.attempts = attempt + 1
+        self.events += otlp.event(now + _EPOCH, "retry", {ATTEMPT: attempt, "graph_router.outcome": outcome,
+                                                          "graph_router.retry.delay_s": delay})
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = self.client = (_getrandbits(64) or 1).to_bytes(8, "big")
         self.client_start = now + int(delay * 1e9)
-        for i, (k, _) in enumerate(self.headers):
+        st = self.st
+        headers = self.headers
+        for i, (k, _) in enumerate(headers):
             if k == "traceparent":
-                self.headers[i] = (k, self.st.tp_prefix + nxt.hex() + self.st.tp_suffix)
+                headers[i] = (k, st.tp_prefix + nxt.hex() + st.tp_suffix)
 
-    def done(self, status: int, retries: int) -> None:
-        self.status = status
+    def _parts(self) -> StepParts:
+        tracer = self.hooks.tracer
+        return tracer.steps.get(self.step) or tracer.step_parts(self.st.graph, self.node, self.step)
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        duration = time.perf_counter() - self.t0
+    def end(self, status: int | None, exc: BaseException | None) -> None:
+        end = _mono()
+        _current.reset(self.token)
+        hooks, st, step = self.hooks, self.st, self.step
+        tracer = hooks.tracer
+        parts = tracer.steps.get(step) or tracer.step_parts(st.graph, self.node, step)
+        if exc is not None or self.attempts > 1:
+            self._end_slow(parts, end, status, exc)
+            return
+        step_rest, client_rest, error = parts.answer(status, step.backend is not None)
+        metrics = hooks.metrics
+        start = self.start
+        if metrics is not None:
+            metrics.step_finished(parts.metric_key, (end - start) / 1e9, error)
+        if st.ts_field:
+            step_rest += st.ts_field
+            client_rest += st.ts_field
+        ep = _EPOCH
+        start += ep
+        end += ep
+        sid = self.sid
+        append = tracer.append
+        if self.client is not None:
+            append(_span(st.tidf, self.client, sid, start, end, _LOCAL, client_rest))
+        append(_span(st.tidf, sid, self.parent, start, end, _LOCAL, step_rest))
+
+    def _end_slow(self, parts: StepParts, end: int, status: int | None, exc: BaseException | None) -> None:
+        """A step that failed or was retried: its attributes are built for it."""
+        st, step, tracer = self.st, self.step, self.hooks.tracer
         code = cause = None
         if exc is not None:
             code, cause = error_of(exc, self.ctx)
         metrics = self.hooks.metrics
         if metrics is not None and code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, self.status)
-        st = self.st
-        if st is None:
-            return
-        end = _time_ns()
-        _current.reset(self.token)
+            step_metrics(metrics, self.ctx, self.node, step, (end - self.start) / 1e9, code, status)
         if self.client is not None:
-            self._end_client(end, code, cause)
-        tracer = self.hooks.tracer
-        rest = tracer.step_part(st.graph, self.node, self.step)[0]
-        if self.step.backend is not None:
-            rest += tracer.int_attr(RETRY_COUNT, max(self.attempts - 1, 0))
-        status = self.status
+            self._end_client(parts, end, None if status is None else str(status), code, cause)
+        rest = parts.step_static
+        if step.backend is not None:
+            rest += otlp.attribute(RETRY_COUNT, self.attempts - 1)
         if status is not None:
-            rest += tracer.int_attr(HTTP_STATUS, status)
+            rest += otlp.attribute(HTTP_STATUS, status)
         if code is not None:
             rest += otlp.attribute(ERROR_TYPE, code) + otlp.attribute(CAUSE, cause or code) + otlp.error_status(cause)
         elif status is not None and status >= 400:
             rest += otlp.error_status(None)
-        tracer.emit(otlp.span(st.tidf, self.sid, self.parent, self.start, end, otlp.FLAGS_LOCAL, rest + self.events))
+        rest += st.ts_field + self.events
+        ep = _EPOCH
+        tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
 
-    def _end_client(self, end: int, code: str | None, cause: str | None) -> None:
-        """The current attempt's CLIENT span: its answer (``self.outcome``), or what ended the step."""
+    def _end_client(self, parts: StepParts, end: int, outcome: str | None, code: str | None,
+                    cause: str | None) -> None:
+        """The current attempt's CLIENT span: what it got (``outcome``), or what ended the step (``code``)."""
         st, client = self.st, self.client
-        assert st is not None and client is not None
-        tracer = self.hooks.tracer
-        rest = tracer.step_part(st.graph, self.node, self.step)[1] + tracer.int_attr(ATTEMPT, self.attempts or 1)
-        outcome, error = self.outcome, False
+        assert client is not None
+        rest = parts.client_static + otlp.attribute(ATTEMPT, self.attempts)
+        error = False
         if outcome is not None:
             if outcome.isdigit():
                 status = int(outcome)
-                rest += tracer.int_attr(HTTP_STATUS, status)
+                rest += otlp.attribute(HTTP_STATUS, status)
                 error = status >= 400
             elif code is None:
-                rest += otlp.attribute(ERROR_TYPE, outcome)
-                code = cause = outcome
+                rest += otlp.attribute(ERROR_TYPE, outcome) + otlp.error_status(outcome)
         if code is not None:
             rest += otlp.attribute(ERROR_TYPE, code) + otlp.attribute(CAUSE, cause or code) + otlp.error_status(cause)
         elif error:
             rest += otlp.error_status(None)
+        rest += st.ts_field
         self.client = None
-        tracer.emit(otlp.span(st.tidf, client, self.sid, self.client_start, end, otlp.FLAGS_LOCAL, rest))
+        ep = _EPOCH
+        self.hooks.tracer.append(_span(st.tidf, client, self.sid, self.client_start + ep, end + ep, _LOCAL, rest))
+
+
+if TYPE_CHECKING:
+    from ..instrument import Hooks
+
+    def _conforms(h: SpanHooks) -> Hooks:  # mypy proves SpanHooks implements the engine's protocol
+        return h
