@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -118,6 +119,8 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     limits = limits_for(cfg, docs)
     server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
                                 reuse_port=cfg.workers > 1)
+    # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
+    gc.freeze()
     app.health.ready = True
     log.info("serving %d graph(s) %s on http://%s:%d (worker %d, pid %d)", len(router.graphs),
              ", ".join(router.graphs), cfg.host, server.port, worker, os.getpid())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import Span, StatusCode, TracerProvider
 
 from .export import BatchExporter, ExportConfig, ExportConfigError, HttpSink
-from .hooks import EngineHooks
+from .hooks import EngineHooks, MetricsHooks
 from .logs import TraceIdFilter
 from .metrics import Metrics, worker_exited
 from .sampling import Sampler
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["BatchExporter", "EngineHooks", "ExportConfig", "ExportConfigError", "Metrics", "OtlpTracer",
            "RequestState", "Sampler", "Telemetry", "TraceIdFilter", "otlp_tracer", "telemetry_factory", "trace_id",
            "worker_exited"]
+
+
+_UNTRACED = RequestState("", None)  # what start() returns for every request when only metrics are on
 
 
 class Telemetry:
@@ -55,11 +58,13 @@ class Telemetry:
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION, __version__) if tracer_provider else None
         self.otlp = otlp
         self.metrics = Metrics(multiprocess=multiprocess) if metrics else None
-        self.hooks: EngineHooks | SpanHooks | None = None
+        self.hooks: EngineHooks | MetricsHooks | SpanHooks | None = None
         if otlp is not None:
             self.hooks = SpanHooks(otlp, self.metrics)
-        elif self.tracer or self.metrics:
+        elif self.tracer is not None:
             self.hooks = EngineHooks(self.tracer, self.metrics)
+        elif self.metrics is not None:
+            self.hooks = MetricsHooks(self.metrics)
         self._owns_provider = owns_provider
 
     def start(self, graph: str, req: HttpRequest) -> RequestState | TraceState:
@@ -68,8 +73,9 @@ class Telemetry:
             self.metrics.request_started(graph)
         if self.otlp is not None:
             return self.otlp.start(graph, req)
-        span = server_span(self.tracer, graph, req) if self.tracer is not None else None
-        return RequestState(graph, span)
+        if self.tracer is None:
+            return _UNTRACED
+        return RequestState(graph, server_span(self.tracer, graph, req))
 
     def finish(self, span: RequestState | TraceState, graph: str, status: int, duration: float) -> None:
         if self.metrics is not None:

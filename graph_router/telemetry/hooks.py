@@ -86,6 +86,60 @@ class EngineHooks:
             get_current_span().set_attribute(BRANCH, label)  # the node's span (branch runs in its scope)
 
 
+class MetricsHooks:
+    """Metrics without tracing: nothing per node, one small object per step."""
+
+    __slots__ = ("keys", "metrics")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        #: step -> its metric labels (graph, node, step, target), built once
+        self.keys: dict[CompiledStep, tuple[str, str, str, str]] = {}
+
+    def node(self, ctx: Context, node: CompiledNode) -> None:
+        return None
+
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> MetricsStep:
+        return MetricsStep(self.metrics, self.keys, ctx, node, step, ctx.headers)
+
+    def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
+        label = step.label if step is not None else "none"
+        self.metrics.branch_taken(ctx.graph.name, node.name, label, node.router_type.value)
+
+
+class MetricsStep:
+    """One step's latency, errors and retries (``metrics`` None: only carries ``headers``)."""
+
+    __slots__ = ("ctx", "headers", "keys", "metrics", "node", "step", "t0")
+
+    def __init__(self, metrics: Metrics | None, keys: dict[CompiledStep, tuple[str, str, str, str]], ctx: Context,
+                 node: CompiledNode, step: CompiledStep, headers: list[tuple[str, str]]) -> None:
+        self.metrics, self.keys, self.ctx, self.node, self.step, self.headers = metrics, keys, ctx, node, step, headers
+        self.t0 = time.perf_counter()
+
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
+        if self.metrics is not None:
+            retry_metrics(self.metrics, self.step, outcome)
+
+    def end(self, status: int | None, exc: BaseException | None) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        duration = time.perf_counter() - self.t0
+        if exc is None and (status is None or status < 400):  # the common case: labels cached per step
+            step = self.step
+            key = self.keys.get(step)
+            if key is None:
+                if len(self.keys) > 4096:  # graph reloads make new steps
+                    self.keys.clear()
+                key = self.keys[step] = (self.ctx.graph.name, self.node.name, step.label, public(step.target))
+            metrics.step_finished(key, duration, None)
+            return
+        code = error_of(exc, self.ctx)[0] if exc is not None else None
+        if code != "cancelled":
+            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, status)
+
+
 def public(target: str) -> str:
     """A target fit for span attributes and metric labels: a URL's query (it may hold a key) is dropped."""
     return target if "?" not in target else target.split("?", 1)[0]
@@ -255,5 +309,5 @@ def _outcome(client: Span, outcome: str) -> None:
 
 
 if TYPE_CHECKING:
-    def _conforms(h: EngineHooks) -> Hooks:  # mypy proves EngineHooks implements the engine's protocol
-        return h
+    def _conforms(h: EngineHooks, m: MetricsHooks) -> tuple[Hooks, Hooks]:  # mypy: both implement the protocol
+        return h, m

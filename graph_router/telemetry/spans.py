@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 from . import otlp
-from .hooks import error_of, public, retry_metrics, step_attributes, step_metrics
+from .hooks import MetricsStep, error_of, public, retry_metrics, step_attributes, step_metrics
 from .sampling import Sampler, parse_traceparent
 from .tracing import (
     ATTEMPT,
@@ -62,28 +62,34 @@ def anchor() -> None:
 
 
 class TraceState:
-    """One request's trace: ids, the sampling decision, and the SERVER span's start."""
+    """One request's trace: its id, the sampling decision, and (when sampled) the SERVER span's data.
 
-    __slots__ = ("base", "graph", "hex", "method", "parent", "path", "sampled", "sid", "src", "start",
-                 "tidf", "tp_prefix", "tp_suffix", "tracestate", "ts_field")
+    Unsampled requests only carry what ``traceparent`` needs; the span fields are set by
+    :meth:`OtlpTracer.start` for sampled ones.
+    """
 
-    def __init__(self, graph: str, tid: bytes, parent: bytes | None, sampled: bool, tracestate: str | None,
-                 method: str, path: str) -> None:
-        self.start = _mono()
+    __slots__ = ("base", "graph", "parent", "req", "sampled", "sid", "src", "start", "tidf", "tp_prefix",
+                 "tp_suffix", "tracestate", "ts_field")
+    sid: bytes
+    start: int
+    tidf: bytes
+    parent: bytes | None
+    req: HttpRequest
+    base: list[tuple[str, str]]
+    ts_field: bytes
+
+    def __init__(self, graph: str, tid: bytes, sampled: bool, tracestate: str | None) -> None:
         self.graph = graph
-        self.hex = h = tid.hex()
-        self.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
-        self.parent = parent
+        self.tp_prefix = "00-" + tid.hex() + "-"
         self.sampled = sampled
-        self.tracestate = tracestate
-        #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
-        self.ts_field = otlp.trace_state(tracestate) if tracestate else b""
-        self.method, self.path = method, path
-        self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
-        self.tp_prefix = "00-" + h + "-"
         self.tp_suffix = "-01" if sampled else "-00"
+        self.tracestate = tracestate
         self.src: list[tuple[str, str]] | None = None
-        self.base: list[tuple[str, str]] = []
+
+    @property
+    def hex(self) -> str:
+        """The trace id, 32 hex digits."""
+        return self.tp_prefix[3:35]
 
     def headers(self, headers: list[tuple[str, str]], span_id: bytes) -> list[tuple[str, str]]:
         """``headers`` for one backend call: any ``traceparent``/``tracestate`` replaced by this trace's."""
@@ -164,21 +170,36 @@ class OtlpTracer:
         self._strs: dict[tuple[str, str], bytes] = {}
 
     def start(self, graph: str, req: HttpRequest) -> TraceState:
-        incoming = parse_traceparent(req) if req.headers else None
-        path = req.target
-        if "?" in path:
-            path = path.split("?", 1)[0]
+        incoming = None
+        for k, _ in req.headers:
+            if k == "traceparent":
+                incoming = parse_traceparent(req)
+                break
+        sampler = self.sampler
         if incoming is None:
             tid = (_getrandbits(128) or 1).to_bytes(16, "big")
-            sampled = self.sampler.sample(None, int.from_bytes(tid[8:], "big"))
-            return TraceState(graph, tid, None, sampled, None, req.method, path)
-        tid, parent, parent_sampled, tracestate = incoming
-        sampled = self.sampler.sample(parent_sampled, int.from_bytes(tid[8:], "big"))
-        return TraceState(graph, tid, parent, sampled, tracestate, req.method, path)
+            bound = sampler.bound
+            sampled = bound >= 1 << 64 or (bound > 0 and int.from_bytes(tid[8:], "big") < bound)
+            st = TraceState(graph, tid, sampled, None)
+            parent = None
+        else:
+            tid, parent, parent_sampled, tracestate = incoming
+            sampled = sampler.sample(parent_sampled, int.from_bytes(tid[8:], "big"))
+            st = TraceState(graph, tid, sampled, tracestate)
+        if sampled:
+            st.start = _mono()
+            st.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
+            st.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
+            st.parent = parent
+            st.req = req
+            #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
+            st.ts_field = otlp.trace_state(st.tracestate) if st.tracestate else b""
+        return st
 
     def finish(self, st: TraceState, status: int) -> None:
         if st.sampled:
-            key = (st.graph, st.method, st.path, status)
+            req = st.req
+            key = (st.graph, req.method, req.target, status)
             rest = self._server.get(key) or self._server_part(key)
             if st.ts_field:
                 rest += st.ts_field
@@ -192,7 +213,8 @@ class OtlpTracer:
     # --- prepared parts ------------------------------------------------------------------------
 
     def _server_part(self, key: tuple[str, str, str, int]) -> bytes:
-        graph, method, path, status = key
+        graph, method, target, status = key
+        path = target.split("?", 1)[0]
         part = otlp.static_part(f"graph {graph}", otlp.SERVER, {GRAPH: graph}) + otlp.attribute(HTTP_METHOD, method) \
             + otlp.attribute(URL_PATH, path) + otlp.attribute(HTTP_STATUS, status)
         if status >= 500:
@@ -233,17 +255,18 @@ _current: ContextVar[NodeSpan | StepSpan | None] = ContextVar("graph_router_otlp
 def current_trace_id() -> str | None:
     """Hex trace id of the request whose node or step runs now (for log records), or None."""
     scope = _current.get()
-    return scope.st.hex if scope is not None else None
+    return scope.st.tp_prefix[3:35] if scope is not None else None
 
 
 class SpanHooks:
     """The engine's hooks (:class:`graph_router.instrument.Hooks`) for :class:`OtlpTracer`, plus metrics."""
 
-    __slots__ = ("metrics", "tracer")
+    __slots__ = ("keys", "metrics", "tracer")
 
     def __init__(self, tracer: OtlpTracer, metrics: Metrics | None) -> None:
         self.tracer = tracer
         self.metrics = metrics
+        self.keys: dict[CompiledStep, tuple[str, str, str, str]] = {}  # metric labels per step
 
     def node(self, ctx: Context, node: CompiledNode) -> NodeSpan | None:
         st = ctx.span
@@ -251,11 +274,15 @@ class SpanHooks:
             return None
         return NodeSpan(self.tracer, st, ctx, node)
 
-    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepSpan | Unsampled:
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepSpan | MetricsStep:
         st = ctx.span
-        if type(st) is TraceState and st.sampled:
-            return StepSpan(self, st, ctx, node, step)
-        return Unsampled(self.metrics, st, ctx, node, step)
+        if type(st) is TraceState:
+            if st.sampled:
+                return StepSpan(self, st, ctx, node, step)
+            # sampled out: the backend still continues the trace (and learns it is not sampled)
+            headers = st.headers(ctx.headers, _new_id()) if step.backend is not None else ctx.headers
+            return MetricsStep(self.metrics, self.keys, ctx, node, step, headers)
+        return MetricsStep(self.metrics, self.keys, ctx, node, step, ctx.headers)
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
         label = step.label if step is not None else "none"
@@ -301,33 +328,6 @@ class NodeSpan:
             rest += st.ts_field
         ep = _EPOCH
         tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
-
-
-class Unsampled:
-    """A step of a request the sampler dropped: ``traceparent`` still goes out (flags 00); metrics only."""
-
-    __slots__ = ("ctx", "headers", "metrics", "node", "step", "t0")
-
-    def __init__(self, metrics: Metrics | None, st: object, ctx: Context, node: CompiledNode,
-                 step: CompiledStep) -> None:
-        self.metrics, self.ctx, self.node, self.step = metrics, ctx, node, step
-        if type(st) is TraceState and step.backend is not None:
-            self.headers = st.headers(ctx.headers, _new_id())
-        else:
-            self.headers = ctx.headers
-        self.t0 = _mono()
-
-    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
-        if self.metrics is not None:
-            retry_metrics(self.metrics, self.step, outcome)
-
-    def end(self, status: int | None, exc: BaseException | None) -> None:
-        metrics = self.metrics
-        if metrics is None:
-            return
-        code = error_of(exc, self.ctx)[0] if exc is not None else None
-        if code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, self.step, (_mono() - self.t0) / 1e9, code, status)
 
 
 class StepSpan:
