@@ -243,8 +243,12 @@ def test_router_env_sets_otlp_only_for_tracing_on(monkeypatch: pytest.MonkeyPatc
     default = router.router_env(router.VARIANTS["w1"], 4318)
     assert default["OTEL_EXPORTER_OTLP_HEADERS"] is None and "OTEL_EXPORTER_OTLP_ENDPOINT" not in default
     assert str(router.REPO) in (default["PYTHONPATH"] or "")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # inherited: must not leak into any row
     on = router.router_env(router.VARIANTS["tel-on"], 4318)
-    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318" and on["OTEL_TRACES_SAMPLER"] is None
+    ten = router.router_env(router.VARIANTS["tel-10"], 4318)
+    assert ten["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert (ten["OTEL_TRACES_SAMPLER"], ten["OTEL_TRACES_SAMPLER_ARG"]) == ("parentbased_traceidratio", "0.1")
     assert router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["tel-on"])[-2:] == ["--tracing", "otlp"]
 
 
@@ -296,9 +300,10 @@ def test_plan_quick_and_full() -> None:
         ("1hop", "w2"),
         ("1hop", "tel-off"),
         ("1hop", "tel-on"),
+        ("1hop", "tel-10"),
     ]
     full = run.plan(run.parse_args([]))
-    assert len(full) == 5 + 3 * 3
+    assert len(full) == 5 + 4 * 3
     chosen = run.plan(run.parse_args(["--patterns", "seq3", "--variants", "tel-on", "w2"]))
     assert [(p.key, v.key) for p, v in chosen] == [("seq3", "tel-on"), ("seq3", "w2")]
 

@@ -58,15 +58,18 @@ class Variant:
 
 # The one place that knows graph-router's serve flags. Tracing "otlp" exports over HTTP to a
 # local sink (an nginx port answering 200); "off" and the default (auto, with no OTEL_* set) do not.
+# "on" traces every request; "on10" samples 10% (OTEL_TRACES_SAMPLER, see router_env).
 TELEMETRY_FLAGS: dict[str, list[str]] = {
     "default": [],
     "off": ["--no-metrics", "--tracing", "off"],
     "on": ["--tracing", "otlp"],
+    "on10": ["--tracing", "otlp"],
 }
 TELEMETRY_TITLES = {
     "default": "defaults",
     "off": "metrics off, tracing off",
-    "on": "metrics on, tracing OTLP to a local sink",
+    "on": "metrics on, every request traced, OTLP to a local sink",
+    "on10": "metrics on, 10% of requests traced, OTLP to a local sink",
 }
 #: Always passed: stop at once on SIGTERM (no drain period between rows).
 COMMON_FLAGS = ["--drain-seconds", "0"]
@@ -77,6 +80,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("w2", 2, "default"),
         Variant("tel-off", 1, "off"),
         Variant("tel-on", 1, "on"),
+        Variant("tel-10", 1, "on10"),
     )
 }
 
@@ -102,9 +106,12 @@ def router_env(variant: Variant, sink_port: int) -> dict[str, str | None]:
     path = os.environ.get("PYTHONPATH")
     env: dict[str, str | None] = {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
     # Drop inherited OTEL exporter settings so "auto" tracing means off in the default rows.
-    env |= {k: None for k in os.environ if k.startswith("OTEL_EXPORTER_OTLP_")}
-    if variant.telemetry == "on":
+    env |= {k: None for k in os.environ if k.startswith(("OTEL_EXPORTER_OTLP_", "OTEL_TRACES_SAMPLER"))}
+    if variant.telemetry in ("on", "on10"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:{sink_port}"
+    if variant.telemetry == "on10":
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
     return env
 
 
