@@ -2,7 +2,8 @@
 
 Configured by the standard variables, read as the OpenTelemetry Python SDK reads them:
 ``OTEL_EXPORTER_OTLP_[TRACES_]{ENDPOINT,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE,CLIENT_KEY,CLIENT_CERTIFICATE}``
-and ``OTEL_BSP_{SCHEDULE_DELAY,MAX_QUEUE_SIZE,MAX_EXPORT_BATCH_SIZE,EXPORT_TIMEOUT}``.
+and ``OTEL_BSP_{SCHEDULE_DELAY,MAX_QUEUE_SIZE,MAX_EXPORT_BATCH_SIZE}`` (each export request is bounded by
+``OTEL_EXPORTER_OTLP_TIMEOUT``; ``OTEL_BSP_EXPORT_TIMEOUT`` is not read).
 No thread: spans wait in a list and are sent by a task when a batch is full or the schedule delay
 passes. When the collector falls behind, the queue is capped and the excess is dropped and counted.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import gzip
 import logging
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,6 +53,8 @@ def _number(env: Mapping[str, str], var: str, default: float, *, minimum: float 
         value = float(raw)
     except ValueError:
         raise ExportConfigError(f"{var}={raw!r}: expected a number") from None
+    if not math.isfinite(value):  # nan/inf would pass the bound check and break int() or the timers
+        raise ExportConfigError(f"{var}={raw!r}: expected a finite number")
     if value < minimum:
         raise ExportConfigError(f"{var}={raw!r}: expected a number >= {minimum:g}")
     return value
@@ -79,9 +83,9 @@ class ExportConfig:
             Url.parse(endpoint)
         except ValueError as exc:
             raise ExportConfigError(f"{var}: {exc}") from None
-        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-        if protocol.strip() not in ("", "http/protobuf"):
-            raise ExportConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: graph-router exports OTLP over "
+        protocol = _env(env, "PROTOCOL")
+        if protocol is not None and protocol[1] != "http/protobuf":
+            raise ExportConfigError(f"{protocol[0]}={protocol[1]!r}: graph-router exports OTLP over "
                                     "HTTP with protobuf; set it to http/protobuf (the collector's port 4318)")
         return cls(
             endpoint=endpoint,
@@ -120,10 +124,11 @@ def _timeout(env: Mapping[str, str]) -> float:
 
 def _compression(env: Mapping[str, str]) -> bool:
     got = _env(env, "COMPRESSION")
-    if got is None or got[1] == "none":
+    if got is None:
         return False
-    if got[1] == "gzip":
-        return True
+    value = got[1].lower()  # as the SDK: GZIP works too
+    if value in ("gzip", "none"):
+        return value == "gzip"
     raise ExportConfigError(f"{got[0]}={got[1]!r}: expected gzip or none")
 
 
