@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.trace import SpanKind, StatusCode
 
-from graph_router.telemetry import otlp
+from graph_router.telemetry import OtlpTracer, Telemetry, otlp
 
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT}
 _CODES = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
@@ -117,3 +117,21 @@ class MemoryExporter:
 
     def clear(self) -> None:
         self.queue.clear()
+
+
+def in_memory_telemetry(kind: str) -> tuple[Any, Telemetry]:
+    """(exporter, Telemetry) recording spans in memory: ``sdk`` (the OpenTelemetry SDK) or ``otlp`` (ours).
+
+    Both exporters answer ``get_finished_spans()`` and ``clear()``.
+    """
+    if kind == "sdk":
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        sdk_exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(sdk_exporter))
+        return sdk_exporter, Telemetry(provider)
+    exporter = MemoryExporter()
+    return exporter, Telemetry(otlp=OtlpTracer(exporter))

@@ -12,16 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
-from graph_router.telemetry import OtlpTracer, Telemetry
 
 from .conftest import StartApp, free_port
-from .otlp_decode import DecodedSpan, MemoryExporter
+from .otlp_decode import DecodedSpan, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "tracestate": "vendor=abc,other=1"}
@@ -149,14 +145,7 @@ async def test_both_tracers_record_the_same_spans(scenario: str, app_server: Sta
     for kind in ("sdk", "otlp"):
         for b in backends.values():
             b.reset()
-        if kind == "sdk":
-            exporter: InMemorySpanExporter | MemoryExporter = InMemorySpanExporter()
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            tel = Telemetry(provider)
-        else:
-            exporter = MemoryExporter()
-            tel = Telemetry(otlp=OtlpTracer(exporter))
+        exporter, tel = in_memory_telemetry(kind)
         router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, default_retry=False)
         url = await app_server(router, telemetry=tel)
         async with aiohttp.ClientSession() as s, s.post(url, json={"x": 1},

@@ -18,10 +18,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 from graph_router.process import ServeConfig
-from graph_router.telemetry import OtlpTracer, Telemetry, TraceIdFilter, telemetry_factory
+from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
 
 from .conftest import StartApp, free_port
-from .otlp_decode import DecodedSpan, MemoryExporter
+from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -102,15 +102,7 @@ def start(app_server: StartApp, request: pytest.FixtureRequest) -> Start:
     """
 
     async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
-        exporter: InMemorySpanExporter | MemoryExporter
-        if request.param == "sdk":
-            exporter = InMemorySpanExporter()
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            tel = Telemetry(provider)
-        else:
-            exporter = MemoryExporter()
-            tel = Telemetry(otlp=OtlpTracer(exporter))
+        exporter, tel = in_memory_telemetry(request.param)
         router = GraphRouter(load_graph_text(yaml_text), services=services, hooks=tel.hooks, **router_kw)
         return Rig(exporter, tel, await app_server(router, telemetry=tel))
 
