@@ -55,6 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="graphs to soak, one after the other (default: soak = a Sequence feeding an Ensemble of 3)",
     )
     p.add_argument("--workers", type=int, default=1, help="router workers (1)")
+    p.add_argument("--tracing", action="store_true",
+                   help="trace every request, exporting OTLP to a local sink (default: metrics only)")
     p.add_argument("--router", metavar="CMD", help="graph-router command (default: .venv/bin/graph-router)")
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for soak-<timestamp>.md")
     p.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers to cores")
@@ -69,6 +71,7 @@ class Soak:
         self.server_cpu: int | None = 1 if pin else None
         self.script = wrk.write_script(workdir, router.BODY)
         self.ports = [procs.free_port() for _ in router.SERVICES]
+        self.sink_port = procs.free_port()  # the OTLP sink (an nginx port answering 200) for --tracing
         self.services = {n: router.service_url(n, p) for n, p in zip(router.SERVICES, self.ports, strict=True)}
         self.router_cmd = shlex.split(args.router) if args.router else router.default_router_cmd()
         c64 = args.c64_seconds if args.c64_seconds is not None else (60 if args.quick else 600)
@@ -79,10 +82,10 @@ class Soak:
     def one(self, pattern: Pattern) -> str:
         """Soak one graph; return its Markdown section."""
         port = procs.free_port()
-        variant = Variant(f"w{self.args.workers}", self.args.workers, "default")
+        variant = Variant(f"w{self.args.workers}", self.args.workers, "on" if self.args.tracing else "default")
         argv = router.serve_argv(self.router_cmd, pattern.graph, port, self.services, variant)
         log = self.workdir / f"soak-{pattern.key}.log"
-        env = router.router_env(variant, 0)
+        env = router.router_env(variant, self.sink_port)
         # stdout is the access log: one line per request would fill the disk over a soak.
         proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env, discard_stdout=True)
         try:
@@ -196,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = False
     try:
         backend = nginx.start_backends(
-            sup, tools["nginx"], workdir / "backends", soak.ports, soak.server_cpu, router.BODY.encode()
+            sup, tools["nginx"], workdir / "backends", [*soak.ports, soak.sink_port], soak.server_cpu,
+            router.BODY.encode()
         )
         soak.backend_pid = backend.pid
         for key in args.patterns:
