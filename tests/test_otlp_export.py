@@ -227,6 +227,7 @@ def test_sampler_from_env_values_and_errors() -> None:
 # --- parse_traceparent vs the SDK's propagator ------------------------------------------------------------
 
 T, P = TRACE, PARENT
+BIG_MEMBERS = ",".join(f"k{i:02d}{'a' * 145}={'v' * 256}" for i in range(21))  # 405 chars a member
 TRACEPARENTS: list[tuple[str, list[str], list[str]]] = [
     # (case, traceparent values in order, tracestate values in order)
     ("valid sampled", [f"00-{T}-{P}-01"], []),
@@ -248,7 +249,16 @@ TRACEPARENTS: list[tuple[str, list[str], list[str]]] = [
     ("two headers, first wins", [f"00-{T}-{P}-01", f"00-{'1' * 32}-{'2' * 16}-00"], []),
     ("two headers, first invalid", ["garbage", f"00-{T}-{P}-01"], []),
     ("tracestate joined", [f"00-{T}-{P}-01"], ["a=1", "b=2,c=3"]),
-    ("tracestate too long", [f"00-{T}-{P}-01"], ["a=" + "x" * 300, "b=" + "y" * 300]),
+    ("tracestate blanks and empty members", [f"00-{T}-{P}-01"], [" a=1 ,, b=x y\t", ",c@v=3,"]),
+    ("tracestate value over 256 chars", [f"00-{T}-{P}-01"], ["a=" + "x" * 257]),
+    ("tracestate of 600 chars", [f"00-{T}-{P}-01"], ["a=" + "x" * 250, "b=" + "y" * 250, "c=" + "z" * 95]),
+    ("tracestate of 20 big members", [f"00-{T}-{P}-01"], [BIG_MEMBERS[:20 * 406 - 1]]),
+    ("tracestate over 8192 chars", [f"00-{T}-{P}-01"], [BIG_MEMBERS]),
+    ("tracestate malformed member", [f"00-{T}-{P}-01"], ["a=1", "@@bad"]),
+    ("tracestate upper-case key", [f"00-{T}-{P}-01"], ["A=1"]),
+    ("tracestate repeated key", [f"00-{T}-{P}-01"], ["a=1", "a=2"]),
+    ("tracestate of 32 members", [f"00-{T}-{P}-01"], [",".join(f"k{i}=v" for i in range(32))]),
+    ("tracestate of 33 members", [f"00-{T}-{P}-01"], [",".join(f"k{i}=v" for i in range(33))]),
     ("tracestate without traceparent", [], ["a=1"]),
 ]
 
@@ -270,13 +280,19 @@ def test_parse_traceparent_agrees_with_the_sdk_propagator(traceparents: list[str
     tid, parent, sampled, tracestate = ours
     assert (int.from_bytes(tid, "big"), int.from_bytes(parent, "big"), sampled) == (
         sc.trace_id, sc.span_id, sc.trace_flags.sampled)
-    assert (tracestate or "") == sc.trace_state.to_header()  # equal for well-formed members without spaces
+    assert (tracestate or "") == sc.trace_state.to_header()
 
 
 def test_parse_traceparent_exact_values() -> None:
     headers = [("traceparent", f"00-{T}-{P}-01"), ("tracestate", "a=1"), ("tracestate", "b=2")]
     got = parse_traceparent(HttpRequest("GET", "/", headers, b"", "1.1", "127.0.0.1"))
     assert got == (bytes.fromhex(T), bytes.fromhex(P), True, "a=1,b=2")
+    headers[1:] = [("tracestate", " a=1 ,, b=2\t"), ("tracestate", "@@bad")]  # one bad member drops it all
+    assert parse_traceparent(HttpRequest("GET", "/", headers, b"", "1.1", "127.0.0.1")) == (
+        bytes.fromhex(T), bytes.fromhex(P), True, None)
+    headers[2:] = []
+    assert parse_traceparent(HttpRequest("GET", "/", headers, b"", "1.1", "127.0.0.1")) == (
+        bytes.fromhex(T), bytes.fromhex(P), True, "a=1,b=2")
     assert parse_traceparent(HttpRequest("GET", "/", [("traceparent", f"00-{T}-{P}-00")], b"", "1.1", "x")) == (
         bytes.fromhex(T), bytes.fromhex(P), False, None)
 

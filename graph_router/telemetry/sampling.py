@@ -12,7 +12,12 @@ if TYPE_CHECKING:
 # the OpenTelemetry propagator's own pattern and limits
 _TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
 _MAX_TRACEPARENT = 512
-_MAX_TRACESTATE = 512  # W3C: at least this much must be propagated; longer values are dropped, as the SDK does
+# the API's TraceState.from_header: a malformed member, a repeated key or more than 32 members drop it all
+_TS_KEY = r"[a-z][_0-9a-z\-\*\/]{0,255}|[a-z0-9][_0-9a-z\-\*\/]{0,240}@[a-z][_0-9a-z\-\*\/]{0,13}"
+_TS_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+_TS_MEMBER = re.compile(f"({_TS_KEY})=({_TS_VALUE})")
+_MAX_TRACESTATE = 8192
+_MAX_TRACESTATE_KEYS = 32
 
 
 class Sampler:
@@ -55,7 +60,8 @@ def parse_traceparent(req: HttpRequest) -> tuple[bytes, bytes, bool, str | None]
     """(trace id, parent span id, sampled, tracestate) of a valid incoming W3C context, else None.
 
     As the OpenTelemetry propagator: the first ``traceparent`` counts; version ff, a version-00 header
-    with extra fields and all-zero ids are invalid; ``tracestate`` fields are joined with commas.
+    with extra fields and all-zero ids are invalid; ``tracestate`` fields are joined with commas and
+    kept as the API's ``TraceState`` keeps them (:func:`_tracestate`).
     """
     value = tracestate = None
     for k, v in req.headers:  # names are lower-case (HttpRequest)
@@ -72,6 +78,24 @@ def parse_traceparent(req: HttpRequest) -> tuple[bytes, bytes, bool, str | None]
     version, trace, parent, flags, rest = m.groups()
     if version == "ff" or (version == "00" and rest) or trace == "0" * 32 or parent == "0" * 16:
         return None
-    if tracestate is not None and len(tracestate) > _MAX_TRACESTATE:
-        tracestate = None
+    if tracestate is not None:
+        tracestate = None if len(tracestate) > _MAX_TRACESTATE else _tracestate(tracestate)
     return bytes.fromhex(trace), bytes.fromhex(parent), bool(int(flags, 16) & 1), tracestate
+
+
+def _tracestate(value: str) -> str | None:
+    """``value`` as ``TraceState.from_header(...).to_header()`` gives it, or None where that is empty."""
+    keys: set[str] = set()
+    members = []
+    for member in value.split(","):
+        member = member.strip(" \t")
+        if not member:
+            continue
+        m = _TS_MEMBER.fullmatch(member)
+        if m is None or m.group(1) in keys:
+            return None
+        keys.add(m.group(1))
+        members.append(member)
+    if len(members) > _MAX_TRACESTATE_KEYS:
+        return None
+    return ",".join(members) or None
