@@ -230,11 +230,12 @@ def serve_config(args: argparse.Namespace) -> Any:
         otlp = any(k.startswith("OTEL_EXPORTER_OTLP_") for k in os.environ)
         tracing = "otlp" if otlp else "off"
     if tracing == "otlp":
-        from .telemetry import ExportConfigError, otlp_tracer
+        from .telemetry import ExportConfig, Sampler
 
-        try:
-            otlp_tracer(os.environ)  # checks the OTEL_* variables now, before any worker starts
-        except ExportConfigError as exc:
+        try:  # check the OTEL_* variables now, before any worker starts
+            ExportConfig.from_env(os.environ)
+            Sampler.from_env(os.environ)
+        except ValueError as exc:  # ExportConfigError is one
             raise SpecError(Problem("", f"--tracing otlp: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))

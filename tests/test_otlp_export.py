@@ -522,6 +522,10 @@ async def test_aclose_flushes_then_later_spans_are_dropped(collector: Collector,
     exp.queue.extend([span(3), span(4), span(5)])
     exp.poke()
     assert exp.dropped == 3 and exp.queue == []
+    assert exp.idle  # so the tracer pokes after every request and nothing piles up
+    exp.queue.append(span(6))
+    await exp.flush()  # after aclose: dropped, never sent through the closed client
+    assert exp.dropped == 4 and exp.queue == []
     await asyncio.sleep(0.05)
     assert len(collector.got) == 2
 

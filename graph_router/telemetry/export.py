@@ -156,7 +156,7 @@ class HttpSink:
         self.client = HttpClient(ClientLimits(max_idle_per_host=2, ssl_context=cfg.ssl_context))
         self.headers = [("Content-Type", "application/x-protobuf"), ("User-Agent", "graph-router"),
                         *cfg.headers] + ([("Content-Encoding", "gzip")] if cfg.gzip else [])
-        self._warned = 0.0
+        self._warned = -math.inf  # the first problem is always logged
 
     async def __call__(self, spans: list[bytes]) -> None:
         body = otlp.export_request(self._resource, self._scope, spans)
@@ -268,6 +268,9 @@ class BatchExporter:
 
     async def flush(self) -> None:
         """Send everything queued now (waits for the batch being sent)."""
+        if self._closed:
+            self.poke()  # drops (and counts) what was queued after aclose
+            return
         while self._task is not None or self.queue:
             if self._task is None:
                 self._start()
@@ -292,6 +295,6 @@ class BatchExporter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._closed = True
-        self.idle = False
+        self.idle = True  # every later request pokes, and poke() drops what it finds
         if self._on_close is not None:
             await self._on_close()
