@@ -330,18 +330,28 @@ class NodeSpan:
         tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
 
 
+class Retries:
+    """What a step that retried keeps: attempts so far, its ``retry`` events, the current attempt's start."""
+
+    __slots__ = ("attempts", "client_start", "events")
+
+    def __init__(self, start: int) -> None:
+        self.attempts = 1
+        self.client_start = start
+        self.events = b""
+
+
 class StepSpan:
     """One sampled step: its span, a CLIENT span per backend attempt, and its metrics."""
 
-    __slots__ = ("attempts", "client", "client_start", "ctx", "events", "headers", "hooks", "node", "parent",
-                 "sid", "st", "start", "step", "token")
+    __slots__ = ("client", "ctx", "headers", "hooks", "node", "parent", "retried", "sid", "st", "start", "step",
+                 "token")
     sid: bytes
 
     def __init__(self, hooks: SpanHooks, st: TraceState, ctx: Context, node: CompiledNode,
                  step: CompiledStep) -> None:
         self.hooks, self.st, self.ctx, self.node, self.step = hooks, st, ctx, node, step
-        self.attempts = 1
-        self.events = b""
+        self.retried: Retries | None = None
         outer = _current.get()
         self.parent = outer.sid if outer is not None and outer.st is st else st.sid
         self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
@@ -352,23 +362,26 @@ class StepSpan:
             self.client = None
             self.headers = ctx.headers
         self.token = _current.set(self)
-        self.start = self.client_start = _mono()
+        self.start = _mono()
 
     def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
         metrics = self.hooks.metrics
         if metrics is not None:
             retry_metrics(metrics, self.step, outcome)
+        r = self.retried
+        if r is None:
+            r = self.retried = Retries(self.start)
         if self.client is None:
-            self.attempts = attempt + 1
+            r.attempts = attempt + 1
             return
         now = _mono()
         self._end_client(self._parts(), now, outcome, None, None)
-        self.attempts = attempt + 1
-        self.events += otlp.event(now + _EPOCH, "retry", {ATTEMPT: attempt, "graph_router.outcome": outcome,
-                                                          "graph_router.retry.delay_s": delay})
+        r.attempts = attempt + 1
+        r.events += otlp.event(now + _EPOCH, "retry", {ATTEMPT: attempt, "graph_router.outcome": outcome,
+                                                       "graph_router.retry.delay_s": delay})
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = self.client = (_getrandbits(64) or 1).to_bytes(8, "big")
-        self.client_start = now + int(delay * 1e9)
+        r.client_start = now + int(delay * 1e9)
         st = self.st
         headers = self.headers
         for i, (k, _) in enumerate(headers):
@@ -385,10 +398,10 @@ class StepSpan:
         hooks, st, step = self.hooks, self.st, self.step
         tracer = hooks.tracer
         parts = tracer.steps.get(step) or tracer.step_parts(st.graph, self.node, step)
-        if exc is not None or self.attempts > 1:
+        if exc is not None or self.retried is not None:
             self._end_slow(parts, end, status, exc)
             return
-        step_rest, client_rest, error = parts.answer(status, step.backend is not None)
+        step_rest, client_rest, error = parts.ok.get(status) or parts.answer(status, step.backend is not None)
         metrics = hooks.metrics
         start = self.start
         if metrics is not None:
@@ -397,13 +410,11 @@ class StepSpan:
             step_rest += st.ts_field
             client_rest += st.ts_field
         ep = _EPOCH
-        start += ep
-        end += ep
-        sid = self.sid
-        append = tracer.append
         if self.client is not None:
-            append(_span(st.tidf, self.client, sid, start, end, _LOCAL, client_rest))
-        append(_span(st.tidf, sid, self.parent, start, end, _LOCAL, step_rest))
+            tracer.append(otlp.child_spans(st.tidf, self.parent, self.client, self.sid, start + ep, end + ep,
+                                           client_rest, step_rest))
+        else:
+            tracer.append(_span(st.tidf, self.sid, self.parent, start + ep, end + ep, _LOCAL, step_rest))
 
     def _end_slow(self, parts: StepParts, end: int, status: int | None, exc: BaseException | None) -> None:
         """A step that failed or was retried: its attributes are built for it."""
@@ -417,15 +428,16 @@ class StepSpan:
         if self.client is not None:
             self._end_client(parts, end, None if status is None else str(status), code, cause)
         rest = parts.step_static
+        r = self.retried
         if step.backend is not None:
-            rest += otlp.attribute(RETRY_COUNT, self.attempts - 1)
+            rest += otlp.attribute(RETRY_COUNT, r.attempts - 1 if r is not None else 0)
         if status is not None:
             rest += otlp.attribute(HTTP_STATUS, status)
         if code is not None:
             rest += otlp.attribute(ERROR_TYPE, code) + otlp.attribute(CAUSE, cause or code) + otlp.error_status(cause)
         elif status is not None and status >= 400:
             rest += otlp.error_status(None)
-        rest += st.ts_field + self.events
+        rest += st.ts_field + (r.events if r is not None else b"")
         ep = _EPOCH
         tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
 
@@ -434,7 +446,8 @@ class StepSpan:
         """The current attempt's CLIENT span: what it got (``outcome``), or what ended the step (``code``)."""
         st, client = self.st, self.client
         assert client is not None
-        rest = parts.client_static + otlp.attribute(ATTEMPT, self.attempts)
+        r = self.retried
+        rest = parts.client_static + otlp.attribute(ATTEMPT, r.attempts if r is not None else 1)
         error = False
         if outcome is not None:
             if outcome.isdigit():
@@ -450,7 +463,8 @@ class StepSpan:
         rest += st.ts_field
         self.client = None
         ep = _EPOCH
-        self.hooks.tracer.append(_span(st.tidf, client, self.sid, self.client_start + ep, end + ep, _LOCAL, rest))
+        start = r.client_start if r is not None else self.start
+        self.hooks.tracer.append(_span(st.tidf, client, self.sid, start + ep, end + ep, _LOCAL, rest))
 
 
 if TYPE_CHECKING:
