@@ -369,7 +369,8 @@ async def make_exporter() -> AsyncIterator[MakeExporter]:
 
 def span(i: int) -> bytes:
     tid, sid = (0xABC0 + i).to_bytes(16, "big"), (0x50 + i).to_bytes(8, "big")
-    return otlp.span(b"\x0a\x10" + tid, sid, None,  # Span.trace_id field, then the rest 1_000_000 + i, 2_000_000 + i, otlp.FLAGS_LOCAL,
+    # b"\x0a\x10": the Span.trace_id field's tag and length
+    return otlp.span(b"\x0a\x10" + tid, sid, None, 1_000_000 + i, 2_000_000 + i, otlp.FLAGS_LOCAL,
                      otlp.static_part(f"s{i}", otlp.INTERNAL, {"i": i}))
 
 
