@@ -163,6 +163,7 @@ class OtlpTracer:
         self.exporter = exporter
         self.queue = exporter.queue
         self.append = exporter.queue.append
+        self.extend = exporter.queue.extend
         self.sampler = sampler or Sampler()
         self.nodes: dict[CompiledNode, bytes] = {}
         self.steps: dict[CompiledStep, StepParts] = {}
@@ -411,7 +412,7 @@ class StepSpan:
             client_rest += st.ts_field
         ep = _EPOCH
         if self.client is not None:
-            tracer.append(otlp.child_spans(st.tidf, self.parent, self.client, self.sid, start + ep, end + ep,
+            tracer.extend(otlp.child_spans(st.tidf, self.parent, self.client, self.sid, start + ep, end + ep,
                                            client_rest, step_rest))
         else:
             tracer.append(_span(st.tidf, self.sid, self.parent, start + ep, end + ep, _LOCAL, step_rest))
