@@ -26,7 +26,7 @@ from benchmarks.benchkit import nginx, procs, router, wrk
 from benchmarks.benchkit.install import ensure_tools
 from benchmarks.benchkit.measure import Settings, Target, measure
 from benchmarks.benchkit.procs import StartError, Supervisor
-from benchmarks.benchkit.router import PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
+from benchmarks.benchkit.router import ON_REQUEST, PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
 from benchmarks.benchkit.table import Row, header, render_table
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def plan(args: argparse.Namespace) -> list[tuple[Pattern, Variant]]:
     mode = "quick" if args.quick else "full"
     patterns = args.patterns or list(PATTERNS)
     rows = []
-    for vkey in args.variants or list(VARIANTS):
+    for vkey in args.variants or [v for v in VARIANTS if v not in ON_REQUEST]:
         for pkey in patterns:
             if args.variants or vkey == "w1" or pkey in EXTRA_VARIANT_PATTERNS[mode]:
                 rows.append((PATTERNS[pkey], VARIANTS[vkey]))

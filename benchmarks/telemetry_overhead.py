@@ -57,13 +57,19 @@ spec:
       steps:
         - {name: model, serviceName: model}
 """
-#: name -> (metrics on, tracer, fraction of requests traced)
+#: name -> (metrics on, tracer, fraction of requests traced). "otlp" is graph-router's own tracer
+#: exporting over HTTP; "otlp-unsent" records the same spans and drops each batch instead of sending
+#: it; "sdk" is the OpenTelemetry SDK. Read in order, the otlp rows take the cost apart: metrics,
+#: trace context only (0%: ids and traceparent, what a sampled-out request pays), recording the
+#: spans (unsent), and exporting them.
 VARIANTS: dict[str, tuple[bool, str | None, float]] = {
     "off": (False, None, 0.0),
     "metrics": (True, None, 0.0),
-    "otlp 100%": (False, "otlp", 1.0),
+    "metrics+otlp 0%": (True, "otlp", 0.0),
     "metrics+otlp 10%": (True, "otlp", 0.1),
+    "metrics+otlp unsent": (True, "otlp-unsent", 1.0),
     "metrics+otlp 100%": (True, "otlp", 1.0),
+    "otlp 100%": (False, "otlp", 1.0),
     "metrics+sdk 100%": (True, "sdk", 1.0),
 }
 
@@ -80,13 +86,15 @@ class DropExporter(SpanExporter):
 
 
 class CountingSink(HttpSink):
-    """The real OTLP/HTTP sink, counting the spans it sends."""
+    """The real OTLP/HTTP sink, counting the spans it sends (``send=False``: counting and dropping them)."""
 
     count = 0
+    send = True
 
     async def __call__(self, spans: list[bytes]) -> None:
         self.count += len(spans)
-        await super().__call__(spans)
+        if self.send:
+            await super().__call__(spans)
 
 
 Built = tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | CountingSink | None]
@@ -96,10 +104,11 @@ def build(variant: str, url: str) -> Built:
     metrics, tracer, ratio = VARIANTS[variant]
     tel: Telemetry | None = None
     exporter: DropExporter | CountingSink | None = None
-    if tracer == "otlp":
+    if tracer in ("otlp", "otlp-unsent"):
         collector = url.split("/v1/", 1)[0]
         cfg = ExportConfig.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": collector})
         exporter = CountingSink(cfg, otlp.resource({"service.name": "bench"}), otlp.scope("graph_router", "0"))
+        exporter.send = tracer == "otlp"
         batch = BatchExporter(exporter, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
                               schedule_delay=cfg.schedule_delay)
         sampler = Sampler("parentbased_traceidratio", ratio)

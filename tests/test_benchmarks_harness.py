@@ -249,6 +249,9 @@ def test_router_env_sets_otlp_only_for_tracing_on(monkeypatch: pytest.MonkeyPatc
     ten = router.router_env(router.VARIANTS["tel-10"], 4318)
     assert ten["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
     assert (ten["OTEL_TRACES_SAMPLER"], ten["OTEL_TRACES_SAMPLER_ARG"]) == ("parentbased_traceidratio", "0.1")
+    assert router.router_env(router.VARIANTS["tel-ctx"], 4318)["OTEL_TRACES_SAMPLER"] == "always_off"
+    unsent = router.router_env(router.VARIANTS["tel-unsent"], 4318)
+    assert unsent["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:1" and unsent["OTEL_TRACES_SAMPLER"] is None
     assert router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["tel-on"])[-2:] == ["--tracing", "otlp"]
 
 
@@ -306,6 +309,9 @@ def test_plan_quick_and_full() -> None:
     assert len(full) == 5 + 4 * 3
     chosen = run.plan(run.parse_args(["--patterns", "seq3", "--variants", "tel-on", "w2"]))
     assert [(p.key, v.key) for p, v in chosen] == [("seq3", "tel-on"), ("seq3", "w2")]
+    assert not {v.key for _, v in full} & router.ON_REQUEST  # the cost break-down runs only when asked
+    named = run.plan(run.parse_args(["--patterns", "1hop", "--variants", "tel-ctx", "tel-unsent"]))
+    assert [v.key for _, v in named] == ["tel-ctx", "tel-unsent"]
 
 
 def _sample(phase: str, t: float, p99: float, errors: int, fds: int, rss: int) -> Sample:

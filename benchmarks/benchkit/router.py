@@ -58,18 +58,25 @@ class Variant:
 
 # The one place that knows graph-router's serve flags. Tracing "otlp" exports over HTTP to a
 # local sink (an nginx port answering 200); "off" and the default (auto, with no OTEL_* set) do not.
-# "on" traces every request; "on10" samples 10% (OTEL_TRACES_SAMPLER, see router_env).
+# "on" traces every request; "on10" samples 10% (OTEL_TRACES_SAMPLER, see router_env). Two more
+# take tracing's cost apart (run on request only): "ctx" samples nothing (the trace context alone,
+# what a sampled-out request pays) and "unsent" records every span but its collector refuses
+# connections, so batches are dropped unsent.
 TELEMETRY_FLAGS: dict[str, list[str]] = {
     "default": [],
     "off": ["--no-metrics", "--tracing", "off"],
     "on": ["--tracing", "otlp"],
     "on10": ["--tracing", "otlp"],
+    "ctx": ["--tracing", "otlp"],
+    "unsent": ["--tracing", "otlp"],
 }
 TELEMETRY_TITLES = {
     "default": "defaults",
     "off": "metrics off, tracing off",
     "on": "metrics on, every request traced, OTLP to a local sink",
     "on10": "metrics on, 10% of requests traced, OTLP to a local sink",
+    "ctx": "metrics on, tracing on but no request sampled",
+    "unsent": "metrics on, every request traced, spans dropped unsent",
 }
 #: Always passed: stop at once on SIGTERM (no drain period between rows).
 COMMON_FLAGS = ["--drain-seconds", "0"]
@@ -81,8 +88,12 @@ VARIANTS: dict[str, Variant] = {
         Variant("tel-off", 1, "off"),
         Variant("tel-on", 1, "on"),
         Variant("tel-10", 1, "on10"),
+        Variant("tel-ctx", 1, "ctx"),
+        Variant("tel-unsent", 1, "unsent"),
     )
 }
+#: Variants that run only when named with --variants (they take the tracing cost apart).
+ON_REQUEST = frozenset({"tel-ctx", "tel-unsent"})
 
 
 def service_url(name: str, port: int) -> str:
@@ -107,11 +118,15 @@ def router_env(variant: Variant, sink_port: int) -> dict[str, str | None]:
     env: dict[str, str | None] = {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
     # Drop inherited OTEL exporter settings so "auto" tracing means off in the default rows.
     env |= {k: None for k in os.environ if k.startswith(("OTEL_EXPORTER_OTLP_", "OTEL_TRACES_SAMPLER"))}
-    if variant.telemetry in ("on", "on10"):
+    if variant.telemetry in ("on", "on10", "ctx"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:{sink_port}"
+    if variant.telemetry == "unsent":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:1"  # nothing listens: every export is refused
     if variant.telemetry == "on10":
         env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
         env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
+    if variant.telemetry == "ctx":
+        env["OTEL_TRACES_SAMPLER"] = "always_off"
     return env
 
 
