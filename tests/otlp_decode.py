@@ -96,8 +96,7 @@ def decode(payload: bytes) -> list[DecodedSpan]:
 class MemoryExporter:
     """An OtlpTracer exporter keeping spans in memory, decoded as they are emitted (synchronously)."""
 
-    max_batch = 1 << 30
-    idle = False
+    poke_at = 1 << 62
 
     def __init__(self) -> None:
         self.queue: list[bytes] = []

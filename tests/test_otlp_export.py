@@ -375,10 +375,10 @@ def span(i: int) -> bytes:
 
 
 def add(exp: BatchExporter, *indexes: int) -> None:
-    """Queue spans as OtlpTracer.finish does: append, and poke when idle or a batch is full."""
+    """Queue spans as OtlpTracer does: append, and poke once the queue holds ``poke_at`` spans."""
     for i in indexes:
         exp.queue.append(span(i))
-        if exp.idle or len(exp.queue) >= exp.max_batch:
+        if len(exp.queue) >= exp.poke_at:
             exp.poke()
 
 
@@ -415,7 +415,7 @@ async def test_export_posts_protobuf_with_headers_resource_and_scope(collector: 
             for s in spans] == [(f"s{i}", 0xABC0 + i, 0x50 + i, {"i": i}, 1_000_000 + i, 2_000_000 + i)
                                 for i in range(3)]
     assert all(s.resource == RESOURCE and s.scope == SCOPE for s in spans)
-    assert exp.queue == [] and exp.idle
+    assert exp.queue == [] and exp.poke_at == 1
 
 
 async def test_gzip_compression(collector: Collector, make_exporter: MakeExporter) -> None:
@@ -491,6 +491,7 @@ async def test_queue_overflow_while_exporting_drops_and_warns(collector: Collect
     exp = make_exporter(collector.url + "/v1/traces", max_batch=2, max_queue=4)
     add(exp, 0, 1)  # a full batch: sent at once, and the collector takes 0.3 s
     await until(lambda: len(collector.got) == 1)
+    assert exp.poke_at == 4 + 2  # while it is in flight the tracer pokes once per batch, not per request
     add(exp, *range(2, 12))  # 10 more while it is in flight: 4 fit in the queue
     assert exp.dropped == 6 and len(exp.queue) == 4
     await exp.flush()
@@ -503,10 +504,10 @@ async def test_queue_overflow_while_exporting_drops_and_warns(collector: Collect
 async def test_timer_exports_after_the_schedule_delay(collector: Collector, make_exporter: MakeExporter) -> None:
     exp = make_exporter(collector.url + "/v1/traces", schedule_delay=0.05)
     add(exp, 0, 1)
-    assert not exp.idle and collector.got == []
+    assert exp.poke_at == exp.max_batch and collector.got == []  # a timer is set
     await until(lambda: len(collector.got) == 1, within=3.0)
     assert collector.got[0].names() == ["s0", "s1"]
-    await until(lambda: exp.idle, within=2.0)
+    await until(lambda: exp.poke_at == 1, within=2.0)
     add(exp, 2)  # the next span arms the timer again
     await until(lambda: len(collector.got) == 2, within=3.0)
     assert collector.got[1].names() == ["s2"]
@@ -523,7 +524,7 @@ async def test_aclose_flushes_then_later_spans_are_dropped(collector: Collector,
     exp.queue.extend([span(3), span(4), span(5)])
     exp.poke()
     assert exp.dropped == 3 and exp.queue == []
-    assert exp.idle  # so the tracer pokes after every request and nothing piles up
+    assert exp.poke_at == 1  # so the tracer pokes after every request and nothing piles up
     exp.queue.append(span(6))
     await exp.flush()  # after aclose: dropped, never sent through the closed client
     assert exp.dropped == 4 and exp.queue == []

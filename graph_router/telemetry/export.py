@@ -194,9 +194,11 @@ class HttpSink:
 class BatchExporter:
     """Holds encoded spans in ``queue`` and hands them to ``send`` in batches, from tasks on the running loop.
 
-    The tracer appends to ``queue`` itself and calls :meth:`poke` when a batch is full or nothing is
-    scheduled (``idle``). One batch is sent at a time; while it is, spans queue up to ``max_queue``
-    and later ones are dropped (and counted, and logged once per export).
+    The tracer appends to ``queue`` itself and calls :meth:`poke` once the queue holds ``poke_at``
+    spans: 1 when nothing is scheduled, a batch when a timer is, and ``max_queue`` plus a batch while
+    an export is in flight. One batch is sent at a time; while it is, spans beyond ``max_queue`` are
+    dropped (and counted, and logged once per export), a batch at a time, so a slow or absent
+    collector adds no work per request.
     """
 
     def __init__(self, send: Send, *, max_batch: int = 512, max_queue: int = 2048,
@@ -208,8 +210,8 @@ class BatchExporter:
         self.schedule_delay = schedule_delay
         #: Encoded spans waiting; appended to by the tracer, never replaced (the tracer holds it).
         self.queue: list[bytes] = []
-        #: Nothing scheduled: no timer and no export running.
-        self.idle = True
+        #: The queue length at which the tracer calls poke() (see the class docstring).
+        self.poke_at = 1
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -220,6 +222,7 @@ class BatchExporter:
         if self._closed:
             self.dropped += len(q)
             q.clear()
+            self._state()
             return
         if len(q) >= self.max_batch:
             if self._task is None:
@@ -229,13 +232,21 @@ class BatchExporter:
                 del q[self.max_queue:]
         elif self._timer is None and self._task is None and q:
             self._timer = asyncio.get_running_loop().call_later(self.schedule_delay, self._on_timer)
-        self.idle = self._timer is None and self._task is None
+        self._state()
+
+    def _state(self) -> None:
+        if self._closed or (self._task is None and self._timer is None):
+            self.poke_at = 1
+        elif self._task is not None:
+            self.poke_at = self.max_queue + self.max_batch
+        else:
+            self.poke_at = self.max_batch
 
     def _on_timer(self) -> None:
         self._timer = None
         if self.queue and self._task is None:
             self._start()
-        self.idle = self._timer is None and self._task is None
+        self._state()
 
     def _start(self) -> None:
         from .spans import anchor
@@ -264,7 +275,7 @@ class BatchExporter:
             self._start()
         elif self.queue and not self._closed:
             self._timer = asyncio.get_running_loop().call_later(self.schedule_delay, self._on_timer)
-        self.idle = self._timer is None and self._task is None
+        self._state()
 
     async def flush(self) -> None:
         """Send everything queued now (waits for the batch being sent)."""
@@ -277,7 +288,7 @@ class BatchExporter:
             task = self._task
             assert task is not None
             await asyncio.shield(task)
-        self.idle = self._timer is None and self._task is None
+        self._state()
 
     async def aclose(self, wait: float = 5.0) -> None:
         """Flush (waiting at most ``wait`` seconds) and stop; spans queued later are dropped."""
@@ -295,6 +306,6 @@ class BatchExporter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._closed = True
-        self.idle = True  # every later request pokes, and poke() drops what it finds
+        self._state()  # every later request pokes, and poke() drops what it finds
         if self._on_close is not None:
             await self._on_close()

@@ -105,14 +105,13 @@ class TraceState:
 class SpanExporter(Protocol):
     """Where finished spans go (:class:`.export.BatchExporter` in production; tests keep them in memory).
 
-    The tracer appends encoded spans (``ScopeSpans.spans`` fields) to ``queue`` itself, the cheapest
-    call there is, and calls :meth:`poke` once per request when the queue holds a batch or nothing
-    is scheduled (``idle``).
+    The tracer appends encoded spans (``ScopeSpans.spans`` fields, one per span) to ``queue`` itself,
+    the cheapest call there is, and calls :meth:`poke` at the end of a request once the queue holds
+    ``poke_at`` spans.
     """
 
     queue: list[bytes]
-    max_batch: int
-    idle: bool
+    poke_at: int
 
     def poke(self) -> None:
         """Start sending a full batch, or schedule the next export."""
@@ -207,9 +206,8 @@ class OtlpTracer:
             ep = _EPOCH
             self.append(_span(st.tidf, st.sid, st.parent, st.start + ep, _mono() + ep,
                               _LOCAL if st.parent is None else _REMOTE, rest))
-        exporter = self.exporter
-        if exporter.idle or len(self.queue) >= exporter.max_batch:
-            exporter.poke()
+        if len(self.queue) >= self.exporter.poke_at:
+            self.exporter.poke()
 
     # --- prepared parts ------------------------------------------------------------------------
 
