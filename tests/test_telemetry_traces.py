@@ -374,3 +374,22 @@ def test_off_means_no_hooks_and_no_telemetry() -> None:
     tel = telemetry_factory(ServeConfig(tracing="off", metrics=True), 0)
     assert tel is not None and tel.tracer is None and tel.hooks is not None
     tel.shutdown()
+
+
+def test_otlp_tracing_loads_no_sdk_exporter_package() -> None:
+    """The Docker image installs no OTLP exporter package: ``--tracing otlp`` must not need one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from graph_router.process import ServeConfig\n"
+        "from graph_router.telemetry import telemetry_factory\n"
+        "tel = telemetry_factory(ServeConfig(tracing='otlp'), 0)\n"
+        "assert tel is not None and tel.otlp is not None\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.exporter', 'google.protobuf'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

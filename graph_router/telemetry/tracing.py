@@ -84,26 +84,21 @@ def set_traceparent(headers: list[tuple[str, str]], sc: SpanContext) -> None:
 
 
 def build_provider(mode: str) -> TracerProvider | None:
-    """A provider exporting in batches: ``otlp`` (OTLP/HTTP, configured by ``OTEL_EXPORTER_OTLP_*``),
-    ``console`` (stdout), or None for ``off``."""
+    """An SDK provider for ``console`` (spans printed to stdout in batches), or None for ``off``.
+
+    ``otlp`` does not use the SDK: see :func:`graph_router.telemetry.otlp_tracer`.
+    """
     if mode == "off":
         return None
+    if mode != "console":
+        raise ValueError(f"tracing mode {mode!r}: the SDK provider is built for console (or off) only")
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: "graph-router"}))
-    exporter: SpanExporter
-    if mode == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter()
-    elif mode == "console":
-        exporter = ConsoleSpanExporter()
-    else:
-        raise ValueError(f"tracing mode {mode!r}: expected off, console or otlp")
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     return provider
