@@ -478,6 +478,20 @@ async def test_a_collector_slower_than_the_timeout(collector: Collector, make_ex
         f"tracing: dropped 1 spans: export to {collector.url}/v1/traces failed: timeout awaiting headers"]
 
 
+async def test_shutdown_bounded_by_its_wait_counts_the_batch_in_flight(collector: Collector,
+                                                                       make_exporter: MakeExporter,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    collector.script = [(200, 3.0)]  # hangs past the close's wait
+    exp = make_exporter(collector.url + "/v1/traces", timeout=10.0, max_batch=2)
+    add(exp, 0, 1)  # a full batch: in flight at once
+    add(exp, 2)
+    t0 = time.monotonic()
+    await exp.aclose(wait=0.3)
+    assert time.monotonic() - t0 < 1.0
+    assert warnings_of(caplog) == [
+        "tracing: 3 spans not exported at shutdown (the collector did not answer in 0.3s)"]
+
+
 async def test_batches_are_split_at_max_batch(collector: Collector, make_exporter: MakeExporter) -> None:
     exp = make_exporter(collector.url + "/v1/traces", max_batch=3)
     add(exp, *range(7))
@@ -530,6 +544,43 @@ async def test_aclose_flushes_then_later_spans_are_dropped(collector: Collector,
     assert exp.dropped == 4 and exp.queue == []
     await asyncio.sleep(0.05)
     assert len(collector.got) == 2
+
+
+@pytest.fixture
+async def tls_collector(cert: tuple[str, str]) -> AsyncIterator[Collector]:
+    """The collector behind https, with the self-signed certificate of ``cert``."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*cert)
+    c = Collector()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", c.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    c.url = f"https://127.0.0.1:{port}"
+    yield c
+    await runner.cleanup()
+
+
+async def test_https_collector_trusted_through_otel_certificate(tls_collector: Collector, cert: tuple[str, str],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": tls_collector.url + "/v1/traces",
+           "OTEL_EXPORTER_OTLP_CERTIFICATE": cert[0]}
+    for trusted in (True, False):
+        cfg = ExportConfig.from_env(env if trusted else {k: v for k, v in env.items() if "CERTIFICATE" not in k})
+        sink = HttpSink(cfg, otlp.resource(RESOURCE), otlp.scope(*SCOPE))
+        exp = BatchExporter(sink, on_close=sink.aclose)
+        add(exp, 7)
+        await exp.aclose()
+        if trusted:
+            assert [s.name for s in tls_collector.spans()] == ["s7"]
+    # without the CA the system trust store refuses the self-signed certificate: dropped, and said why
+    assert len(tls_collector.got) == 1
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith(f"tracing: dropped 1 spans: export to {tls_collector.url}/v1/traces failed: ")
+    assert "certificate" in warning
 
 
 # --- `graph-router serve` exporting to the collector ----------------------------------------------------

@@ -171,8 +171,8 @@ class HttpSink:
                                                  timeout=max(deadline - loop.time(), 0.001))
                 problem = None if 200 <= resp.status < 300 else f"the collector answered {resp.status}"
                 retry = resp.status in _RETRY_STATUS
-            except ClientError as exc:
-                problem, retry = exc.detail, True
+            except ClientError as exc:  # refused, reset, timed out: worth another try; a TLS failure is not
+                problem, retry = exc.detail, not isinstance(exc.__cause__, ssl.SSLError)
             if problem is None:
                 return
             if not retry or loop.time() + delay >= deadline:
@@ -214,6 +214,7 @@ class BatchExporter:
         self.poke_at = 1
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
+        self._sending = 0  # spans in the batch being sent
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -258,6 +259,7 @@ class BatchExporter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._sending = len(batch)
         self._task = asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[bytes]) -> None:
@@ -299,7 +301,7 @@ class BatchExporter:
             await asyncio.wait_for(self.flush(), wait)
         except TimeoutError:
             log.warning("tracing: %d spans not exported at shutdown (the collector did not answer in %gs)",
-                        len(self.queue), wait)
+                        len(self.queue) + (self._sending if self._task is not None else 0), wait)
             task = self._task
             if task is not None:
                 task.cancel()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 
 import pytest
 from aiohttp import web
@@ -421,22 +419,6 @@ def test_url_parse_rejects_bad_urls_clearly(raw: str, message: str) -> None:
 
 
 # --- https -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 (made with the openssl CLI; skipped without it)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not available")
-    d = tmp_path_factory.mktemp("tls")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=30,
-    )
-    return crt, key
 
 
 @pytest.fixture
