@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from ..http.client import ClientError, ClientLimits, HttpClient
 from ..http.url import Url
 from . import otlp
+from .spans import anchor
 
 log = logging.getLogger("graph_router.telemetry")
 
@@ -250,9 +251,7 @@ class BatchExporter:
         self._state()
 
     def _start(self) -> None:
-        from .spans import anchor
-
-        anchor()
+        anchor()  # span times: re-anchor the monotonic clock to the wall clock once per batch
         q = self.queue
         batch = q[:self.max_batch]
         del q[:self.max_batch]

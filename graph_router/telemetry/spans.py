@@ -295,6 +295,7 @@ class SpanHooks:
 
 
 def _new_id() -> bytes:
+    """A span id (never all zeros). The request path writes this expression inline: a call costs as much."""
     return (_getrandbits(64) or 1).to_bytes(8, "big")
 
 
