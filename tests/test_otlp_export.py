@@ -321,10 +321,13 @@ class Collector:
     url: str = ""
     got: list[Got] = field(default_factory=list)
     script: list[tuple[int, float]] = field(default_factory=list)
+    peers: set[int] = field(default_factory=set)  # the exporters' source ports (one pool per process)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.got.append(Got(request.path_qs, CIMultiDict(request.headers), body))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.peers.add(peer[1] if peer else 0)
         status, delay = self.script.pop(0) if self.script else (200, 0.0)
         if delay:
             await asyncio.sleep(delay)
@@ -649,6 +652,27 @@ async def test_serve_exports_spans_to_the_collector(
     assert rp.proc.poll() is None
     rp.signal(signal.SIGTERM)
     assert await wait_exit(rp) == 0
+
+
+async def test_two_workers_export_distinct_ids(
+        tmp_path: Path, collector: Collector, backend_factory: Callable[[], Awaitable[Backend]],
+        router_process: Callable[..., RouterProcess]) -> None:
+    """Forked workers must not share the id generator's state: every trace and span id is unique."""
+    b = await backend_factory()
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+    rp = router_process(str(f), "--workers", "2", "--service", f"a={b.predict_url('a')}", "--drain-seconds", "0",
+                        env=env)
+    n = 40
+    assert [await post(rp.url) for _ in range(n)] == [200] * n  # a new connection each: both workers serve
+    rp.signal(signal.SIGTERM)
+    assert await wait_exit(rp) == 0
+    spans = collector.spans()
+    assert len(server_spans(spans)) == n and len(spans) == 4 * n
+    assert len({s.context.trace_id for s in spans}) == n
+    assert len({s.context.span_id for s in spans}) == 4 * n
+    assert len(collector.peers) == 2  # both workers exported (each from its own connection)
 
 
 async def test_spans_queued_at_sigterm_are_exported_before_exit(
