@@ -37,7 +37,8 @@ from .tracing import (
     STEP,
     TARGET,
     RequestState,
-    set_traceparent,
+    replace_traceparent,
+    traceparent,
     with_trace_headers,
 )
 
@@ -126,18 +127,24 @@ class MetricsStep:
         if metrics is None:
             return
         duration = time.perf_counter() - self.t0
-        if exc is None and (status is None or status < 400):  # the common case: labels cached per step
-            step = self.step
-            key = self.keys.get(step)
-            if key is None:
-                if len(self.keys) > 4096:  # graph reloads make new steps
-                    self.keys.clear()
-                key = self.keys[step] = (self.ctx.graph.name, self.node.name, step.label, public(step.target))
-            metrics.step_finished(key, duration, None)
-            return
         code = error_of(exc, self.ctx)[0] if exc is not None else None
         if code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, status)
+            labels = self.keys.get(self.step) or cache_labels(self.keys, self.ctx.graph.name, self.node, self.step)
+            step_metrics(metrics, labels, self.step, duration, code, status)
+
+
+def cache_labels(keys: dict[CompiledStep, tuple[str, str, str, str]], graph: str, node: CompiledNode,
+                 step: CompiledStep) -> tuple[str, str, str, str]:
+    """:func:`metric_labels`, remembered per step in ``keys`` (cleared past 4096: graph reloads make new steps)."""
+    if len(keys) > 4096:
+        keys.clear()
+    labels = keys[step] = metric_labels(graph, node, step)
+    return labels
+
+
+def metric_labels(graph: str, node: CompiledNode, step: CompiledStep) -> tuple[str, str, str, str]:
+    """A step's labels on the step metrics: graph, node, step, target (without a URL's query)."""
+    return (graph, node.name, step.label, public(step.target))
 
 
 def public(target: str) -> str:
@@ -158,7 +165,7 @@ def retry_metrics(metrics: Metrics, step: CompiledStep, outcome: str) -> None:
     metrics.retried(target)
 
 
-def step_metrics(metrics: Metrics, ctx: Context, node: CompiledNode, step: CompiledStep, duration: float,
+def step_metrics(metrics: Metrics, labels: tuple[str, str, str, str], step: CompiledStep, duration: float,
                  code: str | None, status: int | None) -> None:
     """A finished step's latency and its error, if any (``code``: what ended it; ``status``: the answer)."""
     error = None
@@ -166,10 +173,10 @@ def step_metrics(metrics: Metrics, ctx: Context, node: CompiledNode, step: Compi
         if code is not None:
             error = code
             if code in TIMEOUT_CODES or code == "graph_timeout":
-                metrics.timed_out(public(step.target), code)
+                metrics.timed_out(labels[3], code)
         elif status is not None and status >= 400:
             error = f"http_{status}"
-    metrics.step_finished((ctx.graph.name, node.name, step.label, public(step.target)), duration, error)
+    metrics.step_finished(labels, duration, error)
 
 
 def _client_span(tracer: Tracer, parent: Span, step: CompiledStep, attempt: int, start: int | None) -> Span:
@@ -256,7 +263,7 @@ class StepScope:
                                  "graph_router.retry.delay_s": delay})
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = _client_span(tracer, span, self.step, attempt + 1, time.time_ns() + int(delay * 1e9))
-        set_traceparent(self.headers, nxt.get_span_context())
+        replace_traceparent(self.headers, traceparent(nxt.get_span_context()))
         self.client = nxt
 
     def end(self, status: int | None, exc: BaseException | None) -> None:
@@ -266,7 +273,8 @@ class StepScope:
             code, cause = error_of(exc, self.ctx)
         metrics = self.hooks.metrics
         if metrics is not None and code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, self.step, duration, code, status)
+            step_metrics(metrics, metric_labels(self.ctx.graph.name, self.node, self.step), self.step, duration, code,
+                         status)
         if self.span is not None:
             otel_context.detach(self.token)
             self._end_spans(self.span, status, code, cause)

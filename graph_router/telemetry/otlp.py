@@ -100,7 +100,6 @@ HEAD_SIZE = _HEAD1.size - 2
 ROOT_SIZE = _ROOT1.size - 2
 _SPAN_ID, _PARENT_ID, _FLAGS, _ST, _SPANS = b"\x12\x08", b"\x22\x08", b"\x85\x01", 0x39, b"\x12"
 _LEN1 = [b"\x12" + bytes((i,)) for i in range(0x80)]
-_BIG = 0x4000 - HEAD_SIZE  # spans up to 16 KiB take the fast path
 
 
 def span(tid_field: bytes, span_id: bytes, parent: bytes | None, start: int, end: int, flags: int,

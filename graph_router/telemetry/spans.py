@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 from . import otlp
-from .hooks import MetricsStep, error_of, public, retry_metrics, step_attributes, step_metrics
+from .hooks import MetricsStep, error_of, metric_labels, public, retry_metrics, step_attributes, step_metrics
 from .sampling import Sampler, parse_traceparent
 from .tracing import (
     ATTEMPT,
@@ -37,6 +37,8 @@ from .tracing import (
     ROUTER_TYPE,
     TARGET,
     URL_PATH,
+    replace_traceparent,
+    without_trace_headers,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +97,7 @@ class TraceState:
         """``headers`` for one backend call: any ``traceparent``/``tracestate`` replaced by this trace's."""
         if self.src is not headers:  # the engine passes the same list for every call of a request
             self.src = headers
-            base = [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+            base = without_trace_headers(headers)
             if self.tracestate:
                 base.append(("tracestate", self.tracestate))
             self.base = base
@@ -133,7 +135,7 @@ class StepParts:
         backend = public(step.backend.target) if step.backend is not None else ""
         self.step_static = otlp.static_part(f"step {step.label}", otlp.INTERNAL, step_attributes(graph, node, step))
         self.client_static = otlp.static_part(f"call {target}", otlp.CLIENT, {TARGET: target, BACKEND: backend})
-        self.metric_key = (graph, node.name, step.label, target)
+        self.metric_key = metric_labels(graph, node, step)
         #: status (None: a nested node) -> (step span part, CLIENT span part, step_errors label)
         self.ok: dict[int | None, tuple[bytes, bytes, str | None]] = {}
 
@@ -178,8 +180,7 @@ class OtlpTracer:
         sampler = self.sampler
         if incoming is None:
             tid = (_getrandbits(128) or 1).to_bytes(16, "big")
-            bound = sampler.bound
-            sampled = bound >= 1 << 64 or (bound > 0 and int.from_bytes(tid[8:], "big") < bound)
+            sampled = sampler.sample(None, int.from_bytes(tid[8:], "big"))
             st = TraceState(graph, tid, sampled, None)
             parent = None
         else:
@@ -382,11 +383,7 @@ class StepSpan:
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = self.client = (_getrandbits(64) or 1).to_bytes(8, "big")
         r.client_start = now + int(delay * 1e9)
-        st = self.st
-        headers = self.headers
-        for i, (k, _) in enumerate(headers):
-            if k == "traceparent":
-                headers[i] = (k, st.tp_prefix + nxt.hex() + st.tp_suffix)
+        replace_traceparent(self.headers, self.st.tp_prefix + nxt.hex() + self.st.tp_suffix)
 
     def _parts(self) -> StepParts:
         tracer = self.hooks.tracer
@@ -424,7 +421,7 @@ class StepSpan:
             code, cause = error_of(exc, self.ctx)
         metrics = self.hooks.metrics
         if metrics is not None and code != "cancelled":
-            step_metrics(metrics, self.ctx, self.node, step, (end - self.start) / 1e9, code, status)
+            step_metrics(metrics, parts.metric_key, step, (end - self.start) / 1e9, code, status)
         if self.client is not None:
             self._end_client(parts, end, None if status is None else str(status), code, cause)
         rest = parts.step_static

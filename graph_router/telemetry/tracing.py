@@ -66,20 +66,25 @@ def traceparent(sc: SpanContext) -> str:
     return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
 
 
+def without_trace_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A copy of ``headers`` without ``traceparent``/``tracestate`` (any case): the router sets its own."""
+    return [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+
+
 def with_trace_headers(headers: list[tuple[str, str]], sc: SpanContext) -> list[tuple[str, str]]:
     """A copy of ``headers`` whose ``traceparent``/``tracestate`` (any case) name ``sc``."""
-    out = [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+    out = without_trace_headers(headers)
     out.append(("traceparent", traceparent(sc)))
     if sc.trace_state:
         out.append(("tracestate", sc.trace_state.to_header()))
     return out
 
 
-def set_traceparent(headers: list[tuple[str, str]], sc: SpanContext) -> None:
-    """Point the ``traceparent`` entry (added by :func:`with_trace_headers`) at ``sc``, in place."""
+def replace_traceparent(headers: list[tuple[str, str]], value: str) -> None:
+    """Set the ``traceparent`` entry (the one the router added) to ``value``, in place: a retry's new parent."""
     for i, (k, _) in enumerate(headers):
         if k == "traceparent":
-            headers[i] = (k, traceparent(sc))
+            headers[i] = (k, value)
             return
 
 
