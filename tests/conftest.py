@@ -24,6 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 Behaviour = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 
 
+#: A graph of one step calling service ``a`` (name ``g``), for tests about the process rather than graphs.
+ONE_STEP_GRAPH = """
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: g}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - serviceName: a
+"""
+
 @dataclass
 class Seen:
     path: str

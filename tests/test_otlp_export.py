@@ -32,6 +32,7 @@ from graph_router.telemetry import otlp
 from graph_router.telemetry.export import BatchExporter, ExportConfig, ExportConfigError, HttpSink
 from graph_router.telemetry.sampling import Sampler, parse_traceparent
 
+from .conftest import ONE_STEP_GRAPH as GRAPH
 from .conftest import ROOT, Backend, RouterProcess, free_port
 from .otlp_decode import DecodedSpan, Ids, decode
 
@@ -588,17 +589,6 @@ async def test_https_collector_trusted_through_otel_certificate(tls_collector: C
 
 # --- `graph-router serve` exporting to the collector ----------------------------------------------------
 
-GRAPH = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: g}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - serviceName: a
-"""
 
 
 async def post(url: str, headers: dict[str, str] | None = None) -> int:

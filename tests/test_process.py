@@ -13,19 +13,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from .conftest import ONE_STEP_GRAPH as GRAPH
 from .conftest import ROOT, Backend, RouterProcess, reply
-
-GRAPH = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: g}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - serviceName: a
-"""
 
 
 async def get(url: str) -> tuple[int, bytes]:
