@@ -31,6 +31,7 @@ from graph_router.http.messages import HttpRequest
 from graph_router.telemetry import otlp
 from graph_router.telemetry.export import BatchExporter, ExportConfig, ExportConfigError, HttpSink
 from graph_router.telemetry.sampling import Sampler, parse_traceparent
+from graph_router.telemetry.spans import OtlpTracer, TraceState
 
 from .conftest import ONE_STEP_GRAPH as GRAPH
 from .conftest import ROOT, Backend, RouterProcess, free_port
@@ -184,6 +185,49 @@ def test_ratio_sampler_decides_as_the_sdk_on_random_and_boundary_ids() -> None:
     assert decisions[-6:] == [True, False, True, False, True, False]
     for ratio in (0.0, 1e-9, 0.5, 0.999, 1.0):
         assert Sampler("traceidratio", ratio).bound == sdk_sampling.TraceIdRatioBased(ratio).bound
+
+
+class NullExporter:
+    def __init__(self) -> None:
+        self.queue: list[bytes] = []
+        self.poke_at = 1 << 30
+
+    def poke(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_tracer_start_samples_new_traces_as_the_sdk_and_sampled_out_ones_still_propagate() -> None:
+    """``OtlpTracer.start`` draws ids and decides inline; the decision must be the SDK's on the id it sends."""
+    tracer = OtlpTracer(NullExporter(), Sampler("parentbased_traceidratio", 0.25))
+    sdk = sdk_sampling.ParentBasedTraceIdRatio(0.25)
+    req = HttpRequest("POST", "/", [("content-type", "application/json")], b"{}", "1.1", "127.0.0.1")
+    kept = 0
+    for _ in range(2000):
+        got = tracer.start("g", req)
+        if isinstance(got, TraceState):
+            kept += 1
+            trace_id = int(got.hex, 16)
+            assert sdk_decision(sdk, trace_id, None)
+        else:
+            traceparent, tracestate = got
+            version, trace, span, flags = traceparent.split("-")
+            assert (version, len(trace), len(span), flags, tracestate) == ("00", 32, 16, "00", None)
+            assert int(span, 16) != 0 and not sdk_decision(sdk, int(trace, 16), None)
+    assert 400 < kept < 600  # a quarter, give or take
+    # a caller's sampled-out context: its trace id and tracestate go on, under a new parent span id
+    req = HttpRequest("POST", "/", [("traceparent", f"00-{T}-{P}-00"), ("tracestate", "a=1")], b"{}", "1.1", "x")
+    traceparent, tracestate = tracer.start("g", req)  # type: ignore[misc]
+    assert traceparent.startswith(f"00-{T}-") and traceparent.endswith("-00") and P not in traceparent
+    assert tracestate == "a=1"
+    req.headers[0] = ("traceparent", f"00-{T}-{P}-01")
+    st = tracer.start("g", req)
+    assert isinstance(st, TraceState) and st.hex == T and st.parent == bytes.fromhex(P)
 
 
 @pytest.mark.parametrize(("kind", "sdk"), [

@@ -22,7 +22,7 @@ from .hooks import EngineHooks, MetricsHooks
 from .logs import TraceIdFilter
 from .metrics import Metrics, worker_exited
 from .sampling import Sampler
-from .spans import OtlpTracer, SpanHooks, TraceState
+from .spans import OtlpTracer, SpanHooks, TraceState, Unsampled
 from .tracing import HTTP_STATUS, INSTRUMENTATION, RequestState, build_provider, server_span
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Telemetry:
             self.hooks = MetricsHooks(self.metrics)
         self._owns_provider = owns_provider
 
-    def start(self, graph: str, req: HttpRequest) -> RequestState | TraceState:
+    def start(self, graph: str, req: HttpRequest) -> RequestState | TraceState | Unsampled:
         """Count the request in flight and open its SERVER span (continuing the caller's trace)."""
         if self.metrics is not None:
             self.metrics.request_started(graph)
@@ -77,12 +77,14 @@ class Telemetry:
             return _UNTRACED
         return RequestState(graph, server_span(self.tracer, graph, req))
 
-    def finish(self, span: RequestState | TraceState, graph: str, status: int, duration: float) -> None:
+    def finish(self, span: RequestState | TraceState | Unsampled, graph: str, status: int, duration: float) -> None:
         if self.metrics is not None:
             self.metrics.request_finished(graph, status, duration)
         if type(span) is TraceState:
             assert self.otlp is not None
             self.otlp.finish(span, status)
+            return
+        if type(span) is tuple:  # sampled out by the OTLP tracer: nothing recorded
             return
         assert isinstance(span, RequestState)
         s = span.span
@@ -97,9 +99,11 @@ class Telemetry:
             return b"# metrics are off\n", "text/plain; version=0.0.4; charset=utf-8"
         return self.metrics.exposition()
 
-    def trace_id(self, span: RequestState | TraceState | None) -> str | None:
+    def trace_id(self, span: RequestState | TraceState | Unsampled | None) -> str | None:
         if type(span) is TraceState:
             return span.hex
+        if type(span) is tuple:
+            return span[0][3:35]
         return trace_id(span.span if isinstance(span, RequestState) else None)
 
     async def flush(self) -> None:

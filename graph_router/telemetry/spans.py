@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from . import otlp
 from .hooks import MetricsStep, error_of, metric_labels, public, retry_metrics, step_attributes, step_metrics
@@ -38,7 +38,7 @@ from .tracing import (
     TARGET,
     URL_PATH,
     replace_traceparent,
-    without_trace_headers,
+    trace_headers,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from ..http.messages import HttpRequest
     from .metrics import Metrics
 
-__all__ = ["OtlpTracer", "Sampler", "SpanExporter", "SpanHooks", "TraceState", "anchor", "current_trace_id"]
+__all__ = ["OtlpTracer", "Sampler", "SpanExporter", "SpanHooks", "TraceState", "Unsampled", "anchor",
+           "current_trace_id"]
 
 _CACHE_LIMIT = 4096  # prepared span parts per kind (graph reloads make new nodes; rebuilt past this)
 _getrandbits = random.getrandbits  # the module's generator is reseeded in forked workers
@@ -63,30 +64,32 @@ def anchor() -> None:
     _EPOCH = time.time_ns() - time.monotonic_ns()
 
 
+#: What :meth:`OtlpTracer.start` returns for a sampled-out request: the ``traceparent`` its backend calls
+#: get (the trace id, one new span id, flags 00) and the caller's ``tracestate`` (or None). Nothing is
+#: recorded for it, so a tuple is all it needs.
+Unsampled: TypeAlias = tuple[str, str | None]
+
+
 class TraceState:
-    """One request's trace: its id, the sampling decision, and (when sampled) the SERVER span's data.
+    """One sampled request's trace: its id, the SERVER span's data, and the headers its backend calls get."""
 
-    Unsampled requests only carry what ``traceparent`` needs; the span fields are set by
-    :meth:`OtlpTracer.start` for sampled ones.
-    """
+    __slots__ = ("base", "graph", "parent", "req", "sid", "src", "start", "tidf", "tp_prefix", "tracestate",
+                 "ts_field")
 
-    __slots__ = ("base", "graph", "parent", "req", "sampled", "sid", "src", "start", "tidf", "tp_prefix",
-                 "tp_suffix", "tracestate", "ts_field")
-    sid: bytes
-    start: int
-    tidf: bytes
-    parent: bytes | None
-    req: HttpRequest
-    base: list[tuple[str, str]]
-    ts_field: bytes
-
-    def __init__(self, graph: str, tid: bytes, sampled: bool, tracestate: str | None) -> None:
+    def __init__(self, graph: str, tid: bytes, parent: bytes | None, tracestate: str | None,
+                 req: HttpRequest) -> None:
         self.graph = graph
         self.tp_prefix = "00-" + tid.hex() + "-"
-        self.sampled = sampled
-        self.tp_suffix = "-01" if sampled else "-00"
         self.tracestate = tracestate
         self.src: list[tuple[str, str]] | None = None
+        self.base: list[tuple[str, str]] = []
+        self.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
+        self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
+        self.parent = parent
+        self.req = req
+        #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
+        self.ts_field = otlp.trace_state(tracestate) if tracestate else b""
+        self.start = _mono()
 
     @property
     def hex(self) -> str:
@@ -97,11 +100,8 @@ class TraceState:
         """``headers`` for one backend call: any ``traceparent``/``tracestate`` replaced by this trace's."""
         if self.src is not headers:  # the engine passes the same list for every call of a request
             self.src = headers
-            base = without_trace_headers(headers)
-            if self.tracestate:
-                base.append(("tracestate", self.tracestate))
-            self.base = base
-        return [*self.base, ("traceparent", self.tp_prefix + span_id.hex() + self.tp_suffix)]
+            self.base = trace_headers(headers, None, self.tracestate)
+        return [*self.base, ("traceparent", self.tp_prefix + span_id.hex() + "-01")]
 
 
 class SpanExporter(Protocol):
@@ -166,47 +166,44 @@ class OtlpTracer:
         self.append = exporter.queue.append
         self.extend = exporter.queue.extend
         self.sampler = sampler or Sampler()
+        self.bound = self.sampler.bound  # a new trace is sampled when its id's lower 64 bits are below this
         self.nodes: dict[CompiledNode, bytes] = {}
         self.steps: dict[CompiledStep, StepParts] = {}
         self._server: dict[tuple[str, str, str, int], bytes] = {}
         self._strs: dict[tuple[str, str], bytes] = {}
 
-    def start(self, graph: str, req: HttpRequest) -> TraceState:
-        incoming = None
+    def start(self, graph: str, req: HttpRequest) -> TraceState | Unsampled:
+        """A request's trace: a new one, or the caller's (a valid ``traceparent``), sampled or not."""
         for k, _ in req.headers:
             if k == "traceparent":
                 incoming = parse_traceparent(req)
-                break
-        sampler = self.sampler
-        if incoming is None:
-            tid = (_getrandbits(128) or 1).to_bytes(16, "big")
-            sampled = sampler.sample(None, int.from_bytes(tid[8:], "big"))
-            st = TraceState(graph, tid, sampled, None)
-            parent = None
+                if incoming is not None:
+                    break
         else:
-            tid, parent, parent_sampled, tracestate = incoming
-            sampled = sampler.sample(parent_sampled, int.from_bytes(tid[8:], "big"))
-            st = TraceState(graph, tid, sampled, tracestate)
-        if sampled:
-            st.start = _mono()
-            st.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
-            st.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
-            st.parent = parent
-            st.req = req
-            #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
-            st.ts_field = otlp.trace_state(st.tracestate) if st.tracestate else b""
-        return st
+            incoming = None
+        if incoming is None:
+            # A new trace: its id and a span id for a sampled-out request's traceparent in one draw. The root
+            # sampler decides on the id's lower 64 bits (the SDK's TraceIdRatioBased).
+            r = _getrandbits(192) | 1  # trace id (upper 128 bits), span id (never zero)
+            if (r >> 64) & 0xFFFFFFFFFFFFFFFF >= self.bound:
+                # (an all-zero trace id, 1 in 2**128, would only make the backend start its own trace)
+                return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None  # "<trace id>-<span id>"
+            return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, req)
+        tid, parent, parent_sampled, tracestate = incoming
+        if not self.sampler.sample(parent_sampled, int.from_bytes(tid[8:], "big")):
+            return "00-" + tid.hex() + "-" + (_getrandbits(64) or 1).to_bytes(8, "big").hex() + "-00", tracestate
+        return TraceState(graph, tid, parent, tracestate, req)
 
     def finish(self, st: TraceState, status: int) -> None:
-        if st.sampled:
-            req = st.req
-            key = (st.graph, req.method, req.target, status)
-            rest = self._server.get(key) or self._server_part(key)
-            if st.ts_field:
-                rest += st.ts_field
-            ep = _EPOCH
-            self.append(_span(st.tidf, st.sid, st.parent, st.start + ep, _mono() + ep,
-                              _LOCAL if st.parent is None else _REMOTE, rest))
+        """End a sampled request's SERVER span."""
+        req = st.req
+        key = (st.graph, req.method, req.target, status)
+        rest = self._server.get(key) or self._server_part(key)
+        if st.ts_field:
+            rest += st.ts_field
+        ep = _EPOCH
+        self.append(_span(st.tidf, st.sid, st.parent, st.start + ep, _mono() + ep,
+                          _LOCAL if st.parent is None else _REMOTE, rest))
         if len(self.queue) >= self.exporter.poke_at:
             self.exporter.poke()
 
@@ -270,34 +267,30 @@ class SpanHooks:
 
     def node(self, ctx: Context, node: CompiledNode) -> NodeSpan | None:
         st = ctx.span
-        if type(st) is not TraceState or not st.sampled:
-            return None
-        return NodeSpan(self.tracer, st, ctx, node)
+        if type(st) is TraceState:
+            return NodeSpan(self.tracer, st, ctx, node)
+        if type(st) is tuple:
+            # Sampled out (the root node runs first): every backend call continues the trace and learns it
+            # is not sampled, under one traceparent, as nothing is recorded under it. From here on the
+            # request takes the metrics-only path.
+            ctx.headers = trace_headers(ctx.headers, *st)
+            ctx.span = None
+        return None
 
     def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepSpan | MetricsStep:
         st = ctx.span
         if type(st) is TraceState:
-            if st.sampled:
-                return StepSpan(self, st, ctx, node, step)
-            # sampled out: the backend still continues the trace (and learns it is not sampled)
-            headers = st.headers(ctx.headers, _new_id()) if step.backend is not None else ctx.headers
-            return MetricsStep(self.metrics, self.keys, ctx, node, step, headers)
+            return StepSpan(self, st, ctx, node, step)
         return MetricsStep(self.metrics, self.keys, ctx, node, step, ctx.headers)
 
     def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
         label = step.label if step is not None else "none"
         if self.metrics is not None:
             self.metrics.branch_taken(ctx.graph.name, node.name, label, node.router_type.value)
-        st = ctx.span
-        if type(st) is TraceState and st.sampled:
+        if type(ctx.span) is TraceState:
             scope = _current.get()  # the node's span: branch() runs in its scope
             if isinstance(scope, NodeSpan) and scope.node is node:
                 scope.branch = label
-
-
-def _new_id() -> bytes:
-    """A span id (never all zeros). The request path writes this expression inline: a call costs as much."""
-    return (_getrandbits(64) or 1).to_bytes(8, "big")
 
 
 class NodeSpan:
@@ -383,7 +376,7 @@ class StepSpan:
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = self.client = (_getrandbits(64) or 1).to_bytes(8, "big")
         r.client_start = now + int(delay * 1e9)
-        replace_traceparent(self.headers, self.st.tp_prefix + nxt.hex() + self.st.tp_suffix)
+        replace_traceparent(self.headers, self.st.tp_prefix + nxt.hex() + "-01")
 
     def _parts(self) -> StepParts:
         tracer = self.hooks.tracer

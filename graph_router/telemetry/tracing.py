@@ -66,9 +66,26 @@ def traceparent(sc: SpanContext) -> str:
     return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
 
 
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+
+
 def without_trace_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """A copy of ``headers`` without ``traceparent``/``tracestate`` (any case): the router sets its own."""
-    return [(k, v) for k, v in headers if k.lower() not in ("traceparent", "tracestate")]
+    for k, _ in headers:
+        if k.lower() in _TRACE_HEADERS:
+            return [(k, v) for k, v in headers if k.lower() not in _TRACE_HEADERS]
+    return headers.copy()
+
+
+def trace_headers(headers: list[tuple[str, str]], traceparent: str | None,
+                  tracestate: str | None) -> list[tuple[str, str]]:
+    """A copy of ``headers`` with the router's own ``tracestate`` and ``traceparent`` (each when given)."""
+    out = without_trace_headers(headers)
+    if tracestate:
+        out.append(("tracestate", tracestate))
+    if traceparent is not None:
+        out.append(("traceparent", traceparent))
+    return out
 
 
 def with_trace_headers(headers: list[tuple[str, str]], sc: SpanContext) -> list[tuple[str, str]]:
