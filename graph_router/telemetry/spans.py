@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from . import otlp
@@ -352,10 +352,13 @@ class StepSpan:
         if step.backend is not None:
             self.client: bytes | None = (_getrandbits(64) or 1).to_bytes(8, "big")
             self.headers = st.headers(ctx.headers, self.client)
-        else:  # a nested node: no backend call of its own
+            # Nothing runs inside a backend step that needs it as the current scope (its spans are written
+            # here; log records find the trace through the node's scope), so the ContextVar is left alone.
+            self.token: Token[NodeSpan | StepSpan | None] | None = None
+        else:  # a nested node: no backend call of its own; the node's span is this step's child
             self.client = None
             self.headers = ctx.headers
-        self.token = _current.set(self)
+            self.token = _current.set(self)
         self.start = _mono()
 
     def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
@@ -384,7 +387,8 @@ class StepSpan:
 
     def end(self, status: int | None, exc: BaseException | None) -> None:
         end = _mono()
-        _current.reset(self.token)
+        if self.token is not None:
+            _current.reset(self.token)
         hooks, st, step = self.hooks, self.st, self.step
         tracer = hooks.tracer
         parts = tracer.steps.get(step) or tracer.step_parts(st.graph, self.node, step)
