@@ -26,7 +26,7 @@ from benchmarks.benchkit.soakreport import (
     sample_line,
     summarise,
 )
-from benchmarks.benchkit.table import Load, Row, cpu_model, fmt_mb, fmt_us, render_table
+from benchmarks.benchkit.table import Load, Row, cpu_model, fmt_cpu, fmt_mb, fmt_us, render_table
 
 WRK_OK = """\
 Running 1s test @ http://127.0.0.1:47253/
@@ -190,7 +190,7 @@ def test_table_renders_every_cell() -> None:
         "| router | pattern | variant | c64 req/s | c64 p50 | c64 p99 | c64 CPU/req | c1 req/s | c1 p50 "
         "| c1 p99 | c1 CPU/req | RSS idle | RSS load | errors | other CPU | note |",
         "|" + "---|" * 16,
-        "| graph-router | Sequence of 3 | 1 worker | 10,000 | 900 us | 2.50 ms | 123 us | 2,000 | 240 us "
+        "| graph-router | Sequence of 3 | 1 worker | 10,000 | 900 us | 2.50 ms | 123.4 us | 2,000 | 240 us "
         "| 1.25 ms | - | 40.0 MB | 50.0 MB | 2 | 12% |  |",
         "| x | 1 hop | v | - | - | - | - | - | - | - | - | - | - | 0 | - | failed: a \\| b c |",
     ]
@@ -204,6 +204,7 @@ def test_formatters_and_cpu_model() -> None:
         "-",
         "1.5 MB",
     )
+    assert (fmt_cpu(None), fmt_cpu(34.46), fmt_cpu(999.94), fmt_cpu(1234)) == ("-", "34.5 us", "999.9 us", "1.23 ms")
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags: x\n") == "AMD EPYC 7B13"
     assert cpu_model("") == "unknown"
 

@@ -56,6 +56,13 @@ def fmt_us(us: float | None) -> str:
     return f"{us:.0f} us" if us < 1000 else f"{us / 1000:.2f} ms"
 
 
+def fmt_cpu(us: float | None) -> str:
+    """CPU per request: one decimal below a millisecond (run-to-run differences are a few us)."""
+    if us is None:
+        return "-"
+    return f"{us:.1f} us" if us < 999.95 else f"{us / 1000:.2f} ms"
+
+
 def fmt_mb(kb: int | None) -> str:
     return "-" if kb is None else f"{kb / 1024:.1f} MB"
 
@@ -68,7 +75,7 @@ def _load_cells(load: Load | None) -> list[str]:
     if load is None:
         return ["-"] * 4
     w = load.wrk
-    return [fmt_rps(w.rps), fmt_us(w.p50_us), fmt_us(w.p99_us), fmt_us(load.cpu_us)]
+    return [fmt_rps(w.rps), fmt_us(w.p50_us), fmt_us(w.p99_us), fmt_cpu(load.cpu_us)]
 
 
 def render_table(rows: Sequence[Row], concurrencies: Sequence[int] = (64, 1)) -> str:
