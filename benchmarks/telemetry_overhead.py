@@ -12,6 +12,7 @@ Tracing "sdk" is the OpenTelemetry SDK with a BatchSpanProcessor and an exporter
 
     .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
                                                       [--max-seconds 5] [--rounds 3] [--no-uvloop]
+                                                      [--variants off "metrics+otlp 100%" ...]
 
 Bounded: each measured phase stops after --max-seconds whatever its request count.
 """
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="variants are interleaved; the median is reported")
     ap.add_argument("--no-uvloop", action="store_true")
     ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
+                    help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS)})")
     args = ap.parse_args(argv)
     uvloop_on = not args.no_uvloop
     ctx = mp.get_context("spawn")
@@ -251,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     backend = ctx.Process(target=fixed_backend_main, args=(q, uvloop_on, ANSWER), daemon=True)
     backend.start()
     url = f"http://127.0.0.1:{q.get(timeout=20)}/v1/models/model:predict"
-    results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     try:
         for _ in range(args.rounds):
-            for v in VARIANTS:
+            for v in args.variants:
                 results[v].append(_one(v, url, args, uvloop_on))
     finally:
         backend.terminate()
@@ -268,8 +271,9 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, u
             else "in-process app.handle (CPU: engine, transport, telemetry; no HTTP server)")
     print(f"1-hop graph, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
           f"median of {args.rounds} rounds")
-    base = statistics.median(r["cpu_us"] for r in results["off"])
-    print(f"  {'variant':<21} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs off':>7} {'spans/req':>9}")
+    first = next(iter(results))
+    base = statistics.median(r["cpu_us"] for r in results[first])
+    print(f"  {'variant':<21} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs ' + first:>7} {'spans/req':>9}")
     for v, rs in results.items():
         cpu = statistics.median(r["cpu_us"] for r in rs)
         rps = statistics.median(r["rps"] for r in rs)
