@@ -20,23 +20,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.telemetry_overhead import GRAPH  # the same 1-hop graph as the end-to-end comparison
 from graph_router import GraphRouter
 from graph_router.engine import Context
 from graph_router.http.messages import HttpRequest
 from graph_router.loader import load_graph_text
 from graph_router.telemetry import OtlpTracer, Sampler, Telemetry
-
-GRAPH = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: onehop}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - {name: model, serviceName: model}
-"""
 
 
 class ListExporter:

@@ -8,9 +8,12 @@ span is one ``struct.pack`` over bytes prepared once per node, step and answer, 
 exporter's queue.
 
 Scopes nest through a ContextVar (Ensemble steps are tasks created inside the node scope and inherit
-it). A step's scope opens right before its backend call and picks the first CLIENT span's id, which
-goes out in ``traceparent``. Times come from the monotonic clock, anchored to the wall clock when the
-process starts and again at every export, so durations never go backwards.
+it): a node's span is current while it runs, and so is a step's span when the step runs a nested node.
+A backend step opens right before its call and picks the first CLIENT span's id, which goes out in
+``traceparent``. A request the sampler drops gets no objects at all (:data:`Unsampled`).
+
+Times come from the monotonic clock, anchored to the wall clock when the process starts and again at
+every export, so durations never go backwards.
 """
 
 from __future__ import annotations
@@ -174,13 +177,11 @@ class OtlpTracer:
 
     def start(self, graph: str, req: HttpRequest) -> TraceState | Unsampled:
         """A request's trace: a new one, or the caller's (a valid ``traceparent``), sampled or not."""
+        incoming = None
         for k, _ in req.headers:
             if k == "traceparent":
                 incoming = parse_traceparent(req)
-                if incoming is not None:
-                    break
-        else:
-            incoming = None
+                break
         if incoming is None:
             # A new trace: its id and a span id for a sampled-out request's traceparent in one draw. The root
             # sampler decides on the id's lower 64 bits (the SDK's TraceIdRatioBased).
