@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `benchmarks.*`
 
 from benchmarks.benchkit import nginx, procs, router, wrk
-from benchmarks.benchkit.install import ensure_tools
+from benchmarks.benchkit.install import ensure_tools, ensure_uvloop
 from benchmarks.benchkit.measure import Settings, Target, measure
 from benchmarks.benchkit.procs import StartError, Supervisor
 from benchmarks.benchkit.router import ON_REQUEST, PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
@@ -97,6 +97,7 @@ class Bench:
         )
         self.deadline = time.monotonic() + mode["budget"]
         self.rows: list[Row] = []
+        self.event_loop = "not checked"  # what graph-router serve runs on (ensure_uvloop)
         self.backend_pid = 0
         self.backend_ports = [procs.free_port() for _ in router.SERVICES]
         self.sink_port = procs.free_port()  # the OTLP trace sink for the tracing-on variant
@@ -194,6 +195,7 @@ def run(args: argparse.Namespace, command: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="graph-router-bench-"))
     bench = Bench(args, sup, workdir, tools["nginx"])
     router_cmd = shlex.split(args.router) if args.router else router.default_router_cmd()
+    bench.event_loop = ensure_uvloop(router_cmd, router.REPO / "pyproject.toml")
     ok = False
     try:
         backend_pid = bench.start_backends()
@@ -232,6 +234,7 @@ def report(bench: Bench, command: list[str], elapsed: float) -> str:
         "errors: non-2xx/3xx responses plus socket errors over both runs; other CPU: the most CPU (% of one "
         "core) used outside the benchmark (other processes, steal) during either run: above ~10% the row "
         "is noisy, rerun it",
+        f"router event loop: {bench.event_loop}",
         f"wall time of this run: {elapsed:.0f} s",
     ]
     return header("graph-router benchmark", command, router.REPO, notes) + "\n" + render_table(bench.rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `benchmarks.*`
 
 from benchmarks.benchkit import nginx, procs, procstat, router, wrk
-from benchmarks.benchkit.install import ensure_tools
+from benchmarks.benchkit.install import ensure_tools, ensure_uvloop
 from benchmarks.benchkit.measure import OutsideMeter, run_wrk
 from benchmarks.benchkit.procs import StartError, Supervisor
 from benchmarks.benchkit.router import PATTERNS, Pattern, Variant
@@ -78,6 +78,7 @@ class Soak:
         c512 = args.c512_seconds if args.c512_seconds is not None else (20 if args.quick else 120)
         self.phases = [(64, c64), (512, c512)]
         self.backend_pid = 0
+        self.event_loop = "not checked"  # what graph-router serve runs on (ensure_uvloop)
 
     def one(self, pattern: Pattern) -> str:
         """Soak one graph; return its Markdown section."""
@@ -179,6 +180,7 @@ def write_report(args: argparse.Namespace, soak: Soak, command: list[str], secti
         "its last slice",
         "other CPU: CPU (% of one core) used outside the benchmark during a slice (other processes, steal); "
         "above ~10% the figures are noisy",
+        f"router event loop: {soak.event_loop}",
     ]
     text = header("graph-router soak", command, router.REPO, notes) + "\n" + "\n".join(sections)
     print(text, flush=True)
@@ -195,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sup = Supervisor()
     workdir = Path(tempfile.mkdtemp(prefix="graph-router-soak-"))
     soak = Soak(args, sup, workdir)
+    soak.event_loop = ensure_uvloop(soak.router_cmd, router.REPO / "pyproject.toml")
     sections: list[str] = []
     ok = False
     try:

@@ -16,7 +16,7 @@ from graph_router.loader import load_graph_json, load_graphs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import run
-from benchmarks.benchkit import nginx, procs, procstat, router, wrk
+from benchmarks.benchkit import install, nginx, procs, procstat, router, wrk
 from benchmarks.benchkit.soakreport import (
     Sample,
     fmt_pct,
@@ -373,3 +373,37 @@ def test_supervisor_stops_the_whole_process_group(tmp_path: Path) -> None:
     assert not [p for p in pids if _alive(p)]
     assert (tmp_path / "log").read_text() == "started\n"
     sup.stop_all()  # nothing left: a no-op
+
+
+def test_router_python_is_the_venv_of_the_router_command(tmp_path: Path) -> None:
+    (tmp_path / "python").write_text("")
+    assert install.router_python([str(tmp_path / "graph-router")]) == str(tmp_path / "python")
+    assert install.router_python(["/x/python3", "-m", "graph_router"]) == "/x/python3"
+    assert install.router_python(["/opt/kserve/router", "--graph-json", "{}"]) is None
+    assert install.ensure_uvloop(["/opt/kserve/router"], router.REPO / "pyproject.toml") == (
+        "as the --router command has it")
+
+
+def test_ensure_uvloop_reports_the_installed_one() -> None:
+    import uvloop
+
+    assert install.ensure_uvloop([sys.executable, "-m", "graph_router"], router.REPO / "pyproject.toml",
+                                 say=False) == f"uvloop {uvloop.__version__}"
+
+
+def test_ensure_uvloop_installs_the_fast_extra_where_missing(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A venv from ``pip install -e .`` has no uvloop: the harness installs the ``fast`` extra's and says so."""
+    pip_log, installed = tmp_path / "pip-args", tmp_path / "installed"
+    fake = tmp_path / "python"  # answers the two commands ensure_uvloop runs
+    fake.write_text(f"""#!/bin/sh
+if [ "$1" = "-c" ]; then [ -e {installed} ] && echo 9.9 && exit 0; exit 1; fi
+echo "$@" > {pip_log}; touch {installed}
+""")
+    fake.chmod(0o755)
+    (tmp_path / "graph-router").write_text("")
+    got = install.ensure_uvloop([str(tmp_path / "graph-router")], router.REPO / "pyproject.toml")
+    assert got == "uvloop 9.9"
+    assert install.fast_requirements(router.REPO / "pyproject.toml") == ["uvloop>=0.19,<1"]
+    assert pip_log.read_text().split() == ["-m", "pip", "install", "-q", "uvloop>=0.19,<1"]
+    assert "installing uvloop>=0.19,<1 into" in capsys.readouterr().out

@@ -1,10 +1,11 @@
-"""Making sure wrk, nginx and taskset are present, installing the missing ones with apt-get."""
+"""Making sure wrk, nginx and taskset are present (apt-get), and that the router runs on uvloop (pip)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 #: command -> Debian package that provides it
@@ -67,3 +68,47 @@ def _block_service_start(sudo: list[str]) -> bool:
     POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
     POLICY_RC.chmod(0o755)
     return True
+
+
+def router_python(router_cmd: list[str]) -> str | None:
+    """The Python interpreter that runs ``router_cmd`` (a venv's ``graph-router`` script or ``python -m``)."""
+    prog = Path(router_cmd[0])
+    if len(router_cmd) >= 3 and router_cmd[1:3] == ["-m", "graph_router"]:
+        return str(prog)
+    if prog.name == "graph-router" and (prog.parent / "python").exists():
+        return str(prog.parent / "python")
+    return None  # another router command: its interpreter is not ours to change
+
+
+def _uvloop_version(python: str) -> str | None:
+    got = subprocess.run([python, "-c", "import uvloop; print(uvloop.__version__)"], capture_output=True,
+                         text=True, timeout=60)
+    return got.stdout.strip() if got.returncode == 0 else None
+
+
+def fast_requirements(pyproject: Path) -> list[str]:
+    """The ``fast`` extra's requirements (uvloop), as pyproject.toml states them."""
+    data = tomllib.loads(pyproject.read_text())
+    return list(data["project"]["optional-dependencies"]["fast"])
+
+
+def ensure_uvloop(router_cmd: list[str], pyproject: Path, say: bool = True) -> str:
+    """Install the ``fast`` extra into the router's Python if uvloop is missing; return the event loop in use.
+
+    ``serve`` runs on uvloop when it can import it, as the Docker image does (it installs ``.[fast]``);
+    a plain ``pip install -e .`` has no uvloop, and its figures would be asyncio's, not production's.
+    """
+    python = router_python(router_cmd)
+    if python is None:
+        return "as the --router command has it"
+    version = _uvloop_version(python)
+    if version is None:
+        reqs = fast_requirements(pyproject)
+        if say:
+            print(f"# installing {' '.join(reqs)} into {python} with pip (uvloop missing; serve runs on it "
+                  "in production: the Docker image installs the 'fast' extra)", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", *reqs], check=True, timeout=600)
+        version = _uvloop_version(python)
+        if version is None:
+            raise SystemExit(f"uvloop still cannot be imported by {python} after installing it")
+    return f"uvloop {version}"
