@@ -13,6 +13,7 @@ Tracing "sdk" is the OpenTelemetry SDK with a BatchSpanProcessor and an exporter
     .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
                                                       [--max-seconds 5] [--rounds 3] [--no-uvloop]
                                                       [--variants off "metrics+otlp 100%" ...]
+                                                      [--graph 1hop|ens3] [--gc-threshold 700]
 
 Bounded: each measured phase stops after --max-seconds whatever its request count.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import os
 import statistics
@@ -41,6 +43,7 @@ from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
+from graph_router.process import GC_YOUNG_THRESHOLD
 from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
 from graph_router.telemetry.export import HttpSink
@@ -58,6 +61,20 @@ spec:
       steps:
         - {name: model, serviceName: model}
 """
+ENSEMBLE = """
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: onehop}
+spec:
+  nodes:
+    root:
+      routerType: Ensemble
+      steps:
+        - {name: a, serviceName: model}
+        - {name: b, serviceName: model}
+        - {name: c, serviceName: model}
+"""
+GRAPHS = {"1hop": GRAPH, "ens3": ENSEMBLE}
 #: name -> (metrics on, tracer, fraction of requests traced). "otlp" is graph-router's own tracer
 #: exporting over HTTP; "otlp-unsent" records the same spans and drops each batch instead of sending
 #: it; "sdk" is the OpenTelemetry SDK. Read in order, the otlp rows take the cost apart: metrics,
@@ -101,7 +118,7 @@ class CountingSink(HttpSink):
 Built = tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | CountingSink | None]
 
 
-def build(variant: str, url: str) -> Built:
+def build(variant: str, url: str, graph: str = "1hop") -> Built:
     metrics, tracer, ratio = VARIANTS[variant]
     tel: Telemetry | None = None
     exporter: DropExporter | CountingSink | None = None
@@ -121,7 +138,7 @@ def build(variant: str, url: str) -> Built:
             provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
             provider.add_span_processor(BatchSpanProcessor(exporter))
         tel = Telemetry(provider, metrics=metrics, owns_provider=True)
-    router = GraphRouter(load_graph_text(GRAPH), services={"model": url},
+    router = GraphRouter(load_graph_text(GRAPHS[graph]), services={"model": url},
                          hooks=tel.hooks if tel is not None else None)
     return RouterApp(router, telemetry=tel), router, tel, exporter
 
@@ -132,8 +149,9 @@ async def flush(tel: Telemetry) -> None:
     await tel.flush()
 
 
-async def measure(variant: str, url: str, total: int, concurrency: int, max_seconds: float) -> dict[str, Any]:
-    app, router, tel, exporter = build(variant, url)
+async def measure(variant: str, url: str, total: int, concurrency: int, max_seconds: float,
+                  graph: str) -> dict[str, Any]:
+    app, router, tel, exporter = build(variant, url, graph)
     headers = [("content-type", "application/json")]  # no caller trace: the sampler decides per request
 
     def request() -> HttpRequest:
@@ -171,10 +189,17 @@ async def measure(variant: str, url: str, total: int, concurrency: int, max_seco
             "spans": spans}
 
 
-def _router_main(variant: str, url: str, port_q: Any, uvloop_on: bool) -> None:
+def _tune_gc(threshold: int) -> None:
+    """What ``serve`` does once loaded: freeze start-up objects, then the young-generation threshold."""
+    gc.freeze()
+    gc.set_threshold(threshold, *gc.get_threshold()[1:])
+
+
+def _router_main(variant: str, url: str, port_q: Any, uvloop_on: bool, graph: str, gc_threshold: int) -> None:
     """The router for ``--http``: our server in front; ``GET /__cpu`` reports this process's CPU."""
     async def run() -> None:
-        app, _router, tel, exporter = build(variant, url)
+        app, _router, tel, exporter = build(variant, url, graph)
+        _tune_gc(gc_threshold)
         app.health.ready = True
 
         async def handler(req: HttpRequest) -> HttpResponse:
@@ -222,11 +247,13 @@ def _run(fn: Callable[[], Coroutine[Any, Any, Any]], uvloop_on: bool) -> Any:
 
 def _one(variant: str, url: str, args: argparse.Namespace, uvloop_on: bool) -> dict[str, Any]:
     if not args.http:
-        return dict(_run(lambda: measure(variant, url, args.requests, args.concurrency, args.max_seconds),
-                         uvloop_on))
+        _tune_gc(args.gc_threshold)
+        return dict(_run(lambda: measure(variant, url, args.requests, args.concurrency, args.max_seconds,
+                                         args.graph), uvloop_on))
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    router = ctx.Process(target=_router_main, args=(variant, url, q, uvloop_on), daemon=True)
+    router = ctx.Process(target=_router_main, args=(variant, url, q, uvloop_on, args.graph, args.gc_threshold),
+                         daemon=True)
     router.start()
     try:
         port = q.get(timeout=20)
@@ -247,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
                     help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS)})")
+    ap.add_argument("--graph", choices=list(GRAPHS), default="1hop", help="1 hop (default) or an Ensemble of 3")
+    ap.add_argument("--gc-threshold", type=int, default=GC_YOUNG_THRESHOLD, metavar="N",
+                    help=f"young-generation GC threshold in the router (default: serve's, {GC_YOUNG_THRESHOLD}; "
+                         "CPython's own is 700)")
     args = ap.parse_args(argv)
     uvloop_on = not args.no_uvloop
     ctx = mp.get_context("spawn")
@@ -269,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, uvloop_on: bool) -> None:
     mode = ("router process over HTTP (CPU: server, engine, transport, telemetry)" if args.http
             else "in-process app.handle (CPU: engine, transport, telemetry; no HTTP server)")
-    print(f"1-hop graph, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
-          f"median of {args.rounds} rounds")
+    what = "1-hop graph" if args.graph == "1hop" else "Ensemble of 3"
+    print(f"{what}, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
+          f"gc threshold {args.gc_threshold}, median of {args.rounds} rounds")
     first = next(iter(results))
     base = statistics.median(r["cpu_us"] for r in results[first])
     print(f"  {'variant':<21} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs ' + first:>7} {'spans/req':>9}")

@@ -125,7 +125,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     # Requests allocate many short-lived tracked objects (tasks, coroutines, header lists), nearly all
     # freed by reference counting. A young-generation pass every 700 allocations (the default) mostly
     # walks requests still in flight; every 10,000 it does a tenth as many passes (Ensemble of 3 at c64:
-    # 6-10% less CPU per request, benchmarks/RESULTS.md).
+    # about 6% less CPU per request; 1 hop: no measurable change; benchmarks/RESULTS.md).
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     log.debug("gc: %d start-up objects frozen; thresholds %s", gc.get_freeze_count(), gc.get_threshold())
     app.health.ready = True
