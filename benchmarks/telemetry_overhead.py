@@ -1,4 +1,4 @@
-"""CPU per request of a 1-hop graph with telemetry off vs metrics and/or tracing on.
+"""CPU per request of a 1-hop graph (or an Ensemble of 3) with telemetry off vs metrics and/or tracing on.
 
 Default (in-process): GraphRouter + RouterApp called through ``app.handle`` with its real HTTP
 transport, in this process. ``--http``: the whole router (our HTTP server too) in a child process,
@@ -43,7 +43,6 @@ from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
-from graph_router.process import GC_YOUNG_THRESHOLD
 from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
 from graph_router.telemetry.export import HttpSink
@@ -64,7 +63,7 @@ spec:
 ENSEMBLE = """
 apiVersion: serving.kserve.io/v1alpha1
 kind: InferenceGraph
-metadata: {name: onehop}
+metadata: {name: ens3}
 spec:
   nodes:
     root:
@@ -190,7 +189,7 @@ async def measure(variant: str, url: str, total: int, concurrency: int, max_seco
 
 
 def _tune_gc(threshold: int) -> None:
-    """What ``serve`` does once loaded: freeze start-up objects, then the young-generation threshold."""
+    """Freeze start-up objects (as ``serve`` does once loaded), then set the young-generation threshold."""
     gc.freeze()
     gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
@@ -247,7 +246,6 @@ def _run(fn: Callable[[], Coroutine[Any, Any, Any]], uvloop_on: bool) -> Any:
 
 def _one(variant: str, url: str, args: argparse.Namespace, uvloop_on: bool) -> dict[str, Any]:
     if not args.http:
-        _tune_gc(args.gc_threshold)
         return dict(_run(lambda: measure(variant, url, args.requests, args.concurrency, args.max_seconds,
                                          args.graph), uvloop_on))
     ctx = mp.get_context("spawn")
@@ -275,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
                     help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS)})")
     ap.add_argument("--graph", choices=list(GRAPHS), default="1hop", help="1 hop (default) or an Ensemble of 3")
-    ap.add_argument("--gc-threshold", type=int, default=GC_YOUNG_THRESHOLD, metavar="N",
-                    help=f"young-generation GC threshold in the router (default: serve's, {GC_YOUNG_THRESHOLD}; "
-                         "CPython's own is 700)")
+    ap.add_argument("--gc-threshold", type=int, default=gc.get_threshold()[0], metavar="N",
+                    help="young-generation GC threshold in the router (default: CPython's, as serve keeps it)")
     args = ap.parse_args(argv)
     uvloop_on = not args.no_uvloop
+    if not args.http:
+        _tune_gc(args.gc_threshold)  # the router runs in this process
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     backend = ctx.Process(target=fixed_backend_main, args=(q, uvloop_on, ANSWER), daemon=True)

@@ -28,7 +28,6 @@ from .router import GraphRouter
 from .server import RouterApp, error_response
 from .spec import GraphDocument
 
-GC_YOUNG_THRESHOLD = 10_000  # allocations between two young-generation collections in serve
 log = logging.getLogger("graph_router.process")
 
 
@@ -122,11 +121,8 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
                                 reuse_port=cfg.workers > 1)
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
-    # Requests allocate many short-lived tracked objects (tasks, coroutines, header lists), nearly all
-    # freed by reference counting. A young-generation pass every 700 allocations (the default) mostly
-    # walks requests still in flight; every 10,000 it does a tenth as many passes (Ensemble of 3 at c64:
-    # about 6% less CPU per request; 1 hop: no measurable change; benchmarks/RESULTS.md).
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an
+    # Ensemble of 3, but RSS then grew by about 1 MB a minute under load: benchmarks/RESULTS.md.)
     log.debug("gc: %d start-up objects frozen; thresholds %s", gc.get_freeze_count(), gc.get_threshold())
     app.health.ready = True
     log.info("serving %d graph(s) %s on http://%s:%d (worker %d, pid %d)", len(router.graphs),

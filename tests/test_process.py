@@ -13,8 +13,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from graph_router.process import GC_YOUNG_THRESHOLD
-
 from .conftest import ONE_STEP_GRAPH as GRAPH
 from .conftest import ROOT, Backend, RouterProcess, reply
 
@@ -117,7 +115,7 @@ async def test_graph_json_drop_in(backend_factory: Callable[[], Awaitable[Backen
     assert status == 200 and b.seen[0].path == "/v1/models/x:predict"
 
 
-async def test_serve_freezes_start_up_objects_and_raises_the_young_gc_threshold(
+async def test_serve_freezes_start_up_objects_and_keeps_the_default_gc_thresholds(
         tmp_path: Path, backend_factory: Callable[[], Awaitable[Backend]],
         router_process: Callable[..., RouterProcess]) -> None:
     b = await backend_factory()
@@ -128,7 +126,7 @@ async def test_serve_freezes_start_up_objects_and_raises_the_young_gc_threshold(
     assert (await post(rp.url, {"instances": [1]}))[0] == 200
     line = next(x for x in rp.log().splitlines() if "start-up objects frozen" in x)
     frozen = int(line.split("gc: ", 1)[1].split()[0])
-    assert frozen > 10_000 and f"thresholds ({GC_YOUNG_THRESHOLD}, 10, 10)" in line
+    assert frozen > 10_000 and "thresholds (700, 10, 10)" in line  # a higher one let RSS grow under load
 
 
 def test_serve_refuses_a_bad_graph_with_exit_2(tmp_path: Path) -> None:
