@@ -28,7 +28,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import NonRecordingSpan, SpanContext, TraceFlags
 
 from graph_router.http.messages import HttpRequest
-from graph_router.telemetry import otlp
+from graph_router.telemetry import Telemetry, otlp
 from graph_router.telemetry.export import BatchExporter, ExportConfig, ExportConfigError, HttpSink
 from graph_router.telemetry.sampling import Sampler, parse_traceparent
 from graph_router.telemetry.spans import OtlpTracer, TraceState
@@ -228,6 +228,15 @@ def test_tracer_start_samples_new_traces_as_the_sdk_and_sampled_out_ones_still_p
     req.headers[0] = ("traceparent", f"00-{T}-{P}-01")
     st = tracer.start("g", req)
     assert isinstance(st, TraceState) and st.hex == T and st.parent == bytes.fromhex(P)
+
+
+def test_a_sampled_out_request_still_has_its_trace_id_for_the_access_log() -> None:
+    tel = Telemetry(metrics=False, otlp=OtlpTracer(NullExporter(), Sampler("always_off")))
+    req = HttpRequest("POST", "/", [("traceparent", f"00-{T}-{P}-01")], b"{}", "1.1", "127.0.0.1")
+    got = tel.start("g", req)  # always_off is not parent-based: the caller's sampled flag is overruled
+    assert type(got) is tuple and tel.trace_id(got) == T
+    tel.finish(got, "g", 200, 0.001)  # records nothing, raises nothing
+    assert tel.otlp is not None and tel.otlp.queue == []
 
 
 @pytest.mark.parametrize(("kind", "sdk"), [
