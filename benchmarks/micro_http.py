@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -39,11 +40,12 @@ def _use_loop(uvloop_on: bool) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def drive(client: HttpClient, url: Url, headers: list[tuple[str, str]], body: bytes, *, total: int,
-                concurrency: int, max_seconds: float) -> tuple[int, float]:
-    """POST ``total`` requests over ``concurrency`` keep-alive loops, stopping after ``max_seconds``.
+async def bounded(call: Callable[[], Awaitable[int]], *, total: int, concurrency: int,
+                  max_seconds: float) -> tuple[int, float]:
+    """Await ``call`` (one request; returns its status) ``total`` times over ``concurrency`` loops,
+    stopping after ``max_seconds``. Returns (requests answered 200, wall seconds).
 
-    Returns (requests answered 200, wall seconds). Shared with ``telemetry_overhead.py``.
+    Shared with ``telemetry_overhead.py`` (over HTTP, and in-process through ``RouterApp.handle``).
     """
     done = 0
     stop_at = time.monotonic() + max_seconds
@@ -53,8 +55,8 @@ async def drive(client: HttpClient, url: Url, headers: list[tuple[str, str]], bo
         for _ in range(n):
             if time.monotonic() > stop_at:
                 return
-            resp = await client.request("POST", url, headers, body, timeout=10)
-            assert resp.status == 200, resp
+            status = await call()
+            assert status == 200, status
             done += 1
 
     t0 = time.perf_counter()
@@ -62,6 +64,15 @@ async def drive(client: HttpClient, url: Url, headers: list[tuple[str, str]], bo
         for _ in range(concurrency):
             tg.create_task(worker(total // concurrency))
     return done, time.perf_counter() - t0
+
+
+async def drive(client: HttpClient, url: Url, headers: list[tuple[str, str]], body: bytes, *, total: int,
+                concurrency: int, max_seconds: float) -> tuple[int, float]:
+    """POST ``body`` to ``url`` over keep-alive connections: :func:`bounded` over ``client``."""
+    async def post() -> int:
+        return (await client.request("POST", url, headers, body, timeout=10)).status
+
+    return await bounded(post, total=total, concurrency=concurrency, max_seconds=max_seconds)
 
 
 def fixed_backend_main(port_q: Any, uvloop_on: bool, body: bytes = BODY) -> None:

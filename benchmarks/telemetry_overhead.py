@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from benchmarks.micro_http import drive, fixed_backend_main
+from benchmarks.micro_http import bounded, drive, fixed_backend_main
 from graph_router import GraphRouter
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
@@ -153,33 +153,19 @@ async def measure(variant: str, url: str, total: int, concurrency: int, max_seco
     app, router, tel, exporter = build(variant, url, graph)
     headers = [("content-type", "application/json")]  # no caller trace: the sampler decides per request
 
-    def request() -> HttpRequest:
-        return HttpRequest("POST", "/", headers, BODY, "1.1", "127.0.0.1")
+    async def call() -> int:
+        return (await app.handle(HttpRequest("POST", "/", headers, BODY, "1.1", "127.0.0.1"))).status
 
     for _ in range(300):  # warm-up: pooled connections, label children, caches
-        assert (await app.handle(request())).status == 200
-    done = 0
-    stop_at = time.monotonic() + max_seconds
-
-    async def worker(n: int) -> None:
-        nonlocal done
-        for _ in range(n):
-            if time.monotonic() > stop_at:
-                return
-            resp = await app.handle(request())
-            assert resp.status == 200, resp
-            done += 1
-
+        assert await call() == 200
     if exporter is not None and tel is not None:
         await flush(tel)
         exporter.count = 0  # spans of the measured requests only
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(concurrency):
-            tg.create_task(worker(total // concurrency))
+    cpu0 = time.process_time()
+    done, wall = await bounded(call, total=total, concurrency=concurrency, max_seconds=max_seconds)
     if tel is not None:
         await flush(tel)  # the export work belongs to the run
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     spans = exporter.count if exporter is not None else 0
     await router.aclose()
     if tel is not None:
