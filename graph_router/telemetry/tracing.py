@@ -90,11 +90,7 @@ def trace_headers(headers: list[tuple[str, str]], traceparent: str | None,
 
 def with_trace_headers(headers: list[tuple[str, str]], sc: SpanContext) -> list[tuple[str, str]]:
     """A copy of ``headers`` whose ``traceparent``/``tracestate`` (any case) name ``sc``."""
-    out = without_trace_headers(headers)
-    out.append(("traceparent", traceparent(sc)))
-    if sc.trace_state:
-        out.append(("tracestate", sc.trace_state.to_header()))
-    return out
+    return trace_headers(headers, traceparent(sc), sc.trace_state.to_header() if sc.trace_state else None)
 
 
 def replace_traceparent(headers: list[tuple[str, str]], value: str) -> None:
