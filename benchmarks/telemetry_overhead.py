@@ -1,4 +1,4 @@
-"""CPU per request of a 1-hop graph (or an Ensemble of 3) with telemetry off vs metrics and/or tracing on.
+"""CPU per request of a graph (1 hop by default) with telemetry off vs metrics and/or tracing on.
 
 Default (in-process): GraphRouter + RouterApp called through ``app.handle`` with its real HTTP
 transport, in this process. ``--http``: the whole router (our HTTP server too) in a child process,
@@ -13,7 +13,7 @@ Tracing "sdk" is the OpenTelemetry SDK with a BatchSpanProcessor and an exporter
     .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
                                                       [--max-seconds 5] [--rounds 3] [--no-uvloop]
                                                       [--variants off "metrics+otlp 100%" ...]
-                                                      [--graph 1hop|ens3] [--gc-threshold 700]
+                                                      [--graph 1hop|seq3|ens3|switch|splitter] [--gc-threshold 700]
 
 Bounded: each measured phase stops after --max-seconds whatever its request count.
 """
@@ -37,43 +37,20 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from benchmarks.benchkit.router import BODY as router_body
+from benchmarks.benchkit.router import PATTERNS, SERVICES
 from benchmarks.micro_http import bounded, drive, fixed_backend_main
 from graph_router import GraphRouter
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
-from graph_router.loader import load_graph_text
+from graph_router.loader import load_graphs
 from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
 from graph_router.telemetry.export import HttpSink
 
-BODY = b'{"instances":[{"modelId":"2","data":[1.0,2.0,3.0,4.0]}]}'
+BODY = router_body.encode()  # run.py's request body (the Switch graph's condition reads it)
 ANSWER = b'{"predictions":[1,2,3]}'
-GRAPH = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: onehop}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - {name: model, serviceName: model}
-"""
-ENSEMBLE = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: ens3}
-spec:
-  nodes:
-    root:
-      routerType: Ensemble
-      steps:
-        - {name: a, serviceName: model}
-        - {name: b, serviceName: model}
-        - {name: c, serviceName: model}
-"""
-GRAPHS = {"1hop": GRAPH, "ens3": ENSEMBLE}
 #: name -> (metrics on, tracer, fraction of requests traced). "otlp" is graph-router's own tracer
 #: exporting over HTTP; "otlp-unsent" records the same spans and drops each batch instead of sending
 #: it; "sdk" is the OpenTelemetry SDK. Read in order, the otlp rows take the cost apart: metrics,
@@ -118,6 +95,7 @@ Built = tuple[RouterApp, GraphRouter, Telemetry | None, DropExporter | CountingS
 
 
 def build(variant: str, url: str, graph: str = "1hop") -> Built:
+    """The router for one variant on ``graph`` (a pattern of ``run.py``), every model answered at ``url``."""
     metrics, tracer, ratio = VARIANTS[variant]
     tel: Telemetry | None = None
     exporter: DropExporter | CountingSink | None = None
@@ -137,7 +115,7 @@ def build(variant: str, url: str, graph: str = "1hop") -> Built:
             provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
             provider.add_span_processor(BatchSpanProcessor(exporter))
         tel = Telemetry(provider, metrics=metrics, owns_provider=True)
-    router = GraphRouter(load_graph_text(GRAPHS[graph]), services={"model": url},
+    router = GraphRouter(load_graphs([PATTERNS[graph].graph]), services=dict.fromkeys(SERVICES, url),
                          hooks=tel.hooks if tel is not None else None)
     return RouterApp(router, telemetry=tel), router, tel, exporter
 
@@ -258,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
                     help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS)})")
-    ap.add_argument("--graph", choices=list(GRAPHS), default="1hop", help="1 hop (default) or an Ensemble of 3")
+    ap.add_argument("--graph", choices=list(PATTERNS), default="1hop",
+                    help="one of run.py's patterns (benchmarks/graphs/; default 1hop)")
     ap.add_argument("--gc-threshold", type=int, default=gc.get_threshold()[0], metavar="N",
                     help="young-generation GC threshold in the router (default: CPython's, as serve keeps it)")
     args = ap.parse_args(argv)
@@ -285,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, uvloop_on: bool) -> None:
     mode = ("router process over HTTP (CPU: server, engine, transport, telemetry)" if args.http
             else "in-process app.handle (CPU: engine, transport, telemetry; no HTTP server)")
-    what = "1-hop graph" if args.graph == "1hop" else "Ensemble of 3"
+    what = PATTERNS[args.graph].title
     print(f"{what}, {mode}, c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
           f"gc threshold {args.gc_threshold}, median of {args.rounds} rounds")
     first = next(iter(results))

@@ -20,11 +20,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.telemetry_overhead import GRAPH  # the same 1-hop graph as the end-to-end comparison
+from benchmarks.benchkit.router import PATTERNS  # the 1-hop graph run.py and telemetry_overhead.py measure
 from graph_router import GraphRouter
 from graph_router.engine import Context
 from graph_router.http.messages import HttpRequest
-from graph_router.loader import load_graph_text
+from graph_router.loader import load_graphs
 from graph_router.telemetry import OtlpTracer, Sampler, Telemetry
 
 
@@ -47,14 +47,14 @@ class ListExporter:
 
 def one_run(tel: Telemetry, router: GraphRouter, n: int) -> float:
     """Seconds per request over ``n`` requests."""
-    g = router.graphs["onehop"]
+    (g,) = router.graphs.values()
     node, step = g.root, g.root.steps[0]
     hooks = tel.hooks
     req = HttpRequest("POST", "/", [("content-type", "application/json"), ("host", "router")], b"{}", "1.1",
                       "127.0.0.1")
     t0 = time.perf_counter()
     for _ in range(n):
-        span = tel.start("onehop", req)
+        span = tel.start(g.name, req)
         ctx = Context(g, [("Content-Type", "application/json")], req.headers, None, hooks)
         ctx.span = span
         assert hooks is not None
@@ -63,7 +63,7 @@ def one_run(tel: Telemetry, router: GraphRouter, n: int) -> float:
         srec.end(200, None)
         if nrec is not None:
             nrec.end(None)
-        tel.finish(span, "onehop", 200, 0.001)
+        tel.finish(span, g.name, 200, 0.001)
     return (time.perf_counter() - t0) / n
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200_000)
     args = ap.parse_args()
-    router = GraphRouter(load_graph_text(GRAPH), services={"model": "http://127.0.0.1:9/"})
+    router = GraphRouter(load_graphs([PATTERNS["1hop"].graph]), services={"model-a": "http://127.0.0.1:9/"})
     rows = {
         "metrics only": Telemetry(metrics=True),
         "metrics + tracing, none sampled": Telemetry(otlp=OtlpTracer(ListExporter(), Sampler("always_off"))),
