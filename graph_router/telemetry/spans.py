@@ -169,7 +169,6 @@ class OtlpTracer:
         self.append = exporter.queue.append
         self.extend = exporter.queue.extend
         self.sampler = sampler or Sampler()
-        self.bound = self.sampler.bound  # a new trace is sampled when its id's lower 64 bits are below this
         self.nodes: dict[CompiledNode, bytes] = {}
         self.steps: dict[CompiledStep, StepParts] = {}
         self._server: dict[tuple[str, str, str, int], bytes] = {}
@@ -186,7 +185,7 @@ class OtlpTracer:
             # A new trace: its id and a span id for a sampled-out request's traceparent in one draw. The root
             # sampler decides on the id's lower 64 bits (the SDK's TraceIdRatioBased).
             r = _getrandbits(192) | 1  # trace id (upper 128 bits), span id (never zero)
-            if (r >> 64) & 0xFFFFFFFFFFFFFFFF >= self.bound:
+            if not self.sampler.sample(None, (r >> 64) & 0xFFFFFFFFFFFFFFFF):
                 # (an all-zero trace id, 1 in 2**128, would only make the backend start its own trace)
                 return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None  # "<trace id>-<span id>"
             return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, req)
