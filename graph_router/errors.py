@@ -112,6 +112,15 @@ class Unauthorized(GraphRouterError):
     code = "unauthorized"
 
 
+class Overloaded(GraphRouterError):
+    """The process's memory budget for bodies in flight is spent: retry later (503, ``Retry-After``)."""
+
+    status = 503
+    code = "overloaded"
+    #: Seconds a client should wait before retrying (the ``Retry-After`` header).
+    retry_after = 1
+
+
 # --- graph execution errors ------------------------------------------------------------------
 
 
