@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .wire import DateCache
 
 if TYPE_CHECKING:
+    from .budget import ByteBudget
     from .server_protocol import ServerConnection
 
 log = logging.getLogger("graph_router.http")
@@ -48,6 +49,8 @@ class HttpResponse:
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 #: Builds the answer to a failure the server detects itself: (status, cause) -> response.
 ErrorResponder = Callable[[int, str], HttpResponse]
+#: Told about every request the server refuses itself: (status, reason, method, target, client).
+RefusalHook = Callable[[int, str, str, str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,11 @@ class ServerLimits:
     max_body_bytes: int = 10 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     max_headers: int = 200
+    #: Trailer fields of a chunked body (431 above either).
+    max_trailer_bytes: int = 16 * 1024
+    max_trailers: int = 64
+    #: Non-data bytes of a chunked body beyond Go's free allowance, and the longest chunk line (400).
+    max_chunk_ext_bytes: int = 16 * 1024
     read_timeout: float | None = 60.0
     write_timeout: float | None = 60.0
     idle_timeout: float | None = 180.0
@@ -68,6 +76,7 @@ class ServerState:
     __slots__ = (
         "_idle_waiters",
         "accepting",
+        "budget",
         "conns",
         "date",
         "handler",
@@ -76,15 +85,20 @@ class ServerState:
         "limits",
         "loop",
         "on_error",
+        "on_refused",
         "read_timeout",
         "write_timeout",
     )
 
-    def __init__(self, handler: Handler, limits: ServerLimits, on_error: ErrorResponder) -> None:
+    def __init__(self, handler: Handler, limits: ServerLimits, on_error: ErrorResponder, *,
+                 budget: ByteBudget | None = None, on_refused: RefusalHook | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.handler = handler
         self.limits = limits
         self.on_error = on_error
+        #: Bytes of request bodies held, shared with the backend client (None: not counted).
+        self.budget = budget
+        self.on_refused = on_refused
         self.date = DateCache()
         self.conns: set[ServerConnection] = set()
         self.inflight = 0
@@ -115,6 +129,14 @@ class ServerState:
         except Exception:
             log.exception("on_error(%d) failed", status)
             return HttpResponse(status, [("content-type", "text/plain")], cause.encode("utf-8", "replace"))
+
+    def refused(self, status: int, reason: str, method: str, target: str, client: str) -> None:
+        """Report a refusal to the hook, guarded: logging must never break the answer."""
+        if self.on_refused is not None:
+            try:
+                self.on_refused(status, reason, method, target, client)
+            except Exception:
+                log.exception("on_refused(%d) failed", status)
 
 
 def _or_inf(value: float | None) -> float:

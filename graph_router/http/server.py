@@ -13,11 +13,21 @@ import asyncio
 import math
 import socket
 
-from .messages import ErrorResponder, Handler, HttpRequest, HttpResponse, ServerLimits, ServerState
+from .budget import ByteBudget
+from .messages import (
+    ErrorResponder,
+    Handler,
+    HttpRequest,
+    HttpResponse,
+    RefusalHook,
+    ServerLimits,
+    ServerState,
+)
 from .server_protocol import ServerConnection
 
 __all__ = [
-    "ErrorResponder", "Handler", "HttpRequest", "HttpResponse", "HttpServer", "ServerLimits", "start_server",
+    "ByteBudget", "ErrorResponder", "Handler", "HttpRequest", "HttpResponse", "HttpServer", "RefusalHook",
+    "ServerLimits", "start_server",
 ]
 
 
@@ -41,6 +51,11 @@ class HttpServer:
     def port(self) -> int:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    @property
+    def budget(self) -> ByteBudget | None:
+        """The byte budget request bodies are charged to (the one passed to ``start_server``)."""
+        return self._state.budget
 
     @property
     def inflight(self) -> int:
@@ -103,9 +118,15 @@ async def start_server(
     sock: socket.socket | None = None,
     reuse_port: bool = False,
     backlog: int = 1024,
+    budget: ByteBudget | None = None,
+    on_refused: RefusalHook | None = None,
 ) -> HttpServer:
-    """Listen on ``host:port`` (or an already bound ``sock``) and serve ``handler``."""
-    state = ServerState(handler, limits, on_error)
+    """Listen on ``host:port`` (or an already bound ``sock``) and serve ``handler``.
+
+    ``budget``: charged with the bytes of request bodies held (503 when spent); ``on_refused``: told
+    about every request the server answers itself with an error.
+    """
+    state = ServerState(handler, limits, on_error, budget=budget, on_refused=on_refused)
     loop = state.loop
     if sock is not None:
         server = await loop.create_server(lambda: ServerConnection(state), sock=sock, backlog=backlog)

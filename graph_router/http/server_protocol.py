@@ -3,6 +3,9 @@
 A connection answers one request at a time, in order. A request is handed to the handler only once
 its body is complete; requests that arrive meanwhile (pipelining) wait in a queue with reading
 paused. Deadlines are plain floats swept by the server's coarse timer, so the hot path arms no timer.
+Every buffer that grows with input has a limit (``ServerLimits``); the bytes of request bodies held
+are charged to the process's ``ByteBudget``. A refused request is answered, then the connection
+lingers (write side shut, input discarded for a bounded time) so the client reads its status.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from . import server_guard as guard
 from .messages import HttpRequest, HttpResponse, ServerState
+from .server_guard import Reject
 from .wire import CONTINUE, STATUS_LINES, header_block
+
+if TYPE_CHECKING:
+    from .budget import ByteBudget
 
 log = logging.getLogger("graph_router.http")
 
@@ -28,36 +36,30 @@ _NO_BODY = frozenset({204, 304})
 _SPLIT_WRITE = 256 * 1024
 
 
-class _Reject(Exception):
-    """Raised inside a parser callback (or queued): answer ``status`` via on_error, then close."""
-
-    def __init__(self, status: int, cause: str) -> None:
-        super().__init__(cause)
-        self.status = status
-        self.cause = cause
-
-
 class ServerConnection(asyncio.Protocol):
     """asyncio protocol for one client connection (httptools calls the ``on_*`` methods)."""
 
     __slots__ = (
-        "_began", "_body", "_body_len", "_busy", "_cl", "_client", "_closing", "_continue", "_expect",
-        "_head_bytes", "_head_only", "_headers", "_http10", "_in_head", "_keep_alive", "_limits", "_loop",
+        "_began", "_body", "_body_len", "_budget", "_busy", "_charge", "_charged", "_chunk_fed", "_chunk_hdr",
+        "_chunks", "_cl", "_client", "_closing", "_continue", "_expect", "_head_bytes", "_head_only",
+        "_headers", "_held", "_hosts", "_http10", "_in_head", "_keep_alive", "_limits", "_linger", "_loop",
         "_lost", "_parser", "_paused", "_queue", "_raw_head", "_reading", "_reject", "_req",
-        "_req_keep_alive", "_s", "_stop_parsing", "_task", "_te", "_transport", "_url", "_write_paused",
-        "deadline",
+        "_req_keep_alive", "_s", "_stall", "_stop_parsing", "_task", "_te", "_trailer_bytes", "_trailers",
+        "_transport", "_url", "_write_paused", "deadline",
     )
 
     def __init__(self, state: ServerState) -> None:
         self._s = state
         self._loop = state.loop
         self._limits = state.limits
+        self._budget = state.budget
         self._transport: asyncio.Transport = cast(asyncio.Transport, None)
         self._parser = httptools.HttpRequestParser(self)
         self._client = ""
-        #: Loop time at which the current phase (read, write or idle) times out.
+        #: Loop time at which the current phase (read, write, idle or linger) times out.
         self.deadline = math.inf
-        self._queue: deque[tuple[HttpRequest, bool] | _Reject] = deque()
+        #: Complete requests waiting for their turn: (request, keep-alive, bytes charged) or a refusal.
+        self._queue: deque[tuple[HttpRequest, bool, int] | Reject] = deque()
         self._task: asyncio.Future[HttpResponse] | None = None
         self._busy = False  # a request is being answered: handler running or response draining
         self._keep_alive = True
@@ -68,6 +70,11 @@ class ServerConnection(asyncio.Protocol):
         self._stop_parsing = False  # we are closing: further input is ignored
         self._closing = False  # server shutdown: close after the current response
         self._lost = False
+        self._linger = -1  # >= 0 while lingering after a refusal: input bytes still to discard
+        # Budget: bytes charged on this connection in all (returned when it closes), and those of
+        # the request being answered (returned once its response is written).
+        self._charged = 0
+        self._held = 0
         # Per-message parse state.
         self._reading = False
         self._in_head = True
@@ -76,21 +83,32 @@ class ServerConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._url = b""
         self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
+        self._hosts = 0
+        #: The body so far: the first piece as is, a bytearray once a second arrives (a list of
+        #: tiny chunks would cost ~50 bytes of objects per byte of body).
+        self._body: bytes | bytearray = b""
         self._body_len = 0
+        self._charge = 0
         self._cl = -1
         self._te: str | None = None
         self._expect: str | None = None
         self._continue = False
         self._req: HttpRequest | None = None
         self._req_keep_alive = True
-        self._reject: _Reject | None = None
+        self._reject: Reject | None = None
+        # Chunked bodies: bytes fed, chunks seen, bytes fed without progress, inside a chunk/trailers.
+        self._chunk_fed = -1  # -1: not reading a chunked body
+        self._chunks = 0
+        self._stall = 0
+        self._chunk_hdr = False
+        self._trailers = 0
+        self._trailer_bytes = 0
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._client = _format_peer(transport.get_extra_info("peername"))
+        self._client = guard.format_peer(transport.get_extra_info("peername"))
         self._s.conns.add(self)
         self.deadline = self._loop.time() + self._s.read_timeout
         if not self._s.accepting:
@@ -101,13 +119,19 @@ class ServerConnection(asyncio.Protocol):
         self._s.conns.discard(self)
         self.deadline = math.inf
         self._queue.clear()
+        self._release()
         if self._task is not None:
             self._task.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
+            if self._linger >= 0:
+                self._discard(len(data))
             return
         was_in_head = self._in_head
+        chunked = self._chunk_fed >= 0
+        if chunked:
+            mark = self._body_len + self._chunks + self._trailers
         self._began = False
         try:
             self._parser.feed_data(data)
@@ -123,11 +147,34 @@ class ServerConnection(asyncio.Protocol):
             if was_in_head and self._in_head and not self._began:
                 self._raw_head += len(data)
                 if self._raw_head > self._limits.max_header_bytes:
-                    self._fail(_Reject(431, "request header fields too large"))
+                    self._fail(guard.head_too_large())
+            elif chunked and self._chunk_fed >= 0:
+                self._chunk_guard(len(data), mark)
+
+    def _chunk_guard(self, n: int, mark: int) -> None:
+        """Bound a chunked body's non-data bytes (Go's rule) and any chunk line or trailer that does
+        not end (llhttp hands those to Python piece by piece, each piece copied again)."""
+        limits = self._limits
+        self._chunk_fed += n
+        if mark != self._body_len + self._chunks + self._trailers:
+            self._stall = 0
+        else:
+            self._stall += n
+            if self._chunk_hdr and self._stall > limits.max_trailer_bytes:
+                self._fail(guard.trailers_too_large())
+                return
+        limit = limits.max_chunk_ext_bytes
+        excess = self._chunk_fed - 3 * self._body_len - guard.CHUNK_FREE_BYTES * self._chunks
+        if excess > limit or (not self._chunk_hdr and self._stall > limit):
+            self._fail(guard.chunk_overhead(limit))
 
     def eof_received(self) -> bool | None:
-        # A client that half-closes is treated as gone (as Go cancels the request context).
-        return None
+        # A client that half-closes after a whole request still gets its answer (keep the write
+        # side open); with nothing to answer, or half a request, the connection closes.
+        if self._linger >= 0 or self._reading or not (self._busy or self._queue):
+            return None
+        self._stop_parsing = True
+        return True
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -136,7 +183,7 @@ class ServerConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._resume(_PAUSE_WRITE)
-        if self._busy and self._task is None and not self._transport.is_closing():
+        if self._busy and self._task is None and not self._transport.is_closing() and self._linger < 0:
             self._busy = False
             self._next()
 
@@ -148,7 +195,8 @@ class ServerConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
-        self._body = []
+        self._hosts = 0
+        self._body = b""
         self._body_len = 0
         self._cl = -1
         self._te = None
@@ -160,24 +208,35 @@ class ServerConnection(asyncio.Protocol):
         self._url += url
         self._head_bytes += len(url)
         if self._head_bytes > self._limits.max_header_bytes:
-            raise self._rejecting(431, "request header fields too large")
+            raise self._rejecting(guard.head_too_large())
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            self._on_trailer(name, value)
+            return
         self._head_bytes += len(name) + len(value) + 4
         limits = self._limits
         if self._head_bytes > limits.max_header_bytes or len(self._headers) >= limits.max_headers:
-            raise self._rejecting(431, "request header fields too large")
-        if not self._in_head:
-            return  # a trailer of a chunked body: counted, not kept
+            raise self._rejecting(guard.head_too_large())
         key = name.decode("latin-1").lower()
         val = value.decode("latin-1")
         self._headers.append((key, val))
-        if key == "content-length":
+        if key == "host":
+            self._hosts += 1
+        elif key == "content-length":
             self._cl = int(val)  # llhttp has validated it (digits only, no duplicates)
         elif key == "transfer-encoding":
             self._te = val
         elif key == "expect":
             self._expect = val
+
+    def _on_trailer(self, name: bytes, value: bytes) -> None:
+        # A trailer of a chunked body: counted against its own limits, not kept.
+        self._trailers += 1
+        self._trailer_bytes += len(name) + len(value) + 4
+        limits = self._limits
+        if self._trailer_bytes > limits.max_trailer_bytes or self._trailers > limits.max_trailers:
+            raise self._rejecting(guard.trailers_too_large())
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -185,55 +244,96 @@ class ServerConnection(asyncio.Protocol):
         parser = self._parser
         version: str = parser.get_http_version()
         keep_alive: bool = parser.should_keep_alive()
+        if version != "1.1" and version != "1.0":
+            raise self._rejecting(guard.bad_version())
+        if self._hosts != 1 and (self._hosts or version == "1.1"):
+            raise self._rejecting(guard.bad_host(self._hosts))
         chunked = self._te is not None
-        if chunked and cast(str, self._te).strip().lower() != "chunked":
-            raise self._rejecting(501, f'unsupported transfer encoding: "{self._te}"')
+        if chunked:
+            if cast(str, self._te).strip().lower() != "chunked":
+                raise self._rejecting(Reject(501, f'unsupported transfer encoding: "{self._te}"',
+                                             "transfer_encoding"))
+            self._chunk_fed, self._chunks, self._stall, self._chunk_hdr = 0, 0, 0, False
+            self._trailers = self._trailer_bytes = 0
         if self._cl > self._limits.max_body_bytes:
-            raise self._rejecting(413, f"request body larger than {self._limits.max_body_bytes} bytes")
+            raise self._rejecting(guard.body_too_large(self._limits.max_body_bytes))
+        budget = self._budget
+        if budget is not None and (self._cl > 0 or chunked):
+            room = budget.available  # refuse before reading a body that cannot fit
+            if room is not None and room < (self._cl if self._cl > 0 else 1):
+                budget.refused += 1
+                raise self._rejecting(guard.overloaded())
         if parser.should_upgrade():
             # No upgrades (as Go's server, minus hijacking): answer the request, then close.
             if self._cl > 0 or chunked:
-                raise self._rejecting(400, "upgrade requests with a body are not supported")
+                raise self._rejecting(Reject(400, "upgrade requests with a body are not supported", "upgrade"))
             keep_alive = False
         if self._expect is not None and version == "1.1":
             if self._expect.lower() != "100-continue":
-                raise self._rejecting(417, f"unsupported Expect header: {self._expect}")
+                raise self._rejecting(Reject(417, f"unsupported Expect header: {self._expect}", "expect"))
             if self._cl > 0 or chunked:
                 if self._busy:
                     self._continue = True  # sent once the previous response is out
                 else:
                     self._transport.write(CONTINUE)
         method = parser.get_method().decode("ascii")
-        target = self._url.decode("latin-1")
+        url = self._url
+        target = (url if url[:1] == b"/" else guard.origin_form(url)).decode("latin-1")
         self._req = HttpRequest(method, target, self._headers, b"", version, self._client)
         self._req_keep_alive = keep_alive
 
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
+        self._chunk_hdr = True
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_hdr = False
+
     def on_body(self, body: bytes) -> None:
-        self._body_len += len(body)
+        n = len(body)
+        self._body_len += n
         if self._body_len > self._limits.max_body_bytes:
-            raise self._rejecting(413, f"request body larger than {self._limits.max_body_bytes} bytes")
-        self._body.append(body)
+            raise self._rejecting(guard.body_too_large(self._limits.max_body_bytes))
+        budget = self._budget
+        if budget is not None:
+            if not budget.take(n):
+                raise self._rejecting(guard.overloaded())
+            self._charge += n
+            self._charged += n
+        held = self._body
+        if not held:
+            self._body = body  # the usual case: one piece, kept without a copy
+        elif type(held) is bytes:
+            self._body = bytearray(held) + body
+        else:
+            held += body
 
     def on_message_complete(self) -> None:
         self._in_head = True
         self._reading = False
         self._continue = False
+        self._chunk_fed = -1
         req = cast(HttpRequest, self._req)
         self._req = None
-        req.body = b"".join(self._body)  # one chunk: no copy
+        body = self._body
+        self._body = b""
+        req.body = body if type(body) is bytes else bytes(body)
+        charge = self._charge
+        self._charge = 0
         keep_alive = self._req_keep_alive
         if not keep_alive:
             self._stop_parsing = True
         if self._busy or self._queue:
-            self._queue.append((req, keep_alive))
+            self._queue.append((req, keep_alive, charge))
             self._pause(_PAUSE_PIPELINE)
         else:
-            self._start(req, keep_alive)
+            self._start(req, keep_alive, charge)
 
     # --- request cycle -------------------------------------------------------------------------
 
-    def _start(self, req: HttpRequest, keep_alive: bool) -> None:
+    def _start(self, req: HttpRequest, keep_alive: bool, charge: int) -> None:
         self._busy = True
+        self._held = charge
         self._keep_alive = keep_alive
         self._http10 = req.http_version == "1.0"
         self._head_only = req.method == "HEAD"
@@ -283,6 +383,9 @@ class ServerConnection(asyncio.Protocol):
             transport.write(body)
         else:
             transport.write(head + body)
+        if self._held:
+            self._give_back(self._held)
+            self._held = 0
         if not keep_alive:
             self._stop_parsing = True
             transport.close()
@@ -311,7 +414,7 @@ class ServerConnection(asyncio.Protocol):
         queue = self._queue
         if queue:
             item = queue.popleft()
-            if isinstance(item, _Reject):
+            if isinstance(item, Reject):
                 self._send_reject(item)
             elif self._closing:
                 self._transport.close()
@@ -329,18 +432,47 @@ class ServerConnection(asyncio.Protocol):
         else:
             self.deadline = self._loop.time() + self._s.idle_timeout
 
-    def _send_reject(self, reject: _Reject) -> None:
+    def _send_reject(self, reject: Reject) -> None:
+        """Answer a refusal, report it, then close lingering: the client reads its status even when
+        it is still sending (an unread byte at close would make the kernel reset the connection)."""
         self._queue.clear()
         self._busy = True
         self._keep_alive = False
         self._http10 = False
         self._head_only = False
-        self.deadline = self._loop.time() + self._s.write_timeout
-        self._respond(self._s.error_response(reject.status, reject.cause))
+        req = self._req
+        method, target = (req.method, req.target) if req is not None else (self._method(), _short(self._url))
+        self._s.refused(reject.status, reject.reason, method, target, self._client)
+        head, body = self._encode(self._s.error_response(reject.status, reject.cause), False)
+        transport = self._transport
+        transport.write(head + body)
+        self._stop_parsing = True
+        self._release()
+        if self._lost or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()  # sent once the answer is flushed
+        self._linger = guard.LINGER_BYTES
+        self._paused = 0
+        transport.resume_reading()
+        self.deadline = self._loop.time() + guard.LINGER_SECONDS
 
-    def _rejecting(self, status: int, cause: str) -> _Reject:
-        self._reject = _Reject(status, cause)
-        return self._reject
+    def _method(self) -> str:
+        try:
+            return self._parser.get_method().decode("latin-1")
+        except httptools.HttpParserError:
+            return ""  # refused before the method was read
+
+    def _discard(self, n: int) -> None:
+        self._linger -= n
+        if self._linger < 0:
+            self._transport.close()
+
+    def _rejecting(self, reject: Reject) -> Reject:
+        self._reject = reject
+        return reject
 
     def _parse_failed(self, exc: httptools.HttpParserError) -> None:
         if self._stop_parsing:
@@ -349,12 +481,12 @@ class ServerConnection(asyncio.Protocol):
         if reject is None:
             if isinstance(exc, httptools.HttpParserCallbackError):
                 log.error("HTTP parser callback failed", exc_info=exc)
-                reject = _Reject(500, "internal server error")
+                reject = Reject(500, "internal server error", "internal")
             else:
-                reject = _Reject(400, f"malformed HTTP request: {exc}")
+                reject = Reject(400, f"malformed HTTP request: {exc}", "malformed")
         self._fail(reject)
 
-    def _fail(self, reject: _Reject) -> None:
+    def _fail(self, reject: Reject) -> None:
         self._stop_parsing = True
         self._reading = False
         self._pause(_PAUSE_PIPELINE)
@@ -362,6 +494,16 @@ class ServerConnection(asyncio.Protocol):
             self._queue.append(reject)
         else:
             self._send_reject(reject)
+
+    def _give_back(self, n: int) -> None:
+        self._charged -= n
+        cast("ByteBudget", self._budget).give_back(n)
+
+    def _release(self) -> None:
+        """Return every byte this connection still holds (closing, or refusing with nothing to answer)."""
+        if self._charged:
+            self._give_back(self._charged)
+        self._held = self._charge = 0
 
     # --- flow control, deadlines, shutdown ---------------------------------------------------------
 
@@ -379,7 +521,9 @@ class ServerConnection(asyncio.Protocol):
     def deadline_passed(self) -> None:
         """Called by the server's sweeper once ``deadline`` is past."""
         self.deadline = math.inf
-        if self._busy or self._reading:
+        if self._linger >= 0:
+            self._transport.close()  # lingered long enough: the answer had its chance
+        elif self._busy or self._reading:
             # Read timeout (slowloris) or write timeout: drop without an answer, as Go does.
             self._transport.abort()
         else:
@@ -388,7 +532,7 @@ class ServerConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Stop keep-alive: close now when idle, else after the current response."""
         self._closing = True
-        if not self._busy and not self._reading and not self._queue:
+        if self._linger >= 0 or (not self._busy and not self._reading and not self._queue):
             self._transport.close()
 
     def abort(self) -> asyncio.Future[HttpResponse] | None:
@@ -400,8 +544,7 @@ class ServerConnection(asyncio.Protocol):
         return task
 
 
-def _format_peer(peer: object) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer) if peer else ""
+def _short(url: bytes) -> str:
+    """A target for the log of a refusal: at most 200 characters."""
+    text = url[:200].decode("latin-1")
+    return text + "..." if len(url) > 200 else text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -87,6 +89,12 @@ class Raw:
 
     def close(self) -> None:
         self.writer.close()
+
+    def reset(self) -> None:
+        """Close with a TCP reset (a FIN alone may be a half-close that still wants its answer)."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
 
 @pytest.fixture

@@ -70,10 +70,10 @@ async def test_headers_keep_order_and_repeats_names_lower_cased(serve, raw) -> N
     echo = Echo()
     srv = await serve(echo)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\nX-B: 1\r\nX-A: 2\r\nx-b: 3\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-B: 1\r\nX-A: 2\r\nx-b: 3\r\n\r\n")
     assert (await conn.response()).status == 200
     req = echo.requests[0]
-    assert req.headers == [("x-b", "1"), ("x-a", "2"), ("x-b", "3")]
+    assert req.headers == [("host", "t"), ("x-b", "1"), ("x-a", "2"), ("x-b", "3")]
     assert req.header("x-b") == "1"
     assert req.header("missing") is None
 
@@ -81,7 +81,7 @@ async def test_headers_keep_order_and_repeats_names_lower_cased(serve, raw) -> N
 async def test_connection_close_is_honoured(serve, raw) -> None:
     srv = await serve(Echo())
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx")
     resp = await conn.response()
     assert resp.status == 200
     assert resp.header("connection") == "close"
@@ -110,19 +110,19 @@ async def test_chunked_request_body_is_joined_and_trailers_dropped(serve, raw) -
     echo = Echo()
     srv = await serve(echo)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
     await asyncio.sleep(0.05)
     conn.send(b"2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n")
     resp = await conn.response()
     assert orjson.loads(resp.body)["body"] == "abcde"
-    assert echo.requests[0].headers == [("transfer-encoding", "chunked")]
+    assert echo.requests[0].headers == [("host", "t"), ("transfer-encoding", "chunked")]
 
 
 async def test_expect_100_continue_is_answered_before_the_body(serve, raw) -> None:
     echo = Echo()
     srv = await serve(echo)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
     async with asyncio.timeout(5):
         interim = await conn.reader.readuntil(b"\r\n\r\n")
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -134,7 +134,7 @@ async def test_expect_100_continue_is_answered_before_the_body(serve, raw) -> No
 async def test_expect_100_continue_over_the_body_limit_gets_413_not_100(serve, raw) -> None:
     srv = await serve(Echo(), max_body_bytes=10)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n")
     resp = await conn.response()
     assert resp.status == 413
     assert envelope_of(resp.body)["cause"] == "request body larger than 10 bytes"
@@ -144,7 +144,7 @@ async def test_expect_100_continue_over_the_body_limit_gets_413_not_100(serve, r
 async def test_unknown_expectation_gets_417(serve, raw) -> None:
     srv = await serve(Echo())
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx")
     resp = await conn.response()
     assert resp.status == 417
 
@@ -161,9 +161,9 @@ async def test_pipelined_requests_are_answered_in_order(serve, raw) -> None:
     srv = await serve(handler)
     conn = await raw(srv.port)
     conn.send(
-        b"POST /1 HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
-        b"GET /2 HTTP/1.1\r\n\r\n"
-        b"POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nc\r\n0\r\n\r\n"
+        b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\na"
+        b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"POST /3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nc\r\n0\r\n\r\n"
     )
     bodies = [(await conn.response()).body for _ in range(3)]
     assert bodies == [b"/1a", b"/2", b"/3c"]
@@ -174,7 +174,7 @@ async def test_body_over_limit_gets_413_with_the_envelope(serve, raw) -> None:
     echo = Echo()
     srv = await serve(echo, max_body_bytes=100)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n" + b"x" * 101)
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n" + b"x" * 101)
     resp = await conn.response()
     assert resp.status == 413
     assert resp.header("content-type") == "application/json"
@@ -192,7 +192,7 @@ async def test_chunked_body_over_limit_gets_413(serve, raw) -> None:
     srv = await serve(echo, max_body_bytes=100)
     conn = await raw(srv.port)
     chunk = b"40\r\n" + b"y" * 64 + b"\r\n"
-    conn.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk)
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk)
     resp = await conn.response()
     assert resp.status == 413
     assert echo.requests == []
@@ -201,7 +201,7 @@ async def test_chunked_body_over_limit_gets_413(serve, raw) -> None:
 async def test_too_many_headers_gets_431(serve, raw) -> None:
     srv = await serve(Echo(), max_headers=5)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(6)) + b"\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(6)) + b"\r\n")
     resp = await conn.response()
     assert resp.status == 431
     assert envelope_of(resp.body)["cause"] == "request header fields too large"
@@ -211,14 +211,14 @@ async def test_too_many_headers_gets_431(serve, raw) -> None:
 async def test_headers_over_byte_limit_get_431(serve, raw) -> None:
     srv = await serve(Echo(), max_header_bytes=1024)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 1100 + b"\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * 1100 + b"\r\n\r\n")
     assert (await conn.response()).status == 431
 
 
 async def test_a_header_that_never_ends_is_cut_off_at_the_limit(serve, raw) -> None:
     srv = await serve(Echo(), max_header_bytes=4096)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\nX-Endless: ")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Endless: ")
     for _ in range(5):  # 5 KiB of one header value, never terminated
         await asyncio.sleep(0.02)
         conn.send(b"v" * 1024)
@@ -229,12 +229,12 @@ async def test_a_header_that_never_ends_is_cut_off_at_the_limit(serve, raw) -> N
 @pytest.mark.parametrize(
     "request_bytes",
     [
-        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
-        b"POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\na",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     ],
     ids=["cl-then-te", "te-then-cl", "conflicting-cl", "duplicate-cl", "cl-list", "duplicate-te"],
 )
@@ -242,7 +242,7 @@ async def test_request_smuggling_is_rejected_with_400_and_close(serve, raw, requ
     echo = Echo()
     srv = await serve(echo)
     conn = await raw(srv.port)
-    conn.send(request_bytes + b"GET /smuggled HTTP/1.1\r\n\r\n")
+    conn.send(request_bytes + b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n")
     resp = await conn.response()
     assert resp.status == 400
     assert envelope_of(resp.body)["cause"].startswith("malformed HTTP request")
@@ -253,7 +253,7 @@ async def test_request_smuggling_is_rejected_with_400_and_close(serve, raw, requ
 async def test_unsupported_transfer_encoding_gets_501(serve, raw) -> None:
     srv = await serve(Echo())
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
     resp = await conn.response()
     assert resp.status == 501
     assert envelope_of(resp.body)["cause"] == 'unsupported transfer encoding: "gzip, chunked"'
@@ -263,9 +263,9 @@ async def test_unsupported_transfer_encoding_gets_501(serve, raw) -> None:
     "request_bytes",
     [
         b"GARBAGE\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n",
     ],
     ids=["garbage", "bad-chunk-size", "space-in-name", "obs-fold"],
 )
@@ -281,7 +281,7 @@ async def test_malformed_requests_get_400(serve, raw, request_bytes: bytes) -> N
 async def test_error_after_pipelined_request_comes_after_its_answer(serve, raw) -> None:
     srv = await serve(Echo(delay=0.1))
     conn = await raw(srv.port)
-    conn.send(b"GET /ok HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n")
+    conn.send(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\nGARBAGE\r\n\r\n")
     first = await conn.response()
     second = await conn.response()
     assert (first.status, second.status) == (200, 400)
@@ -296,13 +296,13 @@ async def test_handler_exception_gets_500_without_traceback(
     srv = await serve(boom)
     conn = await raw(srv.port)
     with caplog.at_level(logging.ERROR, logger="graph_router.http"):
-        conn.send(b"GET / HTTP/1.1\r\n\r\n")
+        conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         resp = await conn.response()
     assert resp.status == 500
     assert envelope_of(resp.body) == {"error": "Failed to process request", "cause": "internal server error"}
     assert b"secret" not in resp.body and b"Traceback" not in resp.body
     assert any(r.exc_info and "secret internal detail" in str(r.exc_info[1]) for r in caplog.records)
-    conn.send(b"GET / HTTP/1.1\r\n\r\n")  # the connection is still usable
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # the connection is still usable
     assert (await conn.response()).status == 500
 
 
@@ -314,11 +314,11 @@ async def test_response_headers_reserved_ones_dropped_injection_refused(serve, r
 
     srv = await serve(handler)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     resp = await conn.response()
     assert resp.body == b"ok"
     assert [(k, v) for k, v in resp.headers if k != "date"] == [("content-length", "2"), ("x-a", "1")]
-    conn.send(b"GET /inject HTTP/1.1\r\n\r\n")
+    conn.send(b"GET /inject HTTP/1.1\r\nHost: t\r\n\r\n")
     resp = await conn.response()
     assert resp.status == 500
     assert resp.header("x-evil") is None
@@ -330,7 +330,7 @@ async def test_204_has_no_body_and_no_length(serve, raw) -> None:
 
     srv = await serve(handler)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
     for _ in range(2):
         resp = await conn.response()
         assert (resp.status, resp.body, resp.header("content-length")) == (204, b"", None)
@@ -352,11 +352,11 @@ async def test_client_disconnect_cancels_the_handler(serve, raw) -> None:
 
     srv = await serve(slow)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")
     async with asyncio.timeout(5):
         await started.wait()
     assert srv.inflight == 1
-    conn.close()
+    conn.reset()
     await until(lambda: bool(outcome))
     assert outcome == ["cancelled"]
     assert srv.inflight == 0
@@ -366,7 +366,7 @@ async def test_read_timeout_drops_a_slowloris_connection(serve, raw) -> None:
     echo = Echo()
     srv = await serve(echo, read_timeout=0.3)
     conn = await raw(srv.port)
-    conn.send(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
     for _ in range(3):  # trickling bytes does not extend the whole-request deadline
         await asyncio.sleep(0.1)
         conn.send(b"x")
@@ -377,7 +377,7 @@ async def test_read_timeout_drops_a_slowloris_connection(serve, raw) -> None:
 async def test_idle_timeout_closes_a_quiet_keep_alive_connection(serve, raw) -> None:
     srv = await serve(Echo(), idle_timeout=0.3, read_timeout=10)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await conn.response()).status == 200
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -399,7 +399,7 @@ async def test_write_timeout_drops_the_connection_and_cancels_the_handler(serve,
 
     srv = await serve(slow, write_timeout=0.3)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     assert await conn.closed(within=3)
     await until(lambda: bool(outcome))
     assert outcome == ["cancelled"]
@@ -417,9 +417,9 @@ async def test_close_listener_and_wait_idle_finish_in_flight_requests(serve, raw
     port = srv.port
     busy = await raw(port)
     idle = await raw(port)
-    idle.send(b"GET /quick HTTP/1.1\r\n\r\n")
+    idle.send(b"GET /quick HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await idle.response()).body == b"/quick"
-    busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
     await until(lambda: srv.inflight == 1)
 
     await srv.close_listener()
@@ -443,7 +443,7 @@ async def test_large_response_to_a_slow_reader_arrives_whole(serve, raw) -> None
 
     srv = await serve(handler)
     conn = await raw(srv.port)
-    conn.send(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+    conn.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n")
     await asyncio.sleep(0.2)  # let the server fill its buffer while we do not read
     for _ in range(2):
         resp = await conn.response(within=10)
@@ -474,7 +474,7 @@ async def test_shutdown_while_a_request_is_half_read_answers_it_then_closes(serv
     echo = Echo()
     srv = await serve(echo)
     conn = await raw(srv.port)
-    conn.send(b"POST /half HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+    conn.send(b"POST /half HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab")
     await until(lambda: srv.connections == 1)
     await asyncio.sleep(0.05)
     await srv.close_listener()
@@ -498,7 +498,7 @@ async def test_close_cancels_running_handlers_and_closes_connections(serve, raw)
 
     srv = await serve(slow)
     conn = await raw(srv.port)
-    conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     await until(lambda: srv.inflight == 1)
     await srv.close()
     assert outcome == ["cancelled"]
@@ -528,7 +528,7 @@ async def test_serves_on_a_given_socket() -> None:
     try:
         assert srv.port == sock.getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         async with asyncio.timeout(5):
             data = await reader.read()
         assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\non sock")
@@ -541,9 +541,9 @@ async def test_serves_on_a_given_socket() -> None:
 
 STREAM = (
     b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
-    b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
+    b"POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
     b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n"
-    b"GET /c?q=1 HTTP/1.1\r\nConnection: close\r\n\r\n"
+    b"GET /c?q=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 )
 
 
@@ -617,7 +617,7 @@ def test_any_split_of_a_pipelined_stream_gives_the_same_answers(cuts: list[int])
 async def test_head_gets_the_length_but_no_body(serve, raw) -> None:
     srv = await serve(Echo())
     conn = await raw(srv.port)
-    conn.send(b"HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n")
+    conn.send(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\nGET /g HTTP/1.1\r\nHost: t\r\n\r\n")
     async with asyncio.timeout(5):
         head = await conn.reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
