@@ -9,7 +9,7 @@ from typing import TextIO
 
 import orjson
 
-Entry = tuple[float, str, str, str, int, float, str, str | None]
+Entry = tuple[float, str, str, str, int, float, str, str | None, str | None]
 
 
 class AccessLog:
@@ -23,8 +23,9 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def record(self, graph: str, method: str, path: str, status: int, duration: float, route: str,
-               trace_id: str | None) -> None:
-        self._buf.append((time.time(), graph, method, path, status, duration, route, trace_id))
+               trace_id: str | None, reason: str | None = None) -> None:
+        """One request; ``reason`` names why it was refused (only refusals have one)."""
+        self._buf.append((time.time(), graph, method, path, status, duration, route, trace_id, reason))
         if len(self._buf) >= self._max:
             self.flush()
         elif self._timer is None:
@@ -39,8 +40,11 @@ class AccessLog:
             orjson.dumps({
                 "ts": round(ts, 6), "kind": "access", "graph": g, "method": m, "path": p, "status": st,
                 "duration_ms": round(d * 1000, 3), "route": r, "trace_id": t,
+            } if why is None else {
+                "ts": round(ts, 6), "kind": "access", "graph": g, "method": m, "path": p, "status": st,
+                "duration_ms": round(d * 1000, 3), "route": r, "trace_id": t, "reason": why,
             }).decode()
-            for ts, g, m, p, st, d, r, t in buf
+            for ts, g, m, p, st, d, r, t, why in buf
         ]
         try:
             self._stream.write("\n".join(lines) + "\n")

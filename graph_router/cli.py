@@ -109,6 +109,7 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
                    help="after SIGTERM keep serving this long with /readyz 503 (default 30, as KServe)")
     s.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit (413 above)")
     s.add_argument("--max-response-bytes", type=int, default=64 * 1024 * 1024, help="backend body limit (502)")
+    _limit_flags(s)
     s.add_argument("--auth-token-file", help=f"require 'Authorization: Bearer <token>' (or env {ENV_AUTH_TOKEN})")
     s.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="poll graph files and reload")
     s.add_argument("--no-access-log", action="store_true")
@@ -246,7 +247,10 @@ def serve_config(args: argparse.Namespace) -> Any:
         access_log=not args.no_access_log, metrics=not args.no_metrics, tracing=tracing,
         namespace=args.namespace, protocol=args.protocol, services=parse_services(args.service),
         propagate_headers=_propagate_env(), default_retry=not args.no_default_retry,
-        follow_redirects=args.follow_redirects,
+        follow_redirects=args.follow_redirects, max_header_bytes=args.max_header_bytes,
+        max_headers=args.max_headers, max_trailer_bytes=args.max_trailer_bytes, max_trailers=args.max_trailers,
+        max_chunk_ext_bytes=args.max_chunk_ext_bytes, max_inflight_bytes=args.max_inflight_bytes,
+        route_urls=args.route_header_urls,
     )
     try:
         from .telemetry import telemetry_factory
@@ -255,6 +259,42 @@ def serve_config(args: argparse.Namespace) -> Any:
     else:
         cfg.telemetry_factory = telemetry_factory
     return cfg
+
+
+def _limit_flags(s: argparse.ArgumentParser) -> None:
+    """The request-side limits of ``serve`` (docs/security.md lists what a client sees at each)."""
+    from .process import DEFAULT_INFLIGHT_BYTES
+
+    s.add_argument("--max-header-bytes", type=_positive, default=64 * 1024,
+                   help="request line and headers, in bytes (431 above)")
+    s.add_argument("--max-headers", type=_positive, default=200, help="header fields per request (431 above)")
+    s.add_argument("--max-trailer-bytes", type=_positive, default=16 * 1024,
+                   help="trailer fields of a chunked request, in bytes (431 above)")
+    s.add_argument("--max-trailers", type=_positive, default=64, help="trailer fields per request (431 above)")
+    s.add_argument("--max-chunk-ext-bytes", type=_positive, default=16 * 1024,
+                   help="chunk extensions and other non-data bytes of a chunked body (400 above)")
+    s.add_argument("--max-inflight-bytes", type=_non_negative, default=DEFAULT_INFLIGHT_BYTES,
+                   help="bytes of bodies held per worker process; new requests get 503 and Retry-After "
+                        "when spent (0: no limit)")
+    s.add_argument("--route-header-urls", action="store_true",
+                   help="X-Graph-Route names backend URLs too (default: nodes, steps and services only)")
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

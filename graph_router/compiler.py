@@ -150,8 +150,12 @@ def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy
                        max_delay_ms=cfg.max_delay_ms, on=frozenset(cfg.retry_on))
 
 
-def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True) -> CompiledGraph:
-    """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets."""
+def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True,
+                  route_urls: bool = True) -> CompiledGraph:
+    """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets.
+
+    ``route_urls`` False: a step called by URL shows as ``node>step`` in the route, without the URL.
+    """
     from .engine import RUNNERS, header_safe
 
     spec = doc.spec
@@ -198,7 +202,8 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry),
             ))
         for st in steps:
-            st.route_entry = header_safe(f"{name}>{st.label}:{st.target}")
+            shown = st.target if route_urls or "://" not in st.target else ""
+            st.route_entry = header_safe(f"{name}>{st.label}:{shown}" if shown else f"{name}>{st.label}")
         node = nodes[name]
         node.steps = tuple(steps)
         node.keys = tuple(st.spec.name or str(st.index) for st in steps)

@@ -21,6 +21,7 @@ from typing import Any
 
 from .accesslog import AccessLog
 from .errors import SpecError
+from .http.budget import ByteBudget
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
@@ -29,6 +30,10 @@ from .server import RouterApp, error_response
 from .spec import GraphDocument
 
 log = logging.getLogger("graph_router.process")
+
+#: The default ``--max-inflight-bytes`` of each worker: with the example pod's 2 workers and 256 MiB,
+#: 2 x (idle RSS + 2 x 32 MiB, the bodies held and one copy each while joined) stays under the limit.
+DEFAULT_INFLIGHT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -41,6 +46,15 @@ class ServeConfig:
     drain_seconds: float = 30.0
     max_body_bytes: int = 10 * 1024 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 200
+    max_trailer_bytes: int = 16 * 1024
+    max_trailers: int = 64
+    max_chunk_ext_bytes: int = 16 * 1024
+    #: Bytes of bodies held in memory per worker process (0: no limit); see docs/security.md.
+    max_inflight_bytes: int = DEFAULT_INFLIGHT_BYTES
+    #: X-Graph-Route names backend URLs too (operators' opt-in; by default nodes, steps, services).
+    route_urls: bool = False
     auth_token: str | None = None
     watch: float = 0.0
     access_log: bool = True
@@ -72,6 +86,11 @@ def limits_for(cfg: ServeConfig, docs: list[GraphDocument]) -> ServerLimits:
 
     return ServerLimits(
         max_body_bytes=cfg.max_body_bytes,
+        max_header_bytes=cfg.max_header_bytes,
+        max_headers=cfg.max_headers,
+        max_trailer_bytes=cfg.max_trailer_bytes,
+        max_trailers=cfg.max_trailers,
+        max_chunk_ext_bytes=cfg.max_chunk_ext_bytes,
         read_timeout=pick("server_read", 60.0),
         write_timeout=pick("server_write", 60.0),
         idle_timeout=pick("server_idle", 180.0),
@@ -108,17 +127,21 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
                 ready: Callable[[int], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
     telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
+    # One budget per worker for every body this process holds: request bodies (the server) and,
+    # through the same instance, backend response bodies; reachable as ``app.budget``.
+    budget = ByteBudget(cfg.max_inflight_bytes or None)
     router = GraphRouter(
         docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
         hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
-        max_response_bytes=cfg.max_response_bytes,
+        max_response_bytes=cfg.max_response_bytes, route_urls=cfg.route_urls,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
+    app.budget = budget
     limits = limits_for(cfg, docs)
     server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
-                                reuse_port=cfg.workers > 1)
+                                reuse_port=cfg.workers > 1, budget=budget, on_refused=app.refused)
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
     # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an
@@ -156,9 +179,9 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hurry.wait(), timeout=cfg.drain_seconds)
         await server.close_listener()
-        budget = (limits.write_timeout or 60.0) + (max((g.timeout or 0) for g in router.graphs.values()) or 0)
-        if not await server.wait_idle(budget):
-            log.error("in-flight requests still running after %gs; closing", budget)
+        grace = (limits.write_timeout or 60.0) + (max((g.timeout or 0) for g in router.graphs.values()) or 0)
+        if not await server.wait_idle(grace):
+            log.error("in-flight requests still running after %gs; closing", grace)
         await server.close()
     finally:
         if watch_task is not None:

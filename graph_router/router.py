@@ -41,6 +41,7 @@ class GraphRouter:
         http: Callable[[str], Backend] | None = None,
         follow_redirects: bool = False,
         max_response_bytes: int | None = None,
+        route_urls: bool = True,
     ) -> None:
         self._owned_http: Any = None
         if http is None:
@@ -48,6 +49,8 @@ class GraphRouter:
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
         self.hooks = hooks
         self.default_retry = default_retry
+        #: X-Graph-Route shows backend URLs (the server turns this off unless the operator opts in).
+        self.route_urls = route_urls
         self.base_policy = HeaderPolicy(compile_patterns(propagate_headers or ()))
         self.graphs: dict[str, CompiledGraph] = {}
         self.policies: dict[str, HeaderPolicy] = {}
@@ -83,7 +86,8 @@ class GraphRouter:
         return factory
 
     def _install(self, docs: Sequence[GraphDocument]) -> None:
-        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry) for d in docs}
+        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry,
+                                          route_urls=self.route_urls) for d in docs}
         policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
         # one assignment each: a request in flight keeps the graph object it started with
         self.graphs, self.policies = compiled, policies

@@ -19,7 +19,8 @@ import orjson
 from .accesslog import AccessLog
 from .backend import redact_url
 from .engine import error_result
-from .errors import GraphNotFound, Unauthorized, envelope
+from .errors import GraphNotFound, Overloaded, Unauthorized, envelope
+from .http.budget import ByteBudget
 from .http.messages import HttpRequest, HttpResponse
 from .router import GraphRouter
 
@@ -45,6 +46,9 @@ class RequestTelemetry(Protocol):
     def trace_id(self, span: Any) -> str | None:
         """Hex trace id of the span, for logs."""
 
+    def refused(self, status: int, reason: str) -> None:
+        """Count a request refused before any graph ran."""
+
 
 @dataclass
 class Health:
@@ -64,6 +68,8 @@ class RouterApp:
         self.telemetry = telemetry
         self.access_log = access_log
         self.metrics = metrics and telemetry is not None
+        #: The worker's byte budget, set by the process wiring (the HTTP server and client charge it).
+        self.budget: ByteBudget | None = None
         self._clock: Callable[[], float] = time.perf_counter
 
     # --- routing ------------------------------------------------------------------------------
@@ -82,7 +88,7 @@ class RouterApp:
                 return HttpResponse(200, [("Content-Type", ctype)], body)
             if path == "/graphs" or path.startswith("/graphs/"):
                 denied = self._check_auth(req)
-                return denied or self._describe(path)
+                return denied or self._describe(req, path)
         name = self.router.default_graph
         if name is None:
             path = target.split("?", 1)[0]
@@ -105,10 +111,11 @@ class RouterApp:
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token):
             return None
         cause = "missing bearer token" if not got else "invalid bearer token"
+        self.refused(401, "unauthorized", req.method, req.target, req.client)
         res = error_result(Unauthorized(cause))
         return HttpResponse(401, [*res.headers, ("WWW-Authenticate", 'Bearer realm="graph-router"')], res.body)
 
-    def _describe(self, path: str) -> HttpResponse:
+    def _describe(self, req: HttpRequest, path: str) -> HttpResponse:
         graphs = self.router.graphs
         if path == "/graphs":
             body = {"graphs": [{"name": n, "source": g.doc.source} for n, g in graphs.items()]}
@@ -116,6 +123,7 @@ class RouterApp:
         name = path[len("/graphs/"):]
         g = graphs.get(name)
         if g is None:
+            self.refused(404, "unknown_graph", req.method, req.target, req.client)
             res = error_result(GraphNotFound(self.router.unknown_graph_message(name)))
             return HttpResponse(res.status, res.headers, res.body)
         spec = g.doc.wire()
@@ -131,14 +139,15 @@ class RouterApp:
         denied = self._check_auth(req)
         if denied is not None:
             return denied
-        start = self._clock()
         g = self.router.graphs.get(name)
-        tel = self.telemetry
-        span = tel.start(name, req) if tel is not None and g is not None else None
         if g is None:
-            result = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
-        else:
-            result = await self.router.run(g, req.body, req.headers, span=span)
+            self.refused(404, "unknown_graph", req.method, req.target, req.client, graph=name)
+            res = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
+            return HttpResponse(res.status, res.headers, res.body)
+        start = self._clock()
+        tel = self.telemetry
+        span = tel.start(name, req) if tel is not None else None
+        result = await self.router.run(g, req.body, req.headers, span=span)
         duration = self._clock() - start
         if tel is not None and span is not None:
             tel.finish(span, name, result.status, duration)
@@ -150,7 +159,18 @@ class RouterApp:
             self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
         return HttpResponse(result.status, result.headers, result.body)
 
+    def refused(self, status: int, reason: str, method: str, target: str, client: str, *,
+                graph: str = "") -> None:
+        """A request answered without running a graph: one access-log line and the refused-requests
+        metric (the HTTP layer calls this for what it refuses itself, as ``on_refused``)."""
+        if self.telemetry is not None and self.metrics:
+            self.telemetry.refused(status, reason)
+        if self.access_log is not None:
+            self.access_log.record(graph, method, target, status, 0.0, "", None, reason)
+
 
 def error_response(status: int, cause: str) -> HttpResponse:
-    """The HTTP layer's own failures (413, 400, 431, 500), in KServe's envelope."""
+    """The HTTP layer's own failures (400, 413, 431, 503, 505, 500), in KServe's envelope."""
+    if status == 503:  # only the byte budget refuses with 503 here
+        return HttpResponse(status, [JSON, ("Retry-After", str(Overloaded.retry_after))], envelope(cause))
     return HttpResponse(status, [JSON], envelope(cause))

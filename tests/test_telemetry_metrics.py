@@ -26,6 +26,7 @@ from graph_router.telemetry.metrics import (
     BRANCH,
     BUCKETS,
     IN_FLIGHT,
+    REFUSED,
     REQUEST_DURATION,
     REQUESTS,
     RETRIES,
@@ -362,6 +363,8 @@ def reference(registry: CollectorRegistry) -> dict[str, Any]:
         "retries": Counter(RETRIES, "Backend calls retried, by target.", ["target"], registry=registry),
         "timeouts": Counter(TIMEOUTS, "Backend attempts that timed out, by target and kind.",
                             ["target", "kind"], registry=registry),
+        "refused": Counter(REFUSED, "Requests refused before a graph ran (bad framing, limits, overload, auth, "
+                           "unknown graph).", ["status", "reason"], registry=registry),
     }
 
 

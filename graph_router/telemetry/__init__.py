@@ -94,6 +94,11 @@ class Telemetry:
                 s.set_status(StatusCode.ERROR)
             s.end()
 
+    def refused(self, status: int, reason: str) -> None:
+        """Count a request refused before any graph ran."""
+        if self.metrics is not None:
+            self.metrics.refused(status, reason)
+
     def metrics_body(self) -> tuple[bytes, str]:
         if self.metrics is None:
             return b"# metrics are off\n", "text/plain; version=0.0.4; charset=utf-8"
