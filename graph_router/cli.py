@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .errors import Problem, SpecError
+from .errors import ListenError, Problem, SpecError
 from .loader import load_graph_json, load_graphs
 from .spec import GraphDocument
 
@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SpecError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
+        return 2
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -218,3 +218,7 @@ class BackendResponseTooLarge(BackendError):
 def envelope(cause: str) -> bytes:
     """KServe's error body."""
     return orjson.dumps({"error": ENVELOPE_ERROR, "cause": cause})
+
+
+class ListenError(Exception):
+    """A server's listening socket could not be opened (port in use, no permission): one line, exit 2."""

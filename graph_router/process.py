@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import AccessLog
-from .errors import SpecError
+from .errors import ListenError, SpecError
 from .http.budget import ByteBudget
 from .http.messages import ServerLimits
 from .http.server import start_server
@@ -68,6 +69,12 @@ class ServeConfig:
     follow_redirects: bool = False
     #: Built by the CLI from the environment; telemetry is optional.
     telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
+
+
+def listen_error(host: str, port: int, exc: OSError) -> ListenError:
+    hint = " (another process has it: stop that one or pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    return ListenError(f"cannot listen on {host}:{port}: {why}{hint}")
 
 
 def load(cfg: ServeConfig) -> list[GraphDocument]:
@@ -140,8 +147,13 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
     app.budget = budget
     limits = limits_for(cfg, docs)
-    server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
-                                reuse_port=cfg.workers > 1, budget=budget, on_refused=app.refused)
+    try:
+        server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits,
+                                    on_error=error_response, reuse_port=cfg.workers > 1, budget=budget,
+                                    on_refused=app.refused)
+    except OSError as exc:
+        await router.aclose()
+        raise listen_error(cfg.host, cfg.port, exc) from None
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
     # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an
@@ -245,6 +257,9 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
             code = 1
             try:
                 code = _run_loop(cfg, docs, i)
+            except ListenError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                code = 2
             except BaseException:
                 log.exception("worker %d failed", i)
             finally:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import inspect
+import os
 import signal
 import sys
 from typing import TypeAlias
@@ -81,8 +83,10 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve_until_signalled(ModelHost(example_models(names), host=args.host, port=args.port)))
     except OSError as exc:
-        print(f"graph-router models serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        hint = " (another process has it: pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"graph-router models serve: cannot listen on {args.host}:{args.port}: {why}{hint}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -118,9 +119,20 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _check_free(what: str, port: int, flag: str) -> None:
+    """Refuse a port something already listens on: its answers would pass for our child's."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise QuickstartError(f"port {port} for the {what} is not free ({exc.strerror or exc}); "
+                                  f"pick another with {flag}") from None
+
+
 def _wait_ready(child: Child, url: str, stop: threading.Event) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    while not _http_ok(url):
+    while not _http_ok(url) or child.proc.poll() is not None:
         if child.proc.poll() is not None:
             raise QuickstartError(f"the {child.what} exited with code {child.proc.returncode} before it was ready")
         if stop.is_set():
@@ -164,6 +176,8 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
                 f"example {example!r} needs models the host does not have: {', '.join(missing)}"
                 " (it is a manifests-only example)"
             )
+        for what, number, flag in (("router", port, "--port"), ("model host", models_port, "--models-port")):
+            _check_free(what, number, flag)
     except (QuickstartError, OSError, yaml.YAMLError) as exc:
         print(f"graph-router quickstart: {exc}", file=sys.stderr)
         return 2
@@ -221,6 +235,8 @@ def _run(
     router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port))
     children.append(router)
     _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)
+    # "ready" only once everything started answers, and is still ours.
+    _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)
     if not stop.is_set():
         curl = curl_command(example_dir, port)
         print(
