@@ -286,10 +286,8 @@ class ServerConnection(asyncio.Protocol):
         self._chunks += 1
         self._chunk_hdr = True
 
-    def on_chunk_complete(self) -> None:
-        self._chunk_hdr = False
-
     def on_body(self, body: bytes) -> None:
+        self._chunk_hdr = False  # a chunk with data: not the last one, whose trailers may follow
         n = len(body)
         self._body_len += n
         if self._body_len > self._limits.max_body_bytes:
