@@ -30,6 +30,11 @@ log = logging.getLogger("graph_router.http")
 
 _PAUSE_PIPELINE = 1
 _PAUSE_WRITE = 2
+_PAUSE_TURN = 4
+#: Fairness: at most this many bytes of one connection are parsed per event-loop turn; a larger read
+#: is parsed a slice per turn with reading paused meanwhile (libuv would otherwise read a busy socket
+#: up to 32 times in a row, and 256 KiB of 1-byte chunks is tens of milliseconds of callbacks).
+_TURN_BYTES = 64 * 1024
 #: Framing headers the server owns; a handler's copies are dropped.
 _RESERVED = frozenset({"content-length", "transfer-encoding", "connection", "date"})
 _NO_BODY = frozenset({204, 304})
@@ -124,6 +129,24 @@ class ServerConnection(asyncio.Protocol):
             self._task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if len(data) > _TURN_BYTES and not self._stop_parsing:
+            self._pause(_PAUSE_TURN)
+            self._loop.call_soon(self._feed_later, data, _TURN_BYTES)
+            data = data[:_TURN_BYTES]
+        self._feed(data)
+
+    def _feed_later(self, data: bytes, start: int) -> None:
+        """The next slice of a large read, one event-loop turn later."""
+        if self._lost:
+            return
+        end = start + _TURN_BYTES
+        if end < len(data):
+            self._loop.call_soon(self._feed_later, data, end)
+        else:
+            self._resume(_PAUSE_TURN)  # new data arrives no earlier than the next turn
+        self._feed(data[start:end])
+
+    def _feed(self, data: bytes) -> None:
         if self._stop_parsing:
             if self._linger >= 0:
                 self._discard(len(data))
