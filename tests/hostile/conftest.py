@@ -54,7 +54,7 @@ NORMAL = b'POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 8\r\n\r\n{"x
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         out = json.dumps({"received": len(body)}).encode()
         self.send_response(200)
@@ -63,7 +63,7 @@ class _Echo(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
