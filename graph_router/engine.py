@@ -17,7 +17,8 @@ import orjson
 
 from .aggregate import aggregate
 from .backend import BackendRequest, call_with_retries
-from .conditions import JsonDoc
+from .conditions import INVALID, JsonDoc
+from .conditions.document import MergedDoc
 from .errors import (
     AggregationError,
     BackendError,
@@ -142,7 +143,7 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
     """The body a step receives: node input, previous response, or a selection of either."""
     src = previous if step.uses_response and previous is not None else node_input
     if step.selection is not None:
-        if not src.valid:
+        if src.value is INVALID:
             what = "previous response" if src is previous else "request"
             err_cls = StepInputError if src is previous else RequestError
             raise err_cls(f"data {step.selection.source!r}: the {what} is not JSON, so nothing can be selected "
@@ -152,11 +153,11 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
             raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
                                  f"{'previous response' if step.uses_response else 'request'}")
         src = JsonDoc.of(value)
-    if step.map_predictions and src.valid:
+    if step.map_predictions:
         v = src.value
         if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
             src = JsonDoc.of({"instances": v["predictions"]})
-    if step.map_outputs and src.valid:
+    if step.map_outputs and src.value is not INVALID:
         src = _outputs_to_inputs(src)
     return src
 
@@ -235,7 +236,7 @@ async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
     for step in node.steps:
         if step.condition is not None:
             assert previous is not None  # validation rejects a condition on the first step
-            if not previous.doc.valid:
+            if previous.doc.value is INVALID:
                 raise GraphRouterError("invalid response", node=node.name, step=step.label)
             if not step.condition.matches(previous.doc):
                 return Outcome(200, previous.doc)
@@ -248,7 +249,7 @@ async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
 
 
 async def run_switch(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
-    if doc.valid:
+    if doc.value is not INVALID:
         for step in node.steps:
             if step.condition is not None and step.condition.matches(doc):
                 if ctx.hooks is not None:
@@ -308,7 +309,7 @@ async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
 
 def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
     """KServe unmarshals every answer into a JSON object; anything else fails the node with 500."""
-    if not out.doc.valid or not (out.doc.value is None or isinstance(out.doc.value, dict)):
+    if not out.doc.object_or_null():
         return GraphRouterError(go_unmarshal_error(out.doc.raw), node=node.name, step=step.label)
     return out
 
@@ -329,15 +330,13 @@ def _ensemble_decision(results: list[Outcome | BaseException | None],
 def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     """Step name (or index) -> that step's JSON, bytes kept exactly, step order kept.
 
-    Every part was parsed by the Ensemble check, so the merged document's value is known too.
+    Every part passed the Ensemble check, so the merged document is JSON; its value is built from
+    the parts' values only if something looks at it.
     """
-    parts: dict[str, bytes] = {}
-    values: dict[str, object] = {}
-    for key, o in zip(node.keys, outs, strict=True):
-        parts[key] = o.doc.raw.strip()
-        values[key] = o.doc.value
-    raw = b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in parts.items()) + b"}"
-    return JsonDoc(raw, values)
+    parts = {key: o.doc for key, o in zip(node.keys, outs, strict=True)}
+    raw = b"{" + b",".join(orjson.dumps(k) + b":" + d.raw.strip() for k, d in parts.items()) + b"}"
+    return MergedDoc(raw, parts)
+
 
 
 def go_unmarshal_error(raw: bytes) -> str:
