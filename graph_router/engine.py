@@ -7,6 +7,7 @@ Everything that can be decided at load time is decided in :mod:`graph_router.com
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from dataclasses import dataclass, field
@@ -88,8 +89,8 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
                   backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
                   span: Any = None) -> Result:
     """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + graph.timeout if graph.timeout else None
+    # Python 3.11's get_running_loop() makes a getpid() system call: only ask when there is a deadline.
+    deadline = asyncio.get_running_loop().time() + graph.timeout if graph.timeout else None
     ctx = Context(graph, backend_headers, incoming, deadline, hooks)
     ctx.span = span
     try:
@@ -277,22 +278,7 @@ async def run_splitter(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
 async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     steps = node.steps
     results: list[Outcome | BaseException | None] = [None] * len(steps)
-    tasks = {asyncio.ensure_future(run_step(ctx, node, s, doc)): i for i, s in enumerate(steps)}
-    pending = set(tasks)
-    decided: Outcome | BaseException | None = None
-    try:
-        while pending and decided is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                i = tasks[t]
-                exc = t.exception()
-                results[i] = exc if exc is not None else _ensemble_check(node, steps[i], t.result())
-            decided = _ensemble_decision(results, steps)
-    finally:
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.wait(pending)
+    decided = await _run_steps(ctx, node, doc, results)
     if isinstance(decided, BaseException):
         raise decided
     if isinstance(decided, Outcome):
@@ -305,6 +291,47 @@ async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
     except AggregationError as err:
         raise err.at(node.name, err.step) from None
     return Outcome(200, doc)
+
+
+async def _run_steps(ctx: Context, node: CompiledNode, doc: JsonDoc,
+                     results: list[Outcome | BaseException | None]) -> Outcome | BaseException | None:
+    """Run every step concurrently, filling ``results``; return as soon as the step order decides.
+
+    One future woken by the steps' done callbacks (``asyncio.wait`` in a loop re-registered its
+    callbacks on every pending task at every completion). The decision only ever looks at the
+    prefix of results in step order, so judging after each completion gives what judging a batch does.
+    """
+    steps = node.steps
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Outcome | BaseException | None] = loop.create_future()
+    tasks = [loop.create_task(run_step(ctx, node, s, doc)) for s in steps]
+    left = len(tasks)
+
+    def on_done(i: int, t: asyncio.Task[Outcome]) -> None:
+        nonlocal left
+        left -= 1
+        if waiter.done():
+            return
+        try:
+            exc = t.exception()  # CancelledError if someone else cancelled the step: the node fails with it
+            results[i] = exc if exc is not None else _ensemble_check(node, steps[i], t.result())
+            decided = _ensemble_decision(results, steps)
+        except BaseException as err:
+            waiter.set_exception(err)
+            return
+        if decided is not None or left == 0:
+            waiter.set_result(decided)
+
+    for i, t in enumerate(tasks):
+        t.add_done_callback(functools.partial(on_done, i))
+    try:
+        return await waiter
+    finally:
+        pending = [t for t in tasks if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
 
 def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
