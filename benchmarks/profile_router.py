@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.benchkit import nginx, procs, router, wrk
+from benchmarks.benchkit import nginx, payload, procs, router, wrk
 from benchmarks.benchkit.install import ensure_tools, ensure_uvloop, router_python
 from benchmarks.benchkit.measure import Settings, Target, measure_load, run_wrk
 
@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--seconds", type=int, default=8)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--size", choices=list(payload.SIZES), help="a payload row's body instead of the small one "
+                   "(backends answer the same size)")
     p.add_argument("--native", action="store_true", help="sample C frames too (uvloop, syscalls); slower")
     p.add_argument("--keep", type=Path, help="copy py-spy's raw output here")
     args = p.parse_args(argv)
@@ -128,15 +130,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports = [procs.free_port() for _ in router.SERVICES]
         # The backends run beside wrk, not on the router's core: py-spy counts a thread that is runnable
         # but preempted as busy, so a backend woken on the router's core would inflate the send that woke it.
-        backends = nginx.start_backends(sup, tools["nginx"], work / "backends", ports, wrk_cpu,
-                                        router.BODY.encode())
+        body = router.BODY.encode()
+        if args.size is None:
+            backends = nginx.start_backends(sup, tools["nginx"], work / "backends", ports, wrk_cpu, body)
+        else:
+            body, root = payload.request_body(payload.SIZES[args.size]), work / "html"
+            root.mkdir()
+            (root / "answer.json").write_bytes(payload.response_body(payload.SIZES[args.size]))
+            config = payload.backend_config(work / "backends", root, [(port, "answer.json") for port in ports])
+            backends = nginx.start(sup, tools["nginx"], work / "backends", config, ports[0], wrk_cpu)
         services = {n: router.service_url(n, port) for n, port in zip(router.SERVICES, ports, strict=True)}
         port, variant = procs.free_port(), router.VARIANTS[args.variant]
         argv_ = router.serve_argv(router_cmd, router.PATTERNS[args.pattern].graph, port, services, variant)
         proc = sup.start(procs.pinned(argv_, cpu), work / "router.log", router.router_env(variant, 1),
                          discard_stdout=True)
         procs.wait_http_ready(proc, port, router.READY_PATH, work / "router.log", timeout=30)
-        settings = Settings(args.seconds, 0, (args.concurrency,), wrk_cpu, wrk.write_script(work, router.BODY))
+        settings = Settings(args.seconds, 0, (args.concurrency,), wrk_cpu, wrk.write_script(work, body.decode()))
         target = Target(port, router.GRAPH_PATH, proc.pid, (backends.pid,))
         run_wrk(wrk.command(target.url, settings.script, args.concurrency, 2, wrk_cpu), 2, None)  # warm-up
         out = work / "profile.txt"

@@ -195,3 +195,28 @@ async def test_the_aiohttp_proxy_passes_status_and_body_and_marks_json() -> None
         finally:
             proc.kill()
             await asyncio.wait_for(proc.wait(), 10)
+
+
+def test_profile_samples_go_to_the_deepest_part_of_ours() -> None:
+    from benchmarks import profile_router as prof
+
+    gr = "/srv/app/graph_router"
+    raw = "\n".join([
+        f"run (/x/runners.py:118);run ({gr}/process.py:203);epoll_pwait (libc.so) 5",
+        f"run ({gr}/process.py:203);data_received ({gr}/http/server_protocol.py:113);"
+        f"on_message_complete ({gr}/http/server_protocol.py:223) 3",
+        f"_run ({gr}/server.py:141);execute ({gr}/engine.py:91);request ({gr}/http/client.py:85);"
+        f"exchange ({gr}/http/client_protocol.py:135);write (libc.so) 7",
+        f"_run ({gr}/server.py:141);execute ({gr}/engine.py:91);is_json ({gr}/conditions/document.py:90) 4",
+        f"_handler_done ({gr}/http/server_protocol.py:271);_respond ({gr}/http/server_protocol.py:285) 2",
+        f"_run ({gr}/server.py:150);record ({gr}/accesslog.py:27) 1",
+        "not a sample line",
+    ])
+    counts = prof.summarise(raw)
+    assert counts == {prof.LOOP: 5, "server: read + parse": 3, "client (pool, request, response)": 7,
+                      "route: app, engine, headers": 4, "server: write": 2, "telemetry and access log": 1}
+    assert prof.top_lines(raw, 2) == [("exchange (http/client_protocol.py:135)", 7),
+                                      ("is_json (conditions/document.py:90)", 4)]
+    table = prof.render(counts, 44.0).splitlines()
+    assert table[2] == "| client (pool, request, response) | 7 | 31.8% | 14.0 |"
+    assert table[-1] == "| total | 22 | 100% | 44.0 |"
