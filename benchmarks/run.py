@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark graph-router against the backend called directly and nginx ``proxy_pass``.
+"""Benchmark graph-router beside KServe's router, nginx and aiohttp, in one run.
 
-    python benchmarks/run.py [--quick] [--compare-with CMD] [--patterns ...] [--out benchmarks/out/]
+    python benchmarks/run.py [--quick] [--sets compare tracing payload both-cores aiohttp variants]
+                             [--rounds N] [--patterns ...] [--sizes 1KB 100KB 1MB 8MB] [--out benchmarks/out/]
 
-Installs wrk and nginx with apt-get where missing, starts fixed-response nginx backends and each
-router on 127.0.0.1, drives them with wrk, prints a Markdown table and writes it to the out dir.
+Installs wrk and nginx with apt-get where missing, starts nginx backends and each server on
+127.0.0.1, drives them with wrk, and measures rows in interleaved rounds (KServe, ours, KServe,
+ours, ...): every cell is the median over the rounds with its range. Prints Markdown and writes
+it to the out dir, headed by the commit, date, machine and this exact command.
 """
 
 from __future__ import annotations
@@ -22,163 +25,226 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for `benchmarks.*`
 
-from benchmarks.benchkit import nginx, procs, router, wrk
-from benchmarks.benchkit.install import ensure_tools, ensure_uvloop
-from benchmarks.benchkit.measure import Settings, Target, measure
+from benchmarks.benchkit import payload, procs, router, wrk
+from benchmarks.benchkit.bench import Backends, Bench, Job, Started
+from benchmarks.benchkit.install import ensure_tools, ensure_uvloop, router_python
+from benchmarks.benchkit.measure import Settings
 from benchmarks.benchkit.procs import StartError, Supervisor
-from benchmarks.benchkit.router import ON_REQUEST, PATTERNS, VARIANTS, CompareCommand, Pattern, Variant
-from benchmarks.benchkit.table import Row, header, render_table
+from benchmarks.benchkit.report import report
+from benchmarks.benchkit.rounds import Series
+from benchmarks.benchkit.router import ON_REQUEST, PATTERNS, VARIANTS, Pattern, Variant
 
 HERE = Path(__file__).resolve().parent
-QUICK = {"seconds": 3, "warmup": 1, "budget": 115.0}
-FULL = {"seconds": 8, "warmup": 2, "budget": 580.0}
-# Variants beyond "w1" cost time: run them on the patterns the speed targets name.
-EXTRA_VARIANT_PATTERNS = {"quick": ("1hop",), "full": ("1hop", "seq3", "ens3")}
-COMPARE_PATTERNS = {"quick": ("1hop", "seq3", "ens3"), "full": tuple(PATTERNS)}
+SETS = ("compare", "aiohttp", "tracing", "payload", "both-cores", "variants")
+DEFAULT_SETS = ("compare", "aiohttp", "tracing", "payload", "both-cores")
+MODES = {
+    # seconds per measured wrk run, warm-up seconds, rounds, payload seconds, budget (s)
+    "quick": {"seconds": 2, "warmup": 1, "rounds": 1, "payload_seconds": 2, "budget": 240.0},
+    "full": {"seconds": 5, "warmup": 2, "rounds": 3, "payload_seconds": 4, "budget": 1080.0},
+}
+MAIN_PATTERNS = ("1hop", "seq3", "ens3")  # the patterns the speed targets name
+QUICK = {"patterns": ("1hop",), "sizes": ("1KB", "1MB")}
+#: The variants set (graph-router's other rows): w1 on every pattern, the others on these.
+EXTRA_VARIANT_PATTERNS = {"quick": ("1hop",), "full": MAIN_PATTERNS}
+TRACING_VARIANTS = ("tel-off", "tel-10", "tel-on")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short runs, fewer variants (under 2 minutes)")
-    p.add_argument("--patterns", nargs="+", choices=list(PATTERNS), help="patterns to run (default: all)")
-    p.add_argument(
-        "--variants",
-        nargs="+",
-        choices=list(VARIANTS),
-        help="variants to run (default: w1 on all patterns, the others on a few)",
-    )
-    p.add_argument(
-        "--compare-with",
-        metavar="CMD",
-        help="another router: a command template with {graph_json} and optionally {port}",
-    )
-    p.add_argument(
-        "--compare-port",
-        type=int,
-        default=8080,
-        help="port the --compare-with router listens on when CMD has no {port} (8080)",
-    )
+    p.add_argument("--quick", action="store_true", help="short runs, one round, fewer rows (about 3 minutes)")
+    p.add_argument("--sets", nargs="+", choices=SETS, help=f"row sets to run (default: {' '.join(DEFAULT_SETS)})")
+    p.add_argument("--rounds", type=int, help="interleaved rounds of the compare, tracing and both-cores rows "
+                   "(quick 1, full 3)")
+    p.add_argument("--payload-rounds", type=int, default=1, help="rounds of the payload rows (1)")
+    p.add_argument("--patterns", nargs="+", choices=list(PATTERNS), help="patterns (default: 1hop seq3 ens3)")
+    p.add_argument("--sizes", nargs="+", choices=list(payload.SIZES), help="payload sizes (default: all)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   help="the variants set: variants to run (default: w1 on all patterns, the others on a few)")
+    p.add_argument("--kserve", type=Path, default=router.KSERVE_ROUTER,
+                   help="KServe's router binary (default: ../shared/kserve-router/router beside the checkout; "
+                        "skipped with a note when absent)")
+    p.add_argument("--no-kserve", action="store_true", help="leave KServe's router out")
+    p.add_argument("--compare-with", metavar="CMD",
+                   help="another router instead of KServe's: a command template with {graph_json} and "
+                        "optionally {port}")
+    p.add_argument("--compare-port", type=int, default=8080,
+                   help="port the --compare-with router listens on when CMD has no {port} (8080)")
     p.add_argument("--compare-name", help="name of the --compare-with router in the table (default: its program)")
     p.add_argument("--router", metavar="CMD", help="graph-router command (default: .venv/bin/graph-router)")
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for results-<timestamp>.md")
-    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 3, full 8)")
-    p.add_argument("--no-references", action="store_true", help="skip the direct and nginx rows")
+    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 2, full 5)")
+    p.add_argument("--no-references", action="store_true", help="skip the backend direct and nginx rows")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs and configs even on success")
     p.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers to cores")
     return p.parse_args(argv)
 
 
+def mode(args: argparse.Namespace) -> dict[str, float]:
+    return MODES["quick" if args.quick else "full"]
+
+
+def patterns(args: argparse.Namespace) -> list[Pattern]:
+    keys = args.patterns or (QUICK["patterns"] if args.quick else MAIN_PATTERNS)
+    return [PATTERNS[k] for k in keys]
+
+
+def sizes(args: argparse.Namespace) -> list[str]:
+    return list(args.sizes or (QUICK["sizes"] if args.quick else payload.SIZES))
+
+
 def plan(args: argparse.Namespace) -> list[tuple[Pattern, Variant]]:
-    """Which (pattern, variant) rows graph-router gets in this run."""
-    mode = "quick" if args.quick else "full"
-    patterns = args.patterns or list(PATTERNS)
+    """The variants set: which (pattern, variant) rows graph-router gets."""
+    key = "quick" if args.quick else "full"
+    chosen = args.patterns or list(PATTERNS)
     rows = []
     for vkey in args.variants or [v for v in VARIANTS if v not in ON_REQUEST]:
-        for pkey in patterns:
-            if args.variants or vkey == "w1" or pkey in EXTRA_VARIANT_PATTERNS[mode]:
+        for pkey in chosen:
+            if args.variants or vkey == "w1" or pkey in EXTRA_VARIANT_PATTERNS[key]:
                 rows.append((PATTERNS[pkey], VARIANTS[vkey]))
     return rows
 
 
-class Bench:
-    """One run: owns the backends, the settings and the rows measured so far."""
+def other_router(args: argparse.Namespace) -> router.OtherRouter | None:
+    """KServe's router (by default, when its binary exists) or the --compare-with command."""
+    if args.compare_with:
+        command = router.CompareCommand(args.compare_with, args.compare_port)
+        return router.OtherRouter(args.compare_name or command.name, command)
+    if args.no_kserve or not args.kserve.is_file():
+        return None
+    return router.kserve_router(args.kserve)
 
-    def __init__(self, args: argparse.Namespace, sup: Supervisor, workdir: Path, nginx_bin: str) -> None:
-        mode = QUICK if args.quick else FULL
+
+class Run:
+    """The jobs of each selected set, measured in rounds; then the report."""
+
+    def __init__(self, args: argparse.Namespace, bench: Bench, other: router.OtherRouter | None) -> None:
+        self.args, self.bench, self.other = args, bench, other
+        m = mode(args)
         pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
-        self.args, self.sup, self.workdir, self.nginx_bin = args, sup, workdir, nginx_bin
-        self.server_cpu = 1 if pin else None
-        self.settings = Settings(
-            seconds=args.seconds or int(mode["seconds"]),
-            warmup=int(mode["warmup"]),
-            concurrencies=(64, 1),
-            wrk_cpu=0 if pin else None,
-            script=wrk.write_script(workdir, router.BODY),
-        )
-        self.deadline = time.monotonic() + mode["budget"]
-        self.rows: list[Row] = []
-        self.event_loop = "not checked"  # what graph-router serve runs on (ensure_uvloop)
-        self.backend_pid = 0
-        self.backend_ports = [procs.free_port() for _ in router.SERVICES]
-        self.sink_port = procs.free_port()  # the OTLP trace sink for the tracing-on variant
-        ports = zip(router.SERVICES, self.backend_ports, strict=True)
-        self.services = {name: router.service_url(name, port) for name, port in ports}
+        self.cpu = 1 if pin else None
+        self.small = Settings(seconds=args.seconds or int(m["seconds"]), warmup=int(m["warmup"]),
+                              concurrencies=(64, 1), wrk_cpu=0 if pin else None,
+                              script=wrk.write_script(bench.workdir, router.BODY))
+        self.rounds = args.rounds or int(m["rounds"])
+        self.sets = args.sets or list(DEFAULT_SETS)
+        self.tables: dict[str, list[Series]] = {}
+        self.jobs: list[Job] = []
+        self.notes: list[str] = []
+        if other is None:
+            why = "--no-kserve" if args.no_kserve else f"no binary at {args.kserve}"
+            self.notes.append(f"KServe's router: not in this run ({why})")
 
-    def row_seconds(self) -> float:
-        s = self.settings
-        return s.warmup + s.seconds * len(s.concurrencies) + 3
+    def jobs_in_rounds(self, jobs: list[Job], rounds: int) -> None:
+        for r in range(rounds):
+            print(f"# round {r + 1} of {rounds}", flush=True)
+            for job in jobs:
+                self.bench.run_job(job)
 
-    def start_backends(self) -> int:
-        workdir, ports = self.workdir / "backends", [*self.backend_ports, self.sink_port]
-        body = router.BODY.encode()
-        proc = nginx.start_backends(self.sup, self.nginx_bin, workdir, ports, self.server_cpu, body)
-        self.backend_pid = proc.pid
-        return proc.pid
+    def _job(self, table: str, router_name: str, pattern: str, variant: str, start: Callable[[], Started] | None,
+             settings: Settings, b: Backends, body: bytes, expect: bytes | None = None) -> Job:
+        series = Series(f"{router_name}/{pattern}/{variant}", router_name, pattern, variant)
+        self.tables.setdefault(table, []).append(series)
+        job = Job(series, start, settings, b, body, expect)
+        self.jobs.append(job)
+        return job
 
-    def add(self, row: Row, body: Callable[[Row], object]) -> None:
-        """Run ``body`` for ``row`` within the time budget; a failure becomes the row's note."""
-        self.rows.append(row)
-        label = f"{row.router} / {row.pattern} / {row.variant}"
-        if time.monotonic() + self.row_seconds() > self.deadline:
-            row.note = "skipped: time budget"
-            print(f"# skip {label}: time budget", flush=True)
-            return
-        started = time.monotonic()
+    def jobs_of(self, rows: Sequence[Series]) -> list[Job]:
+        return [j for j in self.jobs if any(j.series is s for s in rows)]
+
+    def compare(self, b: Backends) -> None:
+        jobs, body, s, cpu = [], router.BODY.encode(), self.small, self.cpu
+        if not self.args.no_references:
+            jobs.append(self._job("compare", "backend direct", "-", "nginx fixed response", None, s, b, body))
+            jobs.append(self._job("compare", "nginx proxy_pass", "1 hop", "keepalive upstream",
+                                  self.bench.nginx_proxy(b, cpu), s, b, body))
+        if "aiohttp" in self.sets:
+            python = router_python(self.bench.router_cmd) or sys.executable
+            jobs.append(self._job("compare", "aiohttp server + client", "1 hop", "benchmarks/aiohttp_proxy.py",
+                                  self.bench.aiohttp_proxy(b, python, cpu), s, b, body))
+        if "compare" in self.sets:
+            for p in patterns(self.args):
+                if self.other is not None:
+                    jobs.append(self._job("compare", self.other.name, p.title, "as shipped",
+                                          self.bench.other(self.other, p, b, cpu), s, b, body))
+                jobs.append(self._job("compare", "graph-router", p.title, VARIANTS["w1"].title,
+                                      self.bench.graph_router(p, VARIANTS["w1"], b, cpu), s, b, body))
+        self.jobs_in_rounds(jobs, self.rounds)
+
+    def tracing(self, b: Backends) -> None:
+        s = Settings(self.small.seconds, self.small.warmup, (64,), self.small.wrk_cpu, self.small.script)
+        jobs = [self._job("tracing", "graph-router", p.title, VARIANTS[v].title,
+                          self.bench.graph_router(p, VARIANTS[v], b, self.cpu), s, b, router.BODY.encode())
+                for p in patterns(self.args) for v in TRACING_VARIANTS]
+        self.jobs_in_rounds(jobs, self.rounds)
+
+    def variants(self, b: Backends) -> None:
+        jobs = [self._job("variants", "graph-router", p.title, v.title, self.bench.graph_router(p, v, b, self.cpu),
+                          self.small, b, router.BODY.encode()) for p, v in plan(self.args)]
+        self.jobs_in_rounds(jobs, 1)
+
+    def both_cores(self) -> None:
+        """wrk, backends and the routers unpinned, sharing every core (KServe's router uses them all)."""
+        b = self.bench.small_backends("unpinned", None)
         try:
-            body(row)
-        except (StartError, wrk.WrkOutputError, OSError, ValueError) as exc:
-            row.note = f"failed: {' '.join(str(exc).split())[:240]}"
-            print(f"# FAILED {label}: {exc}", flush=True)
-        print(f"# done {label} in {time.monotonic() - started:.1f}s", flush=True)
-
-    def references(self, backend_pid: int) -> None:
-        direct = Target(self.backend_ports[0], "/v1/models/model-a:predict", backend_pid)
-        self.add(Row("backend direct", "-", "nginx fixed response"), lambda r: measure(r, direct, self.settings))
-        self.add(Row("nginx proxy_pass", "1 hop", "keepalive upstream"), self._proxy_row)
-
-    def _proxy_row(self, row: Row) -> None:
-        port, workdir = procs.free_port(), self.workdir / "proxy"
-        config = nginx.proxy_config(workdir, port, self.backend_ports[0])
-        proc = nginx.start(self.sup, self.nginx_bin, workdir, config, port, self.server_cpu)
-        try:
-            target = Target(port, "/v1/models/model-a:predict", proc.pid, (self.backend_pid,))
-            measure(row, target, self.settings)
+            s = Settings(self.small.seconds, self.small.warmup, (64,), None, self.small.script)
+            one = PATTERNS["1hop"]
+            jobs = [self._job("both-cores", "graph-router", one.title, VARIANTS[v].title + ", unpinned",
+                              self.bench.graph_router(one, VARIANTS[v], b, None), s, b, router.BODY.encode())
+                    for v in ("w1", "w2")]
+            if self.other is not None:
+                jobs.append(self._job("both-cores", self.other.name, one.title, "as shipped, unpinned",
+                                      self.bench.other(self.other, one, b, None), s, b, router.BODY.encode()))
+            self.jobs_in_rounds(jobs, self.rounds)
         finally:
-            self.sup.stop(proc)
+            self.bench.stop_backends(b)
 
-    def router_row(self, pattern: Pattern, variant: Variant, router_cmd: list[str]) -> None:
-        def body(row: Row) -> None:
-            port = procs.free_port()
-            argv = router.serve_argv(router_cmd, pattern.graph, port, self.services, variant)
-            env = router.router_env(variant, self.sink_port)
-            self.serve(row, argv, port, f"{pattern.key}-{variant.key}", env)
+    def payload(self) -> None:
+        m = mode(self.args)
+        for size_key in sizes(self.args):
+            size = payload.SIZES[size_key]
+            try:
+                b = self.bench.payload_backends(size, self.cpu)
+            except (StartError, OSError) as exc:
+                self.notes.append(f"payload {size_key}: backends failed: {exc}")
+                continue
+            try:
+                self._payload_size(size_key, size, b, int(m["payload_seconds"]))
+            finally:
+                self.bench.stop_backends(b)
 
-        self.add(Row("graph-router", pattern.title, variant.title), body)
+    def _payload_size(self, size_key: str, size: int, b: Backends, seconds: int) -> None:
+        body = payload.request_body(size)
+        script = wrk.write_script(self.bench.workdir / f"payload-{size}", body.decode())
+        s = Settings(seconds, 1, (payload.CONNECTIONS,), self.small.wrk_cpu, script)
+        table, cpu = f"payload {size_key}", self.cpu
+        jobs = [self._job(table, "nginx proxy_pass", "1 hop", size_key, self.bench.nginx_proxy(b, cpu), s, b, body,
+                          b.answer)]
+        for p in patterns(self.args):
+            expect = b.answer if p.key in ("1hop", "seq3") else None
+            if self.other is not None:
+                jobs.append(self._job(table, self.other.name, p.title, size_key,
+                                      self.bench.other(self.other, p, b, cpu), s, b, body, expect))
+            jobs.append(self._job(table, "graph-router", p.title, size_key,
+                                  self.bench.graph_router(p, VARIANTS["w1"], b, cpu), s, b, body, expect))
+        self.jobs_in_rounds(jobs, self.args.payload_rounds)
 
-    def compare_row(self, pattern: Pattern, compare: CompareCommand) -> None:
-        def body(row: Row) -> None:
-            port = procs.free_port() if compare.has_port else compare.fixed_port
-            if not compare.has_port and procs.port_open(port):
-                raise StartError(f"port {port} is already in use; free it for {compare.name}")
-            argv = compare.argv(port, router.graph_json(pattern.graph, self.services))
-            self.serve(row, argv, port, f"compare-{pattern.key}", None)
+    def all(self) -> None:
+        b = self.bench.small_backends("pinned", self.cpu)
+        if {"compare", "aiohttp"} & set(self.sets):
+            self.compare(b)
+        if "tracing" in self.sets:
+            self.tracing(b)
+        if "variants" in self.sets:
+            self.variants(b)
+        if "both-cores" in self.sets:
+            self.both_cores()
+        self.bench.stop_backends(b)
+        if "payload" in self.sets:
+            self.payload()
 
-        self.add(Row(self.args.compare_name or compare.name, pattern.title, "--compare-with"), body)
-
-    def serve(self, row: Row, argv: list[str], port: int, name: str, env: dict[str, str | None] | None) -> None:
-        """Start a router, check one POST answers 200, measure it, stop it."""
-        log = self.workdir / f"{name}.log"
-        (self.workdir / f"{name}.cmd").write_text(shlex.join(argv) + "\n")
-        # stdout is the access log: one line per request would fill the disk on long runs.
-        proc = self.sup.start(procs.pinned(argv, self.server_cpu), log, env, discard_stdout=True)
-        try:
-            procs.wait_http_ready(proc, port, router.READY_PATH, log, timeout=30.0)
-            status, answer = procs.post_once(port, router.GRAPH_PATH, router.BODY.encode())
-            if status != 200:
-                raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")
-            measure(row, Target(port, router.GRAPH_PATH, proc.pid, (self.backend_pid,)), self.settings)
-        finally:
-            self.sup.stop(proc)
+    @property
+    def ok(self) -> bool:
+        return all(not r.note.startswith("failed") for t in self.tables.values() for s in t for r in s.runs)
 
 
 def write_results(out: Path, text: str) -> Path:
@@ -193,25 +259,17 @@ def run(args: argparse.Namespace, command: list[str]) -> int:
     tools = ensure_tools()
     sup = Supervisor()
     workdir = Path(tempfile.mkdtemp(prefix="graph-router-bench-"))
-    bench = Bench(args, sup, workdir, tools["nginx"])
     router_cmd = shlex.split(args.router) if args.router else router.default_router_cmd()
+    bench = Bench(sup, workdir, tools["nginx"], router_cmd, mode(args)["budget"], procs.free_port())
     bench.event_loop = ensure_uvloop(router_cmd, router.REPO / "pyproject.toml")
+    the_run = Run(args, bench, other_router(args))
     ok = False
     try:
-        backend_pid = bench.start_backends()
-        if not args.no_references:
-            bench.references(backend_pid)
-        for pattern, variant in plan(args):
-            bench.router_row(pattern, variant, router_cmd)
-        if args.compare_with:
-            compare = CompareCommand(args.compare_with, args.compare_port)
-            mode = "quick" if args.quick else "full"
-            for key in args.patterns or COMPARE_PATTERNS[mode]:
-                bench.compare_row(PATTERNS[key], compare)
-        ok = all(not row.note.startswith("failed") for row in bench.rows)
+        the_run.all()
+        ok = the_run.ok
     finally:
         sup.stop_all()
-        text = report(bench, command, time.monotonic() - t0)
+        text = report(the_run, command, time.monotonic() - t0)
         print(text, flush=True)
         print(f"# written to {write_results(args.out, text)}", flush=True)
         if ok and not args.keep_logs:
@@ -219,25 +277,6 @@ def run(args: argparse.Namespace, command: list[str]) -> int:
         else:
             print(f"# logs kept in {workdir}", flush=True)
     return 0 if ok else 1
-
-
-def report(bench: Bench, command: list[str], elapsed: float) -> str:
-    s = bench.settings
-    pin = f"wrk (1 thread) pinned to core {s.wrk_cpu}; backends, proxy and routers to core {bench.server_cpu}"
-    notes = [
-        pin if s.wrk_cpu is not None else "no core pinning",
-        f"each load: {s.seconds} s at the given concurrency after a {s.warmup} s warm-up at c64; "
-        f"POST {len(router.BODY)}-byte JSON body; backends answer `{nginx.RESPONSE}`",
-        "CPU/req: utime+stime of the measured process tree (router rows: the router and its workers; "
-        "direct: the backend nginx; proxy: the proxy nginx) over the run, divided by requests served",
-        "RSS: sum of VmRSS over the same tree, idle (after start) and peak under load",
-        "errors: non-2xx/3xx responses plus socket errors over both runs; other CPU: the most CPU (% of one "
-        "core) used outside the benchmark (other processes, steal) during either run: above ~10% the row "
-        "is noisy, rerun it",
-        f"router event loop: {bench.event_loop}",
-        f"wall time of this run: {elapsed:.0f} s",
-    ]
-    return header("graph-router benchmark", command, router.REPO, notes) + "\n" + render_table(bench.rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

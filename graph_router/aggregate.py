@@ -28,7 +28,7 @@ def aggregate(how: Aggregate, parts: Sequence[Part]) -> JsonDoc:
         raise AggregationError(f"aggregate {how.value}: no step answered successfully")
     values = []
     for s, d in ok:
-        v = d.value if d.valid else None
+        v = d.value
         if not isinstance(v, dict) or not ("predictions" in v or "outputs" in v):
             raise AggregationError(
                 f"aggregate {how.value}: step {s.label!r} answered without 'predictions' (v1) or 'outputs' (v2)",

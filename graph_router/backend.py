@@ -195,10 +195,10 @@ async def call_with_retries(
     :class:`StepTimeout` (504), retried only when the policy lists ``timeout``.
     Returns the response and the number of retries made. Raises the last error.
     """
-    loop = asyncio.get_running_loop()
     attempt = 0
     if policy.max_elapsed is not None:
-        give_up = loop.time() + policy.max_elapsed
+        # Looked up only when needed: on Python 3.11 get_running_loop() makes a getpid() system call.
+        give_up = asyncio.get_running_loop().time() + policy.max_elapsed
         deadline = give_up if deadline is None else min(deadline, give_up)
     while True:
         attempt += 1
@@ -219,12 +219,12 @@ async def call_with_retries(
             retry = attempt <= policy.max_retries and (
                 policy.should_retry_error(err) if isinstance(err, BackendError) else "timeout" in policy.on
             )
-            delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
+            delay = _next_delay(policy, attempt, deadline) if retry else None
             if delay is None:
                 raise
         else:
             retry = attempt <= policy.max_retries and policy.should_retry_status(resp.status)
-            delay = _next_delay(policy, attempt, deadline, loop.time()) if retry else None
+            delay = _next_delay(policy, attempt, deadline) if retry else None
             if delay is None:
                 return resp, attempt - 1
             outcome = str(resp.status)
@@ -234,8 +234,8 @@ async def call_with_retries(
         await asyncio.sleep(delay)
 
 
-def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None, now: float) -> float | None:
+def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None) -> float | None:
     delay = policy.delay(attempt)
-    if deadline is not None and now + delay >= deadline:
+    if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
         return None
     return delay

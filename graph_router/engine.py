@@ -7,6 +7,7 @@ Everything that can be decided at load time is decided in :mod:`graph_router.com
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ import orjson
 
 from .aggregate import aggregate
 from .backend import BackendRequest, call_with_retries
-from .conditions import JsonDoc
+from .conditions import INVALID, JsonDoc
+from .conditions.document import MergedDoc
 from .errors import (
     AggregationError,
     BackendError,
@@ -87,8 +89,8 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
                   backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
                   span: Any = None) -> Result:
     """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + graph.timeout if graph.timeout else None
+    # Python 3.11's get_running_loop() makes a getpid() system call: only ask when there is a deadline.
+    deadline = asyncio.get_running_loop().time() + graph.timeout if graph.timeout else None
     ctx = Context(graph, backend_headers, incoming, deadline, hooks)
     ctx.span = span
     try:
@@ -142,7 +144,7 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
     """The body a step receives: node input, previous response, or a selection of either."""
     src = previous if step.uses_response and previous is not None else node_input
     if step.selection is not None:
-        if not src.valid:
+        if src.value is INVALID:
             what = "previous response" if src is previous else "request"
             err_cls = StepInputError if src is previous else RequestError
             raise err_cls(f"data {step.selection.source!r}: the {what} is not JSON, so nothing can be selected "
@@ -152,11 +154,11 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
             raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
                                  f"{'previous response' if step.uses_response else 'request'}")
         src = JsonDoc.of(value)
-    if step.map_predictions and src.valid:
+    if step.map_predictions:
         v = src.value
         if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
             src = JsonDoc.of({"instances": v["predictions"]})
-    if step.map_outputs and src.valid:
+    if step.map_outputs and src.value is not INVALID:
         src = _outputs_to_inputs(src)
     return src
 
@@ -235,7 +237,7 @@ async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
     for step in node.steps:
         if step.condition is not None:
             assert previous is not None  # validation rejects a condition on the first step
-            if not previous.doc.valid:
+            if previous.doc.value is INVALID:
                 raise GraphRouterError("invalid response", node=node.name, step=step.label)
             if not step.condition.matches(previous.doc):
                 return Outcome(200, previous.doc)
@@ -248,7 +250,7 @@ async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
 
 
 async def run_switch(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
-    if doc.valid:
+    if doc.value is not INVALID:
         for step in node.steps:
             if step.condition is not None and step.condition.matches(doc):
                 if ctx.hooks is not None:
@@ -276,22 +278,7 @@ async def run_splitter(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
 async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     steps = node.steps
     results: list[Outcome | BaseException | None] = [None] * len(steps)
-    tasks = {asyncio.ensure_future(run_step(ctx, node, s, doc)): i for i, s in enumerate(steps)}
-    pending = set(tasks)
-    decided: Outcome | BaseException | None = None
-    try:
-        while pending and decided is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                i = tasks[t]
-                exc = t.exception()
-                results[i] = exc if exc is not None else _ensemble_check(node, steps[i], t.result())
-            decided = _ensemble_decision(results, steps)
-    finally:
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.wait(pending)
+    decided = await _run_steps(ctx, node, doc, results)
     if isinstance(decided, BaseException):
         raise decided
     if isinstance(decided, Outcome):
@@ -306,9 +293,50 @@ async def run_ensemble(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcom
     return Outcome(200, doc)
 
 
+async def _run_steps(ctx: Context, node: CompiledNode, doc: JsonDoc,
+                     results: list[Outcome | BaseException | None]) -> Outcome | BaseException | None:
+    """Run every step concurrently, filling ``results``; return as soon as the step order decides.
+
+    One future woken by the steps' done callbacks (``asyncio.wait`` in a loop re-registered its
+    callbacks on every pending task at every completion). The decision only ever looks at the
+    prefix of results in step order, so judging after each completion gives what judging a batch does.
+    """
+    steps = node.steps
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Outcome | BaseException | None] = loop.create_future()
+    tasks = [loop.create_task(run_step(ctx, node, s, doc)) for s in steps]
+    left = len(tasks)
+
+    def on_done(i: int, t: asyncio.Task[Outcome]) -> None:
+        nonlocal left
+        left -= 1
+        if waiter.done():
+            return
+        try:
+            exc = t.exception()  # CancelledError if someone else cancelled the step: the node fails with it
+            results[i] = exc if exc is not None else _ensemble_check(node, steps[i], t.result())
+            decided = _ensemble_decision(results, steps)
+        except BaseException as err:
+            waiter.set_exception(err)
+            return
+        if decided is not None or left == 0:
+            waiter.set_result(decided)
+
+    for i, t in enumerate(tasks):
+        t.add_done_callback(functools.partial(on_done, i))
+    try:
+        return await waiter
+    finally:
+        pending = [t for t in tasks if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+
 def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
     """KServe unmarshals every answer into a JSON object; anything else fails the node with 500."""
-    if not out.doc.valid or not (out.doc.value is None or isinstance(out.doc.value, dict)):
+    if not out.doc.object_or_null():
         return GraphRouterError(go_unmarshal_error(out.doc.raw), node=node.name, step=step.label)
     return out
 
@@ -329,15 +357,13 @@ def _ensemble_decision(results: list[Outcome | BaseException | None],
 def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     """Step name (or index) -> that step's JSON, bytes kept exactly, step order kept.
 
-    Every part was parsed by the Ensemble check, so the merged document's value is known too.
+    Every part passed the Ensemble check, so the merged document is JSON; its value is built from
+    the parts' values only if something looks at it.
     """
-    parts: dict[str, bytes] = {}
-    values: dict[str, object] = {}
-    for key, o in zip(node.keys, outs, strict=True):
-        parts[key] = o.doc.raw.strip()
-        values[key] = o.doc.value
-    raw = b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in parts.items()) + b"}"
-    return JsonDoc(raw, values)
+    parts = {key: o.doc for key, o in zip(node.keys, outs, strict=True)}
+    raw = b"{" + b",".join(orjson.dumps(k) + b":" + d.raw.strip() for k, d in parts.items()) + b"}"
+    return MergedDoc(raw, parts)
+
 
 
 def go_unmarshal_error(raw: bytes) -> str:

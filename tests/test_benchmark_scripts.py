@@ -32,3 +32,10 @@ def test_telemetry_overhead_runs_the_ensemble_and_counts_its_spans() -> None:
     assert set(rows) == {"off", "metrics+otlp 100%"}
     assert rows["off"][5] == "0.00" and rows["metrics+otlp 100%"][5] == "8.00"
     assert rows["off"][4] == "1.00"
+
+
+def test_json_scan_micro_times_the_parse_and_the_scan() -> None:
+    out = run_script("benchmarks/json_scan_micro.py", "--sizes", "1KB", "100KB", "--repeat", "1")
+    rows = re.findall(r"^\| (1KB|100KB) \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \|", out, re.M)
+    assert [r[0] for r in rows] == ["1KB", "100KB"]
+    assert "is_json (msgspec scan)" in out

@@ -404,6 +404,6 @@ echo "$@" > {pip_log}; touch {installed}
     (tmp_path / "graph-router").write_text("")
     got = install.ensure_uvloop([str(tmp_path / "graph-router")], router.REPO / "pyproject.toml")
     assert got == "uvloop 9.9"
-    assert install.fast_requirements(router.REPO / "pyproject.toml") == ["uvloop>=0.19,<1"]
-    assert pip_log.read_text().split() == ["-m", "pip", "install", "-q", "uvloop>=0.19,<1"]
-    assert "installing uvloop>=0.19,<1 into" in capsys.readouterr().out
+    assert install.fast_requirements(router.REPO / "pyproject.toml") == ["uvloop>=0.19,<1", "msgspec>=0.18,<1"]
+    assert pip_log.read_text().split() == ["-m", "pip", "install", "-q", "uvloop>=0.19,<1", "msgspec>=0.18,<1"]
+    assert "installing uvloop>=0.19,<1 msgspec>=0.18,<1 into" in capsys.readouterr().out

@@ -81,13 +81,14 @@ def router_python(router_cmd: list[str]) -> str | None:
 
 
 def _uvloop_version(python: str) -> str | None:
-    got = subprocess.run([python, "-c", "import uvloop; print(uvloop.__version__)"], capture_output=True,
+    # msgspec (the fast extra's JSON scan) must be there too: without it large bodies are parsed.
+    got = subprocess.run([python, "-c", "import msgspec, uvloop; print(uvloop.__version__)"], capture_output=True,
                          text=True, timeout=60)
     return got.stdout.strip() if got.returncode == 0 else None
 
 
 def fast_requirements(pyproject: Path) -> list[str]:
-    """The ``fast`` extra's requirements (uvloop), as pyproject.toml states them."""
+    """The ``fast`` extra's requirements (uvloop, msgspec), as pyproject.toml states them."""
     data = tomllib.loads(pyproject.read_text())
     return list(data["project"]["optional-dependencies"]["fast"])
 
@@ -105,7 +106,7 @@ def ensure_uvloop(router_cmd: list[str], pyproject: Path, say: bool = True) -> s
     if version is None:
         reqs = fast_requirements(pyproject)
         if say:
-            print(f"# installing {' '.join(reqs)} into {python} with pip (uvloop missing; serve runs on it "
+            print(f"# installing {' '.join(reqs)} into {python} with pip (the fast extra is missing; serve runs on it "
                   "in production: the Docker image installs the 'fast' extra)", flush=True)
         subprocess.run([python, "-m", "pip", "install", "-q", *reqs], check=True, timeout=600)
         version = _uvloop_version(python)

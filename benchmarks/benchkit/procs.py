@@ -121,12 +121,17 @@ class Supervisor:
         self._procs.append((proc, log))
         return proc
 
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        """The processes started and not stopped yet, oldest first."""
+        return [p for p, _ in self._procs]
+
     def log_of(self, proc: subprocess.Popen[bytes]) -> Path | None:
         return next((log for p, log in self._procs if p is proc), None)
 
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 5.0, *, kill: bool = False) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds (at once with ``kill``)."""
+        steps = ((signal.SIGKILL, 2.0),) if kill else ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0))
+        for sig, wait in steps:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)
             try:

@@ -195,6 +195,41 @@ def graph_json(graph: Path, services: dict[str, str]) -> str:
     return json.dumps(resolve_services(load_spec(graph), services), separators=(",", ":"))
 
 
+#: KServe's own router binary, beside the checkout (its README says how to run it). run.py puts it
+#: in the same run by default when it exists.
+KSERVE_ROUTER = REPO.parent / "shared" / "kserve-router" / "router"
+
+
+@dataclass(frozen=True, slots=True)
+class OtherRouter:
+    """A router to compare with: its name, command template and how it learns its port.
+
+    KServe's router reads its listen address from ``ORACLE_LISTEN_ADDR``; a ``--compare-with``
+    template has ``{port}`` or listens on a fixed port. Either gets the graph with ``{graph_json}``.
+    """
+
+    name: str
+    command: CompareCommand
+    port_env: str | None = None  # the variable that carries host:port, when the command has no {port}
+    kill: bool = False  # stop with SIGKILL (KServe's router waits 30 s on SIGTERM)
+
+    def argv(self, port: int, graph_json: str) -> list[str]:
+        return self.command.argv(port, graph_json)
+
+    def env(self, port: int) -> dict[str, str | None]:
+        return {self.port_env: f"{HOST}:{port}"} if self.port_env else {}
+
+    @property
+    def fixed_port(self) -> int | None:
+        """The one port it can listen on, or None when it is told its port."""
+        return None if self.port_env or self.command.has_port else self.command.fixed_port
+
+
+def kserve_router(binary: Path) -> OtherRouter:
+    return OtherRouter("KServe router", CompareCommand(shlex.quote(str(binary)) + " --graph-json {graph_json}", 0),
+                       port_env="ORACLE_LISTEN_ADDR", kill=True)
+
+
 #: Health path polled before measuring, and the path requests are sent to.
 READY_PATH = "/readyz"
 GRAPH_PATH = "/"
