@@ -147,8 +147,10 @@ class Service:
         tr.load.extend([self.arrived] * n)
         if self.kpa is None:
             return
-        for series in (tr.pods, tr.ready, tr.metric, tr.panic):
-            series[t + 1:t2] = [series[t]] * n
+        tr.pods[t + 1:t2] = [tr.pods[t]] * n
+        tr.ready[t + 1:t2] = [tr.ready[t]] * n
+        tr.metric[t + 1:t2] = [tr.metric[t]] * n
+        tr.panic[t + 1:t2] = [tr.panic[t]] * n
         d = self.decider
         if d.stable.last == t:  # every bucket holds the same value: only the clock moves
             d.stable.last = d.panic.last = t2 - 1
