@@ -213,6 +213,7 @@ def split_scrapes(lines: list[str], source: str) -> list[tuple[float, Scrape]]:
                 raise SpecError(Problem(f"line {no}", f"expected '# scrape_time <unix seconds>', got {line!r}"),
                                 source=source)
             current = value
+            scrapes.setdefault(value, {})  # a scrape may have no samples yet (no request served)
             continue
         if not line or line.startswith("#"):
             continue
