@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.plot:
+        from .plot import check
+
+        check(args.plot)
     doc = _pick(load_graphs([args.file]), args.graph)
     warnings: list[str] = []
     raw_deploy = _read_yaml(args.deploy)
@@ -193,13 +197,14 @@ def _scrape(url: str, total_s: float, every_s: float) -> str:
         delay = start + i * every_s - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        when = time.time()
         try:
             with urllib.request.urlopen(url, timeout=max(1.0, every_s)) as resp:
                 body = resp.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise SpecError(Problem("--traffic", f"cannot scrape {url}: {exc}; is the router running, "
                                     "with metrics on?")) from exc
-        parts.append(f"# scrape_time {time.time():.3f}\n{body}")
+        parts.append(f"# scrape_time {when:.3f}\n{body}")
     return "".join(parts)
 
 

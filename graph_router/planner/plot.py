@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,23 @@ from .plan import Plan
 EXTRA_HINT = "pip install 'graph-router[plan]'"
 
 
-def plot(path: str, plan: Plan, *, title: str, baseline: Plan | None = None) -> None:
-    """Write a PNG (or SVG/PDF, by the file's extension) of ``plan``; ``baseline`` is drawn dashed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise SpecError(Problem("--plot", f"drawing needs matplotlib, which is not installed: {EXTRA_HINT}")) from exc
+def check(path: str) -> None:
+    """Refuse a file type matplotlib will not write, or a missing matplotlib, before simulating anything."""
     if Path(path).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise SpecError(Problem("--plot", f"{path}: the file name must end in .png, .svg or .pdf"))
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise SpecError(Problem("--plot", f"drawing needs matplotlib, which is not installed: {EXTRA_HINT}")) from exc
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache notice is not ours to log
+    matplotlib.use("Agg")
+
+
+def plot(path: str, plan: Plan, *, title: str, baseline: Plan | None = None) -> None:
+    """Write a PNG (or SVG/PDF, by the file's extension) of ``plan``; ``baseline`` is drawn dashed."""
+    check(path)
+    import matplotlib.pyplot as plt
+
     r = plan.result
     names = [n for n, tr in r.services.items() if tr.scaled]
     hours = [t / 3600 for t in range(r.seconds)]

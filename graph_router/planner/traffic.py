@@ -243,12 +243,13 @@ def _prometheus(lines: list[str], source: str, graph: str) -> Traffic:
         return sum(v for (n, labels), v in scrape.items() if n == name and _has(labels, graph=graph, **want))
 
     t0 = scrapes[0][0]
-    rps: list[float] = []
+    rps = [0.0] * math.ceil(scrapes[-1][0] - t0)
     for (ta, a), (tb, b) in itertools.pairwise(scrapes):
         count = total(b, REQUESTS) - total(a, REQUESTS)
         count = count if count >= 0 else total(b, REQUESTS)  # the router restarted: counters began again
-        start, stop = math.floor(ta - t0), math.floor(tb - t0)
-        rps.extend([count / (tb - ta)] * (stop - start))
+        rate, lo, hi = count / (tb - ta), ta - t0, tb - t0
+        for k in range(math.floor(lo), math.ceil(hi)):  # each second gets the part of the interval in it
+            rps[k] += rate * (min(hi, k + 1) - max(lo, k))
     if not any(total(s, REQUESTS) for _, s in scrapes):
         raise SpecError(Problem("", f'no graph_router_requests_total samples for graph "{graph}": is this the '
                                 "router serving that graph?"), source=source)
