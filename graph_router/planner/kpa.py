@@ -46,12 +46,10 @@ class Buckets:
             self.buckets[t % self.size] += value
             self.total += value
             return
-        if last is not None and t + self.window < last:
-            return
-        if self.first is None or self.first > t:
+        if self.first is None:
             self.first = t
         if last is None or t > last:
-            if last is None or t - last >= self.window:
+            if last is None or t - last > self.window:
                 self.first = t
                 self.buckets = [0.0] * self.size
                 self.total = 0.0
@@ -69,13 +67,18 @@ class Buckets:
             return 0.0
         d = now - last
         if d <= 0:
-            return self.total / min(last - first + 1, self.size)
+            return _six_digits(self.total / min(last - first + 1, self.size))
         if d < self.window:
             total = self.total
             for i in range(last + 1, now + 1):
                 total -= self.buckets[i % self.size]
-            return total / min(last - first + 1, self.size - d)
+            return _six_digits(total / min(last - first + 1, self.size - d))
         return 0.0
+
+
+def _six_digits(x: float) -> float:
+    """Knative rounds window averages down to 6 decimal places (``roundToNDigits``)."""
+    return math.floor(x * 1e6) / 1e6
 
 
 class MaxWindow:
@@ -124,8 +127,8 @@ class Decider:
         ready_f = max(1.0, float(ready))
         max_up = math.ceil(k.max_scale_up_rate * ready_f)
         max_down = math.floor(ready_f / k.max_scale_down_rate)
-        dspc = math.ceil(self.stable.average(now) / k.target - 1e-9)
-        dppc = math.ceil(self.panic.average(now) / k.target - 1e-9)
+        dspc = math.ceil(self.stable.average(now) / k.target)
+        dppc = math.ceil(self.panic.average(now) / k.target)
         stable_pods = int(min(max(dspc, max_down), max_up))
         panic_pods = int(min(max(dppc, max_down), max_up))
         if k.activation_scale > 1:
