@@ -26,6 +26,7 @@ def summarize(plan: Plan, *, graph: str, source: str) -> Summary:
             "p50_ms": percentile(hist, 50),
             "p90_ms": percentile(hist, 90),
             "p99_ms": percentile(hist, 99),
+            "p999_ms": percentile(hist, 99.9),
             "max_ms": max(hist) if hist else 0.0,
             "cold_start_requests": round(r.cold_requests, 1),
             "pod_seconds": round(sum(s["pod_seconds"] for s in services.values()), 1),
@@ -91,7 +92,8 @@ def render_text(s: Summary) -> str:
     lines = [
         f"plan: graph {g['name']}, {duration(s['duration_s'])} of traffic from {s['traffic']}, "
         f"{g['requests']:,.0f} requests",
-        f"graph latency: p50 {ms(g['p50_ms'])}, p90 {ms(g['p90_ms'])}, p99 {ms(g['p99_ms'])}, max {ms(g['max_ms'])}",
+        f"graph latency: p50 {ms(g['p50_ms'])}, p90 {ms(g['p90_ms'])}, p99 {ms(g['p99_ms'])}, "
+        f"p99.9 {ms(g['p999_ms'])}, max {ms(g['max_ms'])}",
         f"requests that waited for a cold start: {g['cold_start_requests']:,.1f} ({share:.3f}%); "
         f"pod-hours: {g['pod_seconds'] / 3600:,.2f}",
         "",
@@ -111,7 +113,8 @@ def render_diff(before: Summary, after: Summary, sets: Sequence[Setting]) -> str
     """The what-if beside the baseline: cold starts, latency and pod-hours, graph and per service."""
     rows: list[tuple[str, str, str, str]] = []
     gb, ga = before["graph"], after["graph"]
-    for key, label in (("p50_ms", "graph p50"), ("p90_ms", "graph p90"), ("p99_ms", "graph p99")):
+    for key, label in (("p50_ms", "graph p50"), ("p99_ms", "graph p99"), ("p999_ms", "graph p99.9"),
+                       ("max_ms", "graph max")):
         rows.append((label, ms(gb[key]), ms(ga[key]), _signed(ga[key] - gb[key], ms)))
     rows.append(("graph cold-start requests", f"{gb['cold_start_requests']:,.1f}", f"{ga['cold_start_requests']:,.1f}",
                  _signed(ga["cold_start_requests"] - gb["cold_start_requests"], lambda x: f"{x:,.1f}")))

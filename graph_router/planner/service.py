@@ -39,8 +39,9 @@ class Service:
         self.s = s
         self.kpa = s.kpa
         self.time = s.model.service_time_s
+        # Requests move on after the whole seconds of their service time; the fraction is added to
+        # the latencies at the end (see simulate._static), which keeps the fluid curves exact.
         self.whole = math.floor(self.time)
-        self.frac = self.time - self.whole
         self.cold = max(0, math.ceil(s.model.cold_start_s))
         self.trace = ServiceTrace(s.name, scaled=self.kpa is not None)
         self.positions: list[Position] = []
@@ -96,8 +97,7 @@ class Service:
             self.remaining -= x
             self.in_service += x * self.time
             dep = pos.dep
-            dep[t + self.whole] += x * (1.0 - self.frac)
-            dep[t + self.whole + 1] += x * self.frac
+            dep[t + self.whole] += x
 
     def finish(self, t: int) -> None:
         tr = self.trace

@@ -88,7 +88,8 @@ def simulate(
     hist: dict[float, float] = {}
     cold = 0.0
     for i, (_, _, _, positions) in enumerate(flows):
-        _latencies(arrivals[i], departures[i], hist)
+        offset = _static(scenarios[i].tree, svcs, whole=False) - _static(scenarios[i].tree, svcs, whole=True)
+        _latencies(arrivals[i], departures[i], hist, offset)
         cold += _union([iv for p in positions for iv in p.cold])
     for s in order:
         _cold_waits(s)
@@ -116,7 +117,7 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
         positions.append(pos)
         serve = svc.serve
         dep = pos.dep
-        w, f = svc.whole, svc.frac
+        w = svc.whole
 
         def leaf(a: float, t: int) -> float:
             if a > 0 or pos.backlog > 0:
@@ -127,8 +128,7 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
             if a > 0:
                 pos.cum += a * (t2 - t)
                 for u in range(t + w, t2 + w):
-                    dep[u] += a * (1.0 - f)
-                    dep[u + 1] += a * f
+                    dep[u] += a
 
         return leaf, leaf_skip
     parts = [_compile(c, svcs, horizon, positions) for c in tree.children]
@@ -167,8 +167,20 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
     return par, par_skip
 
 
-def _latencies(arr: list[float], dep: list[float], hist: dict[float, float]) -> None:
-    """Add each second's arrivals to ``hist`` at their latency (fluid FIFO: horizontal distance)."""
+def _static(tree: Tree, svcs: Mapping[str, Service], *, whole: bool) -> float:
+    """The latency of a tree with every service warm and idle (whole seconds of each service time only)."""
+    if isinstance(tree, Leaf):
+        s = svcs[tree.service]
+        return float(s.whole) if whole else s.time
+    parts = [_static(c, svcs, whole=whole) for c in tree.children]
+    if not parts:
+        return 0.0
+    return sum(parts) if isinstance(tree, Seq) else max(parts)
+
+
+def _latencies(arr: list[float], dep: list[float], hist: dict[float, float], offset: float) -> None:
+    """Add each second's arrivals to ``hist`` at their latency (fluid FIFO: horizontal distance), plus
+    ``offset``: the parts of service times shorter than a second, which the flow does not wait for."""
     end = len(dep) - 1
 
     def leave(x: float) -> float:
@@ -189,12 +201,12 @@ def _latencies(arr: list[float], dep: list[float], hist: dict[float, float]) -> 
             continue
         l0, l1 = prev - k, nxt - (k + 1)
         if abs(l1 - l0) < CALM_S:
-            _add(hist, (l0 + l1) / 2, m)
+            _add(hist, (l0 + l1) / 2 + offset, m)
         else:
             n = 8
             for i in range(n):
                 f = (i + 0.5) / n
-                _add(hist, leave(arr[k] + m * f) - (k + f), m / n)
+                _add(hist, leave(arr[k] + m * f) - (k + f) + offset, m / n)
         prev = nxt
 
 
