@@ -198,13 +198,15 @@ class PodAutoscaler:
         return apply
 
     def _condition(self, now: float, want: int, ready: int) -> None:
-        """``computeActiveCondition``."""
-        min_ready = self.kpa.initial_scale if not self.initialized else 1
-        if ready >= max(1, min_ready):
+        """``computeActiveCondition``, with ``activeThreshold``: min-scale (at least 1) ready pods, or
+        the initial scale until the revision reached it once."""
+        k = self.kpa
+        min_ready = max(k.min_scale, k.initial_scale if not self.initialized else 1)
+        if ready >= min_ready:
             self.initialized = True
         if want == 0:
             new = "inactive"
-        elif ready < max(1, min_ready):
+        elif ready < min_ready:
             new = "activating" if want > 0 or self.state != "inactive" else "inactive"
         else:
             new = "active" if want > 0 or self.state != "inactive" else "inactive"

@@ -229,3 +229,14 @@ async def test_plan_replays_a_running_router_scraped_live(
     assert doc["graph"]["requests"] == pytest.approx(counted, abs=2.5)
     measured = doc["services"]["a"]["service_time_s"]
     assert 0 < measured < 1  # the step latency the router measured, not the 50 ms default
+
+
+def test_the_documented_plan_is_what_the_command_prints(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    doc = (ROOT / "docs/manifests.md").read_text()
+    block = doc.split("```text\n$ graph-router plan ", 1)[1].split("```", 1)[0]
+    command, _, expected = block.partition("    --plot docs/planner-ensemble.png\n")
+    args = command.replace("\\\n", " ").split()
+    code, out, _ = plan(capsys, "plan", *args, "--plot", str(tmp_path / "p.png"))
+    assert code == 0
+    assert out == expected
+    assert (ROOT / "docs/planner-ensemble.png").read_bytes()[:4] == b"\x89PNG"
