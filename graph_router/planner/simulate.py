@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .fanout import Leaf, Par, Scenario, Seq, Tree
+from .fanout import Leaf, Scenario, Seq, Tree
 from .service import Position, Service, ServiceTrace
 from .settings import ServiceSettings
 
@@ -48,25 +48,15 @@ def simulate(
     """Run the graph's traffic ``rps`` (requests per second, one value per second) through it."""
     horizon = len(rps)
     svcs = {name: Service(s, horizon) for name, s in services.items()}
-    flows: list[tuple[float, Flow, Skip, list[Position]]] = []
-    for sc in scenarios:
-        positions: list[Position] = []
-        flow, skip = _compile(sc.tree, svcs, horizon, positions)
-        flows.append((sc.share, flow, skip, positions))
-    arrivals = [[0.0] * (horizon + 1) for _ in flows]
-    departures = [[0.0] * (horizon + 1) for _ in flows]
+    flows = [_Flow(sc, svcs, horizon) for sc in scenarios]
     order = list(svcs.values())
     change = _next_change(rps)
     t = 0
     while t < horizon:
         for s in order:
             s.start(t)
-        r = rps[t]
-        for i, (share, flow, _, _) in enumerate(flows):
-            a = r * share
-            out = flow(a, t)
-            arrivals[i][t + 1] = arrivals[i][t] + a
-            departures[i][t + 1] = departures[i][t] + out
+        for f in flows:
+            f.step(rps[t], t)
         for s in order:
             s.finish(t)
         if progress is not None and t % PROGRESS_EVERY == 0:
@@ -76,26 +66,46 @@ def simulate(
             # Nothing changes until the traffic does: repeat this second instead of simulating it.
             for s in order:
                 s.skip(t, t2)
-            for i, (share, _, skip, _) in enumerate(flows):
-                a = r * share
-                skip(a, t + 1, t2)
-                arr, dep = arrivals[i], departures[i]
-                for u in range(t + 1, t2):
-                    arr[u + 1] = arr[u] + a
-                    dep[u + 1] = dep[u] + a
+            for f in flows:
+                f.repeat(rps[t], t, t2)
             t = t2 - 1
         t += 1
     hist: dict[float, float] = {}
-    cold = 0.0
-    for i, (_, _, _, positions) in enumerate(flows):
-        offset = _static(scenarios[i].tree, svcs, whole=False) - _static(scenarios[i].tree, svcs, whole=True)
-        _latencies(arrivals[i], departures[i], hist, offset)
-        cold += _union([iv for p in positions for iv in p.cold])
+    for f in flows:
+        offset = _static(f.scenario.tree, svcs, whole=False) - _static(f.scenario.tree, svcs, whole=True)
+        _latencies(f.arrivals, f.departures, hist, offset)
+    cold = sum(_union([iv for p in f.positions for iv in p.cold]) for f in flows)
     for s in order:
         _cold_waits(s)
     if progress is not None:
         progress(1.0)
     return Result(horizon, {n: s.trace for n, s in svcs.items()}, float(sum(rps)), cold, hist, list(rps))
+
+
+class _Flow:
+    """One scenario's requests: its compiled tree and its cumulative arrivals and departures."""
+
+    def __init__(self, scenario: Scenario, svcs: Mapping[str, Service], horizon: int) -> None:
+        self.scenario = scenario
+        self.positions: list[Position] = []
+        self.flow, self.skip = _compile(scenario.tree, svcs, horizon, self.positions)
+        self.arrivals = [0.0] * (horizon + 1)
+        self.departures = [0.0] * (horizon + 1)
+
+    def step(self, rps: float, t: int) -> None:
+        a = rps * self.scenario.share
+        out = self.flow(a, t)
+        self.arrivals[t + 1] = self.arrivals[t] + a
+        self.departures[t + 1] = self.departures[t] + out
+
+    def repeat(self, rps: float, t: int, t2: int) -> None:
+        """Seconds ``t + 1 .. t2 - 1`` as second ``t``, settled: what arrives leaves the same second."""
+        a = rps * self.scenario.share
+        self.skip(a, t + 1, t2)
+        arr, dep = self.arrivals, self.departures
+        for u in range(t + 1, t2):
+            arr[u + 1] = arr[u] + a
+            dep[u + 1] = dep[u] + a
 
 
 def _next_change(rps: Sequence[float]) -> list[int]:
@@ -111,26 +121,7 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
     """(amount arriving this second, second) -> amount the subtree finishes this second; and a
     function that repeats a settled second over a range of seconds."""
     if isinstance(tree, Leaf):
-        svc = svcs[tree.service]
-        pos = Position(svc, [0.0] * (horizon + svc.whole + 2))
-        svc.positions.append(pos)
-        positions.append(pos)
-        serve = svc.serve
-        dep = pos.dep
-        w = svc.whole
-
-        def leaf(a: float, t: int) -> float:
-            if a > 0 or pos.backlog > 0:
-                serve(pos, a, t)
-            return dep[t]
-
-        def leaf_skip(a: float, t: int, t2: int) -> None:
-            if a > 0:
-                pos.cum += a * (t2 - t)
-                for u in range(t + w, t2 + w):
-                    dep[u] += a
-
-        return leaf, leaf_skip
+        return _leaf(svcs[tree.service], horizon, positions)
     parts = [_compile(c, svcs, horizon, positions) for c in tree.children]
     children = [p[0] for p in parts]
     skips = [p[1] for p in parts]
@@ -147,7 +138,33 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
             return a
 
         return seq, skip_all
-    assert isinstance(tree, Par)
+    return _par(children, skip_all)
+
+
+def _leaf(svc: Service, horizon: int, positions: list[Position]) -> tuple[Flow, Skip]:
+    pos = Position(svc, [0.0] * (horizon + svc.whole + 2))
+    svc.positions.append(pos)
+    positions.append(pos)
+    serve = svc.serve
+    dep = pos.dep
+    w = svc.whole
+
+    def leaf(a: float, t: int) -> float:
+        if a > 0 or pos.backlog > 0:
+            serve(pos, a, t)
+        return dep[t]
+
+    def leaf_skip(a: float, t: int, t2: int) -> None:
+        if a > 0:
+            pos.cum += a * (t2 - t)
+            for u in range(t + w, t2 + w):
+                dep[u] += a
+
+    return leaf, leaf_skip
+
+
+def _par(children: list[Flow], skip_all: Skip) -> tuple[Flow, Skip]:
+    """An Ensemble: a request is done when every child is (the least of their cumulative outputs)."""
     done = [0.0] * len(children)
     last = [0.0]
 
