@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_flags(s)
     s.set_defaults(func=cmd_serve)
 
-    for mod in ("graph_router.manifests.cli", "graph_router.modelhost.cli", "graph_router.modelhost.quickstart"):
+    for mod in ("graph_router.manifests.cli", "graph_router.modelhost.cli", "graph_router.modelhost.quickstart",
+                "graph_router.planner.cli"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ImportError:
