@@ -345,8 +345,9 @@ class ClientConnection(asyncio.Protocol):
         self._wire_limit = self._wire + self._lim.max_trailer_bytes
 
     def _head_too_large(self) -> bool:
-        """The head ended in the read that crossed the bound: count it exactly (fields and framing)."""
-        return sum(len(k) + len(v) + 4 for k, v in self._headers) + 2 > self._max_head
+        """The head ended in the read that crossed the bound: count it (the shortest status line,
+        each field with its ``: `` and CRLF, the blank line)."""
+        return 15 + sum(len(k) + len(v) + 4 for k, v in self._headers) + 2 > self._max_head
 
     def on_chunk_header(self) -> None:
         self._chunks += 1
