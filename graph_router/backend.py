@@ -118,12 +118,10 @@ def to_response(result: HandlerResult) -> BackendResponse:
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
         status, result = result
     if isinstance(result, bytes | bytearray | memoryview):
-        body = bytes(result)
-    elif isinstance(result, str):
-        body = result.encode()
-    else:
-        body = orjson.dumps(result)
-    return BackendResponse(status=status, body=body, headers=[("content-type", "application/json")])
+        return BackendResponse(status=status, body=bytes(result))  # bytes say nothing of their type
+    if isinstance(result, str):
+        return BackendResponse(status=status, body=result.encode(), headers=[("content-type", "text/plain; charset=utf-8")])
+    return BackendResponse(status=status, body=orjson.dumps(result), headers=[("content-type", "application/json")])
 
 
 # --- retries ---------------------------------------------------------------------------------
@@ -156,8 +154,8 @@ class RetryPolicy:
 
     def should_retry_error(self, err: BackendError) -> bool:
         if self.safe_only:
-            # refused, or a pooled connection closed before any byte; not DNS failures or
-            # connect timeouts (a wrong name is not a cold start)
+            # refused (nothing was sent); not DNS failures or connect timeouts (a wrong name is
+            # not a cold start), never a request the backend may have read
             return err.nothing_processed and (not isinstance(err, BackendConnectError) or err.refused)
         if isinstance(err, BackendConnectError):
             return "connect-failure" in self.on
@@ -170,10 +168,21 @@ class RetryPolicy:
         return not self.safe_only and str(status) in self.on
 
 
-#: Default without any config: retry only what the backend cannot have processed (a refused
-#: connection of a backend scaled to zero; a pooled connection closed before any byte), for up to
-#: 120 s (a 60-90 s cold start) or the request deadline, whichever comes first; backoff capped at 1 s.
-SAFE_RETRY = RetryPolicy(max_retries=1000, initial_delay_ms=50, max_delay_ms=1000, safe_only=True, max_elapsed=120.0)
+#: Seconds the default retry keeps retrying a refused connection (``--default-retry-window``):
+#: long enough for an endpoint that is coming up, short enough that the client hears the refusal.
+DEFAULT_RETRY_WINDOW = 5.0
+
+
+def safe_retry(window: float = DEFAULT_RETRY_WINDOW) -> RetryPolicy:
+    """The default without any config: retry only what the backend cannot have processed (a refused
+    connection of a backend scaled to zero) for ``window`` seconds or until the request must be
+    answered, whichever comes first; backoff capped at 1 s."""
+    if window < 0:
+        raise ValueError(f"the default retry window must be >= 0 seconds, got {window:g}")
+    return RetryPolicy(max_retries=1000, initial_delay_ms=50, max_delay_ms=1000, safe_only=True, max_elapsed=window)
+
+
+SAFE_RETRY = safe_retry()
 NO_RETRY = RetryPolicy(max_retries=0)
 
 #: Told of each attempt that will be retried: (attempt number, outcome: status or error code, delay).

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
 from .loader import load_graph_json, load_graphs
 from .spec import GraphDocument
@@ -87,14 +88,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes or fields, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (e.g. 5 or 0.5), got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
 def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
                    help="where serviceName NAME (or an exact serviceUrl) is served; repeatable")
     p.add_argument("--namespace", default="default", help="namespace for serviceName URLs (default: default)")
     p.add_argument("--protocol", choices=("v1", "v2"), default="v1",
                    help="protocol path for serviceName URLs: v1 :predict or v2 /infer (default v1)")
-    p.add_argument("--no-default-retry", action="store_true",
-                   help="do not retry refused connections / pooled connections closed before any byte")
+    p.add_argument("--no-default-retry", action="store_true", help="do not retry refused connections")
+    p.add_argument("--default-retry-window", type=_seconds, default=DEFAULT_RETRY_WINDOW, metavar="SECONDS",
+                   help="retry a refused backend connection for this long (scale-from-zero), then answer 500 "
+                        f"(default {DEFAULT_RETRY_WINDOW:g}; always ends before the server's write timeout)")
     p.add_argument("--follow-redirects", action="store_true",
                    help="follow same-host redirects from backends (default: return them as they are)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -114,6 +137,14 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit (413 above)")
     s.add_argument("--max-response-bytes", type=int, default=64 * 1024 * 1024, help="backend body limit (502)")
     _limit_flags(s)
+    s.add_argument("--max-response-head-bytes", type=_positive_int, default=1024 * 1024, metavar="N",
+                   help="backend answer's status line and headers, 1xx answers included (502 above; default 1 MiB)")
+    s.add_argument("--max-response-headers", type=_positive_int, default=1000, metavar="N",
+                   help="header fields in a backend answer (502 above; default 1000)")
+    s.add_argument("--max-response-trailer-bytes", type=_positive_int, default=64 * 1024, metavar="N",
+                   help="a chunked backend answer's chunk extensions and trailers (502 above; default 64 KiB)")
+    s.add_argument("--max-response-trailers", type=_positive_int, default=100, metavar="N",
+                   help="trailer fields in a backend answer (502 above; default 100)")
     s.add_argument("--auth-token-file", help=f"require 'Authorization: Bearer <token>' (or env {ENV_AUTH_TOKEN})")
     s.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="poll graph files and reload")
     s.add_argument("--no-access-log", action="store_true")
@@ -189,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         async with GraphRouter([doc], services=parse_services(args.service), namespace=args.namespace,
                                protocol=args.protocol, propagate_headers=_propagate_env(),
                                default_retry=not args.no_default_retry,
+                               default_retry_window=args.default_retry_window,
                                follow_redirects=args.follow_redirects) as router:
             return await router.infer(body, headers)
 
@@ -247,7 +279,10 @@ def serve_config(args: argparse.Namespace) -> Any:
     cfg = ServeConfig(
         paths=list(args.paths), graph_json=args.graph_json, host=args.host, port=args.port,
         workers=max(1, args.workers), drain_seconds=args.drain_seconds, max_body_bytes=args.max_body_bytes,
-        max_response_bytes=args.max_response_bytes, auth_token=token, watch=args.watch,
+        max_response_bytes=args.max_response_bytes, max_response_head_bytes=args.max_response_head_bytes,
+        max_response_headers=args.max_response_headers, max_response_trailer_bytes=args.max_response_trailer_bytes,
+        max_response_trailers=args.max_response_trailers, default_retry_window=args.default_retry_window,
+        auth_token=token, watch=args.watch,
         access_log=not args.no_access_log, metrics=not args.no_metrics, tracing=tracing,
         namespace=args.namespace, protocol=args.protocol, services=parse_services(args.service),
         propagate_headers=_propagate_env(), default_retry=not args.no_default_retry,

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .backend import NO_RETRY, SAFE_RETRY, Backend, InProcessBackend, RetryPolicy
+from .backend import DEFAULT_RETRY_WINDOW, NO_RETRY, Backend, InProcessBackend, RetryPolicy, safe_retry
 from .conditions import Condition, JsonDoc, compile_condition
 from .errors import Problem, SpecError
 from .selection import Selection, compile_selection
@@ -143,15 +143,16 @@ class CompiledGraph:
     backends: list[Backend]
 
 
-def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy:
+def retry_policy(cfg: RetryConfig | None, *, default_retry: bool,
+                 window: float = DEFAULT_RETRY_WINDOW) -> RetryPolicy:
     if cfg is None:
-        return SAFE_RETRY if default_retry else NO_RETRY
+        return safe_retry(window) if default_retry else NO_RETRY
     return RetryPolicy(max_retries=cfg.max_retries, initial_delay_ms=cfg.initial_delay_ms,
                        max_delay_ms=cfg.max_delay_ms, on=frozenset(cfg.retry_on))
 
 
 def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True,
-                  route_urls: bool = True) -> CompiledGraph:
+                  route_urls: bool = True, retry_window: float = DEFAULT_RETRY_WINDOW) -> CompiledGraph:
     """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets.
 
     ``route_urls`` False: a step called by URL shows as ``node>step`` in the route, without the URL.
@@ -199,7 +200,7 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 weight=s.weight,
                 timeout=s.timeout,
                 client_timeout=client_timeout,
-                retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry),
+                retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry, window=retry_window),
             ))
         for st in steps:
             shown = st.target if route_urls or "://" not in st.target else ""

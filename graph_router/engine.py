@@ -26,6 +26,7 @@ from .errors import (
     GraphRouterError,
     GraphTimeout,
     NoRouteMatched,
+    Overloaded,
     RequestError,
     StepInputError,
     envelope,
@@ -60,6 +61,9 @@ class Result:
 class Outcome:
     status: int
     doc: JsonDoc
+    #: The backend's headers (for the ``Content-Type`` of an answer that is not JSON); None when
+    #: the router made the document itself.
+    headers: list[tuple[str, str]] | None = None
 
 
 class Context:
@@ -72,6 +76,7 @@ class Context:
         self.graph = graph
         self.headers = headers
         self.incoming = incoming
+        #: When retries must stop (loop time): the graph deadline or the time the answer is due.
         self.deadline = deadline
         self.route: list[str] = []
         self.current: tuple[str, str] = ("root", "")
@@ -87,11 +92,21 @@ class Context:
 
 async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, str]],
                   backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
-                  span: Any = None) -> Result:
-    """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception)."""
-    # Python 3.11's get_running_loop() makes a getpid() system call: only ask when there is a deadline.
-    deadline = asyncio.get_running_loop().time() + graph.timeout if graph.timeout else None
-    ctx = Context(graph, backend_headers, incoming, deadline, hooks)
+                  span: Any = None, answer_within: float | None = None) -> Result:
+    """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception).
+
+    ``answer_within`` (seconds) is when the caller needs the answer at the latest (the server's
+    write timeout): no retry waits past it, so the last failure is answered in time.
+    """
+    deadline = retry_until = None
+    # Python 3.11's get_running_loop() makes a getpid() system call: only ask when a bound needs the time.
+    if graph.timeout or answer_within is not None:
+        now = asyncio.get_running_loop().time()
+        deadline = retry_until = now + graph.timeout if graph.timeout else None
+        if answer_within is not None:
+            due = now + answer_within
+            retry_until = due if deadline is None or due < deadline else deadline
+    ctx = Context(graph, backend_headers, incoming, retry_until, hooks)
     ctx.span = span
     try:
         if deadline is None:
@@ -116,8 +131,19 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
         node, step = ctx.current
         return error_result(GraphRouterError("internal server error", node=node, step=step), ctx.route)
     body_out = out.doc.raw
-    headers = [JSON_CT] if out.doc.valid else []
+    if out.doc.valid:
+        headers = [JSON_CT]
+    else:  # the backend's own type (KServe sniffs one from the bytes instead)
+        ct = _content_type(out.headers)
+        headers = [] if ct is None else [("Content-Type", ct)]
     return Result(out.status, body_out, headers, ",".join(ctx.route))
+
+
+def _content_type(headers: list[tuple[str, str]] | None) -> str | None:
+    for k, v in headers or ():
+        if k.lower() == "content-type":
+            return v
+    return None
 
 
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
@@ -130,6 +156,8 @@ def header_safe(text: str) -> str:
 
 def error_result(err: GraphRouterError, route: list[str] | None = None) -> Result:
     headers = [JSON_CT]
+    if isinstance(err, Overloaded):
+        headers.append(("Retry-After", str(err.retry_after)))
     if err.node is not None:
         headers.append(("X-Graph-Error-Node", header_safe(err.node)))
         if err.step:
@@ -155,12 +183,33 @@ def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None
                                  f"{'previous response' if step.uses_response else 'request'}")
         src = JsonDoc.of(value)
     if step.map_predictions:
-        v = src.value
-        if isinstance(v, dict) and isinstance(v.get("predictions"), list) and v["predictions"]:
-            src = JsonDoc.of({"instances": v["predictions"]})
+        predictions = go_predictions(src.value)
+        if predictions:
+            src = JsonDoc.of({"instances": predictions})
     if step.map_outputs and src.value is not INVALID:
         src = _outputs_to_inputs(src)
     return src
+
+
+def go_predictions(value: Any) -> list[Any] | None:
+    """``predictions`` as KServe reads it, with Go's ``encoding/json`` into a struct field.
+
+    Every key equal to ``predictions`` under Go's case folding (ASCII case, and U+017F long s for ``s``)
+    assigns the field in document order, so the last one wins; ``null`` clears it; any other type
+    fails the whole unmarshal, and KServe then leaves the input unchanged.
+    """
+    if not isinstance(value, dict):
+        return None
+    found: list[Any] | None = None
+    for key, v in value.items():
+        if key == "predictions" or (len(key) == 11 and key.replace("\u017f", "s").lower() == "predictions"):
+            if v is None:
+                found = None
+            elif isinstance(v, list):
+                found = v
+            else:
+                return None
+    return found
 
 
 def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
@@ -216,7 +265,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
         resp, _ = await call_with_retries(
             step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
             on_retry=None if rec is None else rec.on_retry)
-    except (BackendError, GraphTimeout) as err:
+    except (BackendError, GraphTimeout, Overloaded) as err:
         if rec is not None:
             rec.end(None, err)
         raise err.at(node.name, step.label) from None
@@ -226,7 +275,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
         raise
     if rec is not None:
         rec.end(resp.status, None)
-    return Outcome(resp.status, JsonDoc(resp.body))
+    return Outcome(resp.status, JsonDoc(resp.body), resp.headers)
 
 
 # --- nodes -------------------------------------------------------------------------------------

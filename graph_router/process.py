@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import AccessLog
+from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, SpecError
 from .http.budget import ByteBudget
+from .http.client import ClientLimits
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
@@ -56,6 +58,12 @@ class ServeConfig:
     max_inflight_bytes: int = DEFAULT_INFLIGHT_BYTES
     #: X-Graph-Route names backend URLs too (operators' opt-in; by default nodes, steps, services).
     route_urls: bool = False
+    #: Bounds on a backend answer's head, trailers and chunk framing (``ClientLimits``' defaults).
+    max_response_head_bytes: int = 1024 * 1024
+    max_response_headers: int = 1000
+    max_response_trailer_bytes: int = 64 * 1024
+    max_response_trailers: int = 100
+    default_retry_window: float = DEFAULT_RETRY_WINDOW
     auth_token: str | None = None
     watch: float = 0.0
     access_log: bool = True
@@ -104,6 +112,15 @@ def limits_for(cfg: ServeConfig, docs: list[GraphDocument]) -> ServerLimits:
     )
 
 
+def client_limits(cfg: ServeConfig, budget: ByteBudget | None = None) -> ClientLimits:
+    """What one backend answer may cost (``--max-response-*``); bodies are charged to ``budget``."""
+    return ClientLimits(
+        max_response_bytes=cfg.max_response_bytes, max_head_bytes=cfg.max_response_head_bytes,
+        max_headers=cfg.max_response_headers, max_trailer_bytes=cfg.max_response_trailer_bytes,
+        max_trailers=cfg.max_response_trailers, budget=budget,
+    )
+
+
 class Watcher:
     """Polls the graph files' modification times (``--watch``)."""
 
@@ -134,19 +151,20 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
                 ready: Callable[[int], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
     telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
-    # One budget per worker for every body this process holds: request bodies (the server) and,
-    # through the same instance, backend response bodies; reachable as ``app.budget``.
+    # One budget per worker for every body this process holds: request bodies (the server) and
+    # backend response bodies (the client); reachable as ``app.budget``.
     budget = ByteBudget(cfg.max_inflight_bytes or None)
+    limits = limits_for(cfg, docs)
     router = GraphRouter(
         docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
         hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
-        max_response_bytes=cfg.max_response_bytes, route_urls=cfg.route_urls,
+        route_urls=cfg.route_urls, client_limits=client_limits(cfg, budget),
+        default_retry_window=cfg.default_retry_window, write_timeout=limits.write_timeout,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
     app.budget = budget
-    limits = limits_for(cfg, docs)
     try:
         server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits,
                                     on_error=error_response, reuse_port=cfg.workers > 1, budget=budget,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .backend import Backend
+from .backend import DEFAULT_RETRY_WINDOW, Backend
 from .compiler import CompiledGraph, Resolver, ServiceTarget, compile_graph
 from .engine import Result, error_result, execute
 from .errors import GraphNotFound
@@ -22,7 +22,15 @@ from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
 from .spec import GraphDocument
 
+if TYPE_CHECKING:
+    from .http.client import ClientLimits
+
 ROUTE_HEADER = "X-Graph-Route"
+
+
+def answer_margin(write_timeout: float) -> float:
+    """How long before the server's write timeout a request is answered at the latest."""
+    return min(0.5, write_timeout / 20)
 
 
 class GraphRouter:
@@ -42,15 +50,28 @@ class GraphRouter:
         follow_redirects: bool = False,
         max_response_bytes: int | None = None,
         route_urls: bool = True,
+        client_limits: ClientLimits | None = None,
+        default_retry_window: float = DEFAULT_RETRY_WINDOW,
+        write_timeout: float | None = None,
     ) -> None:
+        """``client_limits`` bound backend answers (``max_response_bytes`` overrides its body bound);
+        ``default_retry_window`` is how long the default retry retries a refused connection;
+        ``write_timeout`` is the serving HTTP server's (every request is answered before it, even
+        while the default retry or a ``retry`` policy is waiting)."""
         self._owned_http: Any = None
         if http is None:
-            http = self._default_http(follow_redirects, max_response_bytes)
+            http = self._default_http(follow_redirects, max_response_bytes, client_limits)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
         self.hooks = hooks
         self.default_retry = default_retry
         #: X-Graph-Route shows backend URLs (the server turns this off unless the operator opts in).
         self.route_urls = route_urls
+        if default_retry_window < 0:
+            raise ValueError(f"default_retry_window must be >= 0 seconds, got {default_retry_window:g}")
+        self.default_retry_window = default_retry_window
+        #: Seconds within which every request is answered (None: no bound beyond the graph's).
+        self.answer_within = (None if not write_timeout or write_timeout == float("inf")
+                              else write_timeout - answer_margin(write_timeout))
         self.base_policy = HeaderPolicy(compile_patterns(propagate_headers or ()))
         self.graphs: dict[str, CompiledGraph] = {}
         self.policies: dict[str, HeaderPolicy] = {}
@@ -72,13 +93,18 @@ class GraphRouter:
         """A spec (or whole InferenceGraph resource) given as a Python mapping."""
         return cls([load_graph_json(orjson.dumps(spec).decode())], **kw)
 
-    def _default_http(self, follow_redirects: bool, max_response_bytes: int | None) -> Callable[[str], Backend]:
+    def _default_http(self, follow_redirects: bool, max_response_bytes: int | None,
+                      client_limits: ClientLimits | None) -> Callable[[str], Backend]:
         def factory(url: str) -> Backend:
             if self._owned_http is None:
+                import dataclasses
+
                 from .http.client import ClientLimits
                 from .transport import HttpBackendFactory
 
-                limits = ClientLimits(max_response_bytes=max_response_bytes) if max_response_bytes else None
+                limits = client_limits or ClientLimits()
+                if max_response_bytes:
+                    limits = dataclasses.replace(limits, max_response_bytes=max_response_bytes)
                 self._owned_http = HttpBackendFactory(limits=limits)
             backend: Backend = self._owned_http.get(url, follow_redirects=follow_redirects)
             return backend
@@ -87,7 +113,8 @@ class GraphRouter:
 
     def _install(self, docs: Sequence[GraphDocument]) -> None:
         compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry,
-                                          route_urls=self.route_urls) for d in docs}
+                                          route_urls=self.route_urls, retry_window=self.default_retry_window)
+                    for d in docs}
         policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
         # one assignment each: a request in flight keeps the graph object it started with
         self.graphs, self.policies = compiled, policies
@@ -123,7 +150,8 @@ class GraphRouter:
     async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
                   span: Any = None) -> Result:
         backend_headers = self.policies[g.name].select(incoming)
-        result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span)
+        result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span,
+                               answer_within=self.answer_within)
         if result.route:
             result.headers.append((ROUTE_HEADER, result.route))
         return result

@@ -19,8 +19,11 @@ from .errors import (
     BackendProtocolError,
     BackendResponseTooLarge,
     BackendTimeout,
+    GraphRouterError,
+    Overloaded,
 )
 from .http.client import (
+    BudgetExhausted,
     ClientError,
     ClientLimits,
     ClientResponse,
@@ -29,6 +32,7 @@ from .http.client import (
     HttpClient,
     ProtocolViolation,
     ReadTimeout,
+    ResponseLimitExceeded,
     ResponseTooLarge,
     Url,
 )
@@ -106,24 +110,26 @@ def _op(method: str) -> str:
     return method[:1] + method[1:].lower()  # as Go's url.Error: "Post", "Get"
 
 
-def translate(exc: ClientError, method: str, url: str) -> BackendError:
+def translate(exc: ClientError, method: str, url: str) -> GraphRouterError:
     """A client exception as our error, with Go's wording."""
     prefix = f'{_op(method)} "{url}": '
+    if isinstance(exc, BudgetExhausted):
+        return Overloaded(prefix + exc.detail)
     if isinstance(exc, ConnectFailed):
         return BackendConnectError(prefix + exc.detail, refused=exc.detail.endswith("connection refused"))
     if isinstance(exc, Disconnected):
         # Once the headers are in, Go's client has returned; KServe reads the body with
         # io.ReadAll, whose error carries no URL.
         cause = exc.detail if exc.in_body else prefix + exc.detail
-        # The client already re-sent once where that is safe (a pooled connection closed before
-        # any byte). On a fresh connection the backend may have processed the request: as Go's
-        # transport, never re-send a POST then.
+        # The client already re-sent where Go's transport would (a replayable request on a pooled
+        # connection closed before any byte). Otherwise the backend may have processed the
+        # request: only the graph's retry policy may send it again.
         return BackendDisconnected(cause, nothing_received=False)
     if isinstance(exc, ReadTimeout):
         if exc.headers_received:
             return BackendTimeout(_TIMEOUT_IN_BODY)
         return BackendTimeout(prefix + _TIMEOUT_IN_HEADERS)
-    if isinstance(exc, ResponseTooLarge):
+    if isinstance(exc, ResponseTooLarge | ResponseLimitExceeded):
         return BackendResponseTooLarge(prefix + exc.detail)
     if isinstance(exc, ProtocolViolation):
         return BackendProtocolError(prefix + exc.detail)

@@ -1,9 +1,13 @@
 """A keep-alive HTTP/1.1 client pool on asyncio protocols and httptools (llhttp).
 
 One pool of idle connections per (scheme, host, port). A connection goes back to the pool only
-after a complete response that allows keep-alive. A reused connection that the backend closed
-before answering a single byte (it timed out the idle connection as we sent) is retried once on a
-fresh connection, as Go's transport does.
+after a complete response that allows keep-alive. An idle connection the backend closed is never
+reused: its end (``eof_received`` / ``connection_lost``, delivered by the loop while it waited)
+marks it dead. A reused connection that the backend closed before answering a single byte (it
+timed out the idle connection as we sent) is re-sent once on a fresh connection only when the
+request is replayable as Go's transport judges it: an idempotent method, or an
+``Idempotency-Key`` / ``X-Idempotency-Key`` header. A POST the backend may have read is never
+sent twice by the client.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from .budget import ByteBudget
 from .client_protocol import (
+    BudgetExhausted,
     ClientConnection,
     ClientError,
     ClientResponse,
@@ -24,17 +30,22 @@ from .client_protocol import (
     Disconnected,
     ProtocolViolation,
     ReadTimeout,
+    ResponseLimitExceeded,
     ResponseTooLarge,
 )
 from .url import Url
 from .wire import HOP_BY_HOP, header_block
 
 __all__ = [
-    "ClientError", "ClientLimits", "ClientResponse", "ConnectFailed", "Disconnected", "HttpClient",
-    "ProtocolViolation", "ReadTimeout", "ResponseTooLarge", "Url",
+    "BudgetExhausted", "ByteBudget", "ClientError", "ClientLimits", "ClientResponse", "ConnectFailed",
+    "Disconnected", "HttpClient", "ProtocolViolation", "ReadTimeout", "ResponseLimitExceeded",
+    "ResponseTooLarge", "Url",
 ]
 
 _NO_LENGTH_METHODS = frozenset({"GET", "HEAD"})
+#: Go's ``Request.isReplayable``: methods that may be sent again after a broken connection.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_IDEMPOTENCY_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
 #: Go's texts for the connect() errors a backend call meets.
 _ERRNO_TEXT = {
     errno.ECONNREFUSED: "connection refused",
@@ -49,11 +60,30 @@ _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
+    """Bounds on what one backend answer may cost; each one passed fails the call (the router: 502)."""
+
     max_idle_per_host: int = 512
+    #: The body (Content-Length or the bytes read).
     max_response_bytes: int = 64 * 1024 * 1024
     connect_timeout: float | None = 10.0
     #: For https backends; None = the system's trust store (``ssl.create_default_context()``).
     ssl_context: ssl.SSLContext | None = None
+    #: The status line and header fields, 1xx answers included (Go's ``MaxResponseHeaderBytes``).
+    max_head_bytes: int = 1024 * 1024
+    #: Header fields in the head.
+    max_headers: int = 1000
+    #: A chunked answer's bytes that are not body: chunk extensions, framing beyond 16 bytes per
+    #: chunk, and trailer fields.
+    max_trailer_bytes: int = 64 * 1024
+    #: Trailer fields.
+    max_trailers: int = 100
+    #: Charged with response body bytes while they are read; None = no process-wide budget.
+    budget: ByteBudget | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_response_bytes", "max_head_bytes", "max_headers", "max_trailer_bytes", "max_trailers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ClientLimits.{name} must be positive, got {getattr(self, name)}")
 
 
 class HttpClient:
@@ -93,9 +123,9 @@ class HttpClient:
         try:
             return await self._exchange(loop, conn, url, head, body, deadline)
         except Disconnected as exc:
-            if not exc.nothing_received:
+            if not exc.nothing_received or not _replayable(method, headers):
                 raise
-        # The backend closed the pooled connection without answering: safe to send again.
+        # The backend closed the pooled connection without answering; the request may be sent again.
         conn = await self._connect(loop, url, deadline)
         return await self._exchange(loop, conn, url, head, body, deadline)
 
@@ -144,7 +174,7 @@ class HttpClient:
     async def _connect(self, loop: asyncio.AbstractEventLoop, url: Url, deadline: float) -> ClientConnection:
         connect_timeout = self._limits.connect_timeout
         limit = deadline if connect_timeout is None else min(deadline, loop.time() + connect_timeout)
-        max_bytes = self._limits.max_response_bytes
+        limits = self._limits
         tls: ssl.SSLContext | None = None
         if url.tls:
             tls = self._ssl = self._ssl or ssl.create_default_context()
@@ -152,7 +182,7 @@ class HttpClient:
         try:
             async with asyncio.timeout_at(None if limit == math.inf else limit):
                 _, conn = await loop.create_connection(
-                    lambda: ClientConnection(loop, max_bytes),
+                    lambda: ClientConnection(loop, limits),
                     url.host,
                     url.port,
                     ssl=tls,
@@ -185,6 +215,11 @@ class HttpClient:
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+
+def _replayable(method: str, headers: list[tuple[str, str]]) -> bool:
+    """Go's ``Request.isReplayable``: an idempotent method or an idempotency key."""
+    return method in _IDEMPOTENT or any(k.lower() in _IDEMPOTENCY_HEADERS for k, _ in headers)
 
 
 def _dial_error(url: Url, exc: OSError) -> str:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
+
+if TYPE_CHECKING:
+    from .budget import ByteBudget
+    from .client import ClientLimits
+
+#: Chunk framing every chunk may use for free (its size line and CRLFs, as Go's chunked reader
+#: allows 16 bytes per chunk); only the rest counts towards ``max_trailer_bytes``.
+CHUNK_FRAMING_ALLOWANCE = 16
 
 
 class ClientError(Exception):
@@ -56,6 +64,19 @@ class ResponseTooLarge(ClientError):
         self.limit = limit
 
 
+class ResponseLimitExceeded(ProtocolViolation):
+    """The response's head, trailers or chunk framing passed one of ``ClientLimits``' bounds."""
+
+
+class BudgetExhausted(ClientError):
+    """The process-wide byte budget (``ClientLimits.budget``) cannot hold this response body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the router's memory budget for bodies in flight ({limit} bytes) is spent; "
+                         "response body refused")
+        self.limit = limit
+
+
 @dataclass(slots=True)
 class ClientResponse:
     status: int
@@ -75,12 +96,23 @@ class _Stop(Exception):
 
 
 class ClientConnection(asyncio.Protocol):
-    """One keep-alive connection to a backend; one exchange at a time."""
+    """One keep-alive connection to a backend; one exchange at a time.
+
+    Every buffer that grows with the backend's bytes is bounded: the head (bytes and fields, 1xx
+    answers included), the body (``max_response_bytes``, and the shared ``budget``), and the rest
+    of a chunked answer (chunk extensions and trailers). The byte bounds are checked once per read,
+    against what was received, so a header or trailer that never ends costs at most its limit
+    plus one read.
+    """
 
     __slots__ = (
         "_body",
         "_body_len",
+        "_budget",
+        "_buf",
+        "_charged",
         "_chunked",
+        "_chunks",
         "_cl",
         "_error",
         "_fut",
@@ -88,23 +120,36 @@ class ClientConnection(asyncio.Protocol):
         "_headers_done",
         "_informational",
         "_keep_alive",
+        "_lim",
         "_loop",
+        "_mark",
         "_max",
+        "_max_head",
+        "_max_headers",
         "_parser",
         "_received",
         "_status",
+        "_trailer_bytes",
+        "_trailers",
         "_transport",
+        "_wire",
+        "_wire_limit",
         "dead",
         "local",
         "remote",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_response_bytes: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: ClientLimits) -> None:
         self._loop = loop
-        self._max = max_response_bytes
+        self._lim = limits
+        self._max = limits.max_response_bytes
+        self._max_head = limits.max_head_bytes
+        self._max_headers = limits.max_headers
+        self._budget = limits.budget
         self._transport: asyncio.Transport = cast(asyncio.Transport, None)
         self._parser = httptools.HttpResponseParser(self)
         self._fut: asyncio.Future[ClientResponse] | None = None
+        self._charged = 0
         #: True once the connection cannot carry another exchange.
         self.dead = False
         self.local = ""
@@ -118,11 +163,18 @@ class ClientConnection(asyncio.Protocol):
         self._keep_alive = False
         self._status = 0
         self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
+        self._body = b""
+        self._buf: bytearray | None = None
         self._body_len = 0
         self._cl = -1
         self._chunked = False
         self._error: ClientError | None = None
+        self._wire = 0  # bytes read in this exchange
+        self._wire_limit = self._max_head  # past it, _check_wire looks closer
+        self._mark = 0
+        self._chunks = 0
+        self._trailers = 0
+        self._trailer_bytes = 0
 
     def exchange(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
         """Send one request; the future resolves with the whole response or a ClientError."""
@@ -142,6 +194,7 @@ class ClientConnection(asyncio.Protocol):
     def kill(self) -> None:
         """Drop the connection now (after an error, a timeout or a cancelled exchange)."""
         self.dead = True
+        self._give_back()
         if self._transport is not None:
             self._transport.abort()
 
@@ -163,15 +216,36 @@ class ClientConnection(asyncio.Protocol):
             self.kill()  # bytes on an idle connection: the stream is out of sync
             return
         self._received = True
+        self._wire += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._finish_error(ProtocolViolation("unexpected protocol upgrade (101 Switching Protocols)"))
+            return
         except httptools.HttpParserError as exc:
             err = self._error or ProtocolViolation(
                 f"net/http: HTTP/1.x transport connection broken: malformed HTTP response ({exc})"
             )
             self._finish_error(err)
+            return
+        if self._wire > self._wire_limit and self._fut is not None:
+            self._check_wire()
+
+    def _check_wire(self) -> None:
+        """The bytes read so far against the head bound, or the chunk framing and trailer bound."""
+        if not self._headers_done:
+            self._finish_error(ResponseLimitExceeded(
+                f"net/http: server response headers exceeded {self._max_head} bytes; aborted"))
+            return
+        limit = self._lim.max_trailer_bytes
+        # _mark is where the head ended at the latest, so body bytes of that read count here too
+        # (an underestimate by at most one read, never a false refusal)
+        framing = self._wire - self._mark - self._body_len - CHUNK_FRAMING_ALLOWANCE * self._chunks
+        if framing > limit:
+            self._finish_error(ResponseLimitExceeded(
+                f"net/http: server response chunk extensions and trailers exceeded {limit} bytes; aborted"))
+        else:
+            self._wire_limit = self._wire + limit - max(framing, 0)
 
     def eof_received(self) -> bool | None:
         self._ended(None)
@@ -184,6 +258,7 @@ class ClientConnection(asyncio.Protocol):
         self.dead = True
         fut = self._fut
         if fut is None or fut.done():
+            self._give_back()
             return
         if exc is None and self._headers_done and self._cl < 0 and not self._chunked:
             self._complete()  # a body delimited by the end of the connection
@@ -210,17 +285,21 @@ class ClientConnection(asyncio.Protocol):
             self.dead = True
             raise _Stop  # a second response to one request
         self._headers = []
-        self._body = []
-        self._body_len = 0
         self._cl = -1
         self._chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._headers_done:
-            return  # trailers are dropped (as Go's client does unless asked)
+            self._on_trailer(name, value)
+            return
+        headers = self._headers
+        if len(headers) >= self._max_headers:
+            self._error = ResponseLimitExceeded(
+                f"net/http: server response has more than {self._max_headers} header fields; aborted")
+            raise _Stop
         key = name.decode("latin-1").lower()
         val = value.decode("latin-1")
-        self._headers.append((key, val))
+        headers.append((key, val))
         if key == "content-length":
             self._cl = int(val)
             if self._cl > self._max:
@@ -229,22 +308,73 @@ class ClientConnection(asyncio.Protocol):
         elif key == "transfer-encoding":
             self._chunked = True
 
+    def _on_trailer(self, name: bytes, value: bytes) -> None:
+        """Trailers are counted and dropped (as Go's client does unless asked)."""
+        lim = self._lim
+        self._trailers += 1
+        self._trailer_bytes += len(name) + len(value) + 4
+        if self._trailers > lim.max_trailers:
+            self._error = ResponseLimitExceeded(
+                f"net/http: server response has more than {lim.max_trailers} trailer fields; aborted")
+            raise _Stop
+        if self._trailer_bytes > lim.max_trailer_bytes:
+            self._error = ResponseLimitExceeded(
+                f"net/http: server response chunk extensions and trailers exceeded {lim.max_trailer_bytes} "
+                "bytes; aborted")
+            raise _Stop
+
     def on_headers_complete(self) -> None:
         parser = self._parser
         status: int = parser.get_status_code()
         self._status = status
-        if status < 200:
+        if status < 200 or status > 599:
+            if not 100 <= status <= 599:
+                # Go's client reads any three digits; its server cannot answer them (KServe: no answer)
+                self._error = ProtocolViolation(
+                    f'net/http: HTTP/1.x transport connection broken: malformed HTTP status code "{status:03d}"')
+                raise _Stop
             self._informational = True  # 100 Continue, 103 Early Hints: skipped
             return
+        if self._wire > self._max_head and self._head_too_large():
+            self._error = ResponseLimitExceeded(
+                f"net/http: server response headers exceeded {self._max_head} bytes; aborted")
+            raise _Stop
         self._headers_done = True
         self._keep_alive = parser.should_keep_alive()
+        self._mark = self._wire
+        self._wire_limit = self._wire + self._lim.max_trailer_bytes
+
+    def _head_too_large(self) -> bool:
+        """The head ended in the read that crossed the bound: count it (the shortest status line,
+        each field with its ``: `` and CRLF, the blank line)."""
+        return 15 + sum(len(k) + len(v) + 4 for k, v in self._headers) + 2 > self._max_head
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
 
     def on_body(self, body: bytes) -> None:
-        self._body_len += len(body)
+        n = len(body)
+        self._body_len += n
         if self._body_len > self._max:
             self._error = ResponseTooLarge(self._max)
             raise _Stop
-        self._body.append(body)
+        budget = self._budget
+        if budget is not None:
+            if not budget.take(n):
+                self._error = BudgetExhausted(cast(int, budget.limit))
+                raise _Stop
+            self._charged += n
+        # One read's body is kept as is (the usual answer: no copy); more go into one growing
+        # buffer, so the cost is the body's size whatever the chunking.
+        buf = self._buf
+        if buf is not None:
+            buf += body
+        elif self._body:
+            buf = self._buf = bytearray(self._body)
+            buf += body
+            self._body = b""
+        else:
+            self._body = body
 
     def on_message_complete(self) -> None:
         if self._informational:
@@ -259,15 +389,28 @@ class ClientConnection(asyncio.Protocol):
         self._fut = None
         if not self._keep_alive:
             self.dead = True
+        buf = self._buf
+        body = self._body if buf is None else bytes(buf)
+        self._buf = None
+        self._body = b""
+        self._give_back()
         if not fut.done():
-            fut.set_result(ClientResponse(self._status, self._headers, b"".join(self._body)))
+            fut.set_result(ClientResponse(self._status, self._headers, body))
 
     def _finish_error(self, err: ClientError) -> None:
         fut = self._fut
         self._fut = None
         self.kill()
+        self._buf = None
+        self._body = b""
         if fut is not None and not fut.done():
             fut.set_exception(err)
+
+    def _give_back(self) -> None:
+        """Return this exchange's body bytes to the budget (once the body is handed over or dropped)."""
+        if self._charged:
+            cast("ByteBudget", self._budget).give_back(self._charged)
+            self._charged = 0
 
 
 def _addr(addr: object) -> str:

@@ -139,20 +139,40 @@ async def test_header_injection_is_refused_before_sending(scripted, client: Http
     assert s.connections == 0
 
 
-async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(scripted, client: HttpClient) -> None:
+def _read_then_close_on_reuse(reply: bytes):  # type: ignore[no-untyped-def]
     async def script(reader, writer, n, s) -> None:
         if n == 0:
             await s.read(reader)
             writer.write(s.ok(b"first"))
-            await s.read(reader)  # the backend dropped the idle connection just as we sent
+            await s.read(reader)  # the backend read the request on the reused connection, then dropped it
             return
         while await s.read(reader):
-            writer.write(s.ok(b"fresh"))
+            writer.write(s.ok(reply))
+    return script
 
-    s = await scripted(script)
+
+async def test_post_read_on_a_reused_connection_is_not_sent_again(scripted, client: HttpClient) -> None:
+    # Go's Transport never re-sends a written POST (persistConn.shouldRetryRequest: not replayable)
+    s = await scripted(_read_then_close_on_reuse(b"fresh"))
     url = Url.parse(s.url())
     assert (await client.request("POST", url, [], b"1", timeout=5)).body == b"first"
-    assert (await client.request("POST", url, [], b"2", timeout=5)).body == b"fresh"
+    with pytest.raises(Disconnected) as info:
+        await client.request("POST", url, [], b"2", timeout=5)
+    assert (info.value.detail, info.value.nothing_received) == ("EOF", True)
+    assert s.connections == 1
+    assert [r.body for r in s.requests] == [b"1", b"2"]
+
+
+@pytest.mark.parametrize(("method", "headers"), [
+    ("GET", []), ("POST", [("Idempotency-Key", "k1")]), ("POST", [("x-idempotency-key", "k1")]),
+])
+async def test_replayable_request_is_sent_again_once_on_a_fresh_connection(
+    scripted, client: HttpClient, method: str, headers: list[tuple[str, str]]
+) -> None:
+    s = await scripted(_read_then_close_on_reuse(b"fresh"))
+    url = Url.parse(s.url())
+    assert (await client.request(method, url, headers, b"1", timeout=5)).body == b"first"
+    assert (await client.request(method, url, headers, b"2", timeout=5)).body == b"fresh"
     assert s.connections == 2
     assert [r.body for r in s.requests] == [b"1", b"2", b"2"]
 
@@ -167,9 +187,10 @@ async def test_retry_happens_once_only(scripted, client: HttpClient) -> None:
 
     s = await scripted(script)
     url = Url.parse(s.url())
-    await client.request("POST", url, [], b"1", timeout=5)
+    key = [("Idempotency-Key", "k")]
+    await client.request("POST", url, key, b"1", timeout=5)
     with pytest.raises(Disconnected) as info:
-        await client.request("POST", url, [], b"2", timeout=5)
+        await client.request("POST", url, key, b"2", timeout=5)
     assert info.value.nothing_received is True
     assert info.value.detail == "EOF"
     assert s.connections == 2  # the pooled one, and one fresh retry
@@ -500,7 +521,7 @@ class _Sink(asyncio.Transport):
 async def _parse_in_pieces(cuts: list[int]) -> tuple[int, bytes, bool]:
     from graph_router.http.client_protocol import ClientConnection
 
-    conn = ClientConnection(asyncio.get_running_loop(), 1 << 20)
+    conn = ClientConnection(asyncio.get_running_loop(), ClientLimits(max_response_bytes=1 << 20))
     conn.connection_made(_Sink())
     fut = conn.exchange(b"POST / HTTP/1.1\r\n\r\n", b"")
     bounds = [0, *sorted(set(cuts)), len(ANSWERS)]
