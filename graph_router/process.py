@@ -24,6 +24,7 @@ from .errors import SpecError
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
+from .prewarm import PrewarmSettings
 from .router import GraphRouter
 from .server import RouterApp, error_response
 from .spec import GraphDocument
@@ -52,6 +53,7 @@ class ServeConfig:
     propagate_headers: list[str] = field(default_factory=list)
     default_retry: bool = True
     follow_redirects: bool = False
+    prewarm: PrewarmSettings = field(default_factory=PrewarmSettings)
     #: Built by the CLI from the environment; telemetry is optional.
     telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
 
@@ -112,7 +114,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
         hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
-        max_response_bytes=cfg.max_response_bytes,
+        max_response_bytes=cfg.max_response_bytes, prewarm=cfg.prewarm, prewarm_observer=telemetry,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)

@@ -20,7 +20,9 @@ from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
 from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
-from .spec import GraphDocument
+from .prewarm import PrewarmSettings
+from .spec import GraphDocument, Prewarm
+from .waker import Prewarmer, PrewarmObserver
 
 ROUTE_HEADER = "X-Graph-Route"
 
@@ -41,8 +43,13 @@ class GraphRouter:
         http: Callable[[str], Backend] | None = None,
         follow_redirects: bool = False,
         max_response_bytes: int | None = None,
+        prewarm: PrewarmSettings | None = None,
+        prewarm_observer: PrewarmObserver | None = None,
     ) -> None:
         self._owned_http: Any = None
+        self._warm_client: Any = None
+        #: None: no prewarming (library default); ``serve`` passes its settings
+        self.prewarmer = Prewarmer(prewarm, self._warm_send, observer=prewarm_observer) if prewarm else None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
@@ -83,7 +90,12 @@ class GraphRouter:
         return factory
 
     def _install(self, docs: Sequence[GraphDocument]) -> None:
-        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry) for d in docs}
+        pw = self.prewarmer
+        mode = pw.settings.mode if pw is not None else Prewarm.OFF
+        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry, prewarm=mode)
+                    for d in docs}
+        if pw is not None:
+            pw.bind(compiled.values())
         policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
         # one assignment each: a request in flight keeps the graph object it started with
         self.graphs, self.policies = compiled, policies
@@ -119,6 +131,8 @@ class GraphRouter:
     async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
                   span: Any = None) -> Result:
         backend_headers = self.policies[g.name].select(incoming)
+        if g.wake and self.prewarmer is not None:
+            self.prewarmer.fire(g.wake, span)
         result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span)
         if result.route:
             result.headers.append((ROUTE_HEADER, result.route))
@@ -130,7 +144,23 @@ class GraphRouter:
             return f"several graphs are loaded; POST /graphs/<name> with one of: {known}"
         return f"graph {name!r} not found; known graphs: {known}"
 
+    async def _warm_send(self, url: str, timeout: float) -> int:  # noqa: ASYNC109 - the client's own budget
+        """A warm-up ``GET`` through the router's own connection pool (its connection is then reused)."""
+        from .http.client import HttpClient
+        from .http.url import Url
+
+        client = self._owned_http.client if self._owned_http is not None else self._warm_client
+        if client is None:
+            client = self._warm_client = HttpClient()
+        resp = await client.request("GET", Url.parse(url), [], b"", timeout=timeout)
+        return int(resp.status)
+
     async def aclose(self) -> None:
+        if self.prewarmer is not None:
+            await self.prewarmer.aclose()
+        if self._warm_client is not None:
+            await self._warm_client.aclose()
+            self._warm_client = None
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None

@@ -32,6 +32,7 @@ STEP_ERRORS = "graph_router_step_errors"
 BRANCH = "graph_router_branch"
 RETRIES = "graph_router_backend_retries"
 TIMEOUTS = "graph_router_backend_timeouts"
+PREWARMS = "graph_router_prewarm_requests"
 
 #: Multiprocess mode: seconds between two writes of a worker's recorded values to its files.
 FLUSH_INTERVAL = 1.0
@@ -52,9 +53,10 @@ _HELP = {
     BRANCH: "Branches chosen by Switch and Splitter nodes (Switch miss: none).",
     RETRIES: "Backend calls retried, by target.",
     TIMEOUTS: "Backend attempts that timed out, by target and kind.",
+    PREWARMS: "Warm-up requests sent to idle backends at request start, by target and outcome.",
 }
 _LABELS = {STEP_ERRORS: (*_STEP, "error"), BRANCH: ("graph", "node", "step", "router_type"),
-           RETRIES: ("target",), TIMEOUTS: ("target", "kind")}
+           RETRIES: ("target",), TIMEOUTS: ("target", "kind"), PREWARMS: ("target", "outcome")}
 
 Labels = tuple[str, ...]
 
@@ -152,6 +154,9 @@ class Metrics:
 
     def timed_out(self, target: str, kind: str) -> None:
         self._count(TIMEOUTS, (target, kind))
+
+    def prewarmed(self, target: str, outcome: str) -> None:
+        self._count(PREWARMS, (target, outcome))
 
     def _series(self, family: dict[Any, list[float]], name: str, key: Any) -> list[float]:
         self._born[(name, key)] = time.time()
