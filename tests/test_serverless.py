@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,3 +155,34 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_quickstart_serverless_prints_the_first_request_cost_with_prewarming_off_and_on() -> None:
+    port, models_port = _free_port(), _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graph_router", "quickstart", "--serverless", "--cold-start", "0.3",
+        "--port", str(port), "--models-port", str(models_port), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while not any("Press Ctrl-C to stop." in line for line in lines):
+                line = (await proc.stdout.readline()).decode()
+                assert line, f"quickstart ended early: {lines}"
+                lines.append(line)
+        text = "".join(lines)
+        assert "sequential-pipeline, 3 models at zero, 0.3 s cold start each." in text
+        costs = dict(re.findall(r"^  prewarming (off|on) .*HTTP 200 in ([\d.]+) s$", text, re.M))
+        assert set(costs) == {"off", "on"}
+        assert float(costs["off"]) >= 0.9  # three cold starts, one after the other
+        assert "--scale-to-zero 30 --cold-start 0.3" in text
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for pid in (int(m) for line in lines for m in re.findall(r"^started .* \(pid (\d+)\)", line)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
