@@ -49,7 +49,8 @@ class GraphRouter:
         self._owned_http: Any = None
         self._warm_client: Any = None
         #: None: no prewarming (library default); ``serve`` passes its settings
-        self.prewarmer = Prewarmer(prewarm, self._warm_send, observer=prewarm_observer) if prewarm else None
+        self.prewarmer = Prewarmer(prewarm, self._warm_send, observer=prewarm_observer) \
+            if prewarm is not None else None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
