@@ -19,6 +19,7 @@ CHAPTERS = {
     "SECURITY": ("security.md", "Security", False),
     "OBSERVABILITY": ("observability.md", "Observability", True),
     "MANIFESTS": ("manifests.md", "Deploying with Knative: manifests", True),
+    "SERVERLESS": ("serverless.md", "Serverless: cold starts and prewarming", True),
     "INTEROP": ("interop.md", "Interop with real KServe components", False),
 }
 

@@ -31,6 +31,7 @@ log = logging.getLogger("graph_router.cli")
 ENV_AUTH_TOKEN = "GRAPH_ROUTER_AUTH_TOKEN"
 ENV_PROPAGATE = "PROPAGATE_HEADERS"
 ENV_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_PREWARM_TIMEOUT = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,11 +152,50 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint and no metric recording")
     s.add_argument("--tracing", choices=("auto", "off", "console", "otlp"), default="auto",
                    help="auto: OTLP when OTEL_EXPORTER_OTLP_* is set, else off")
+    _add_prewarm_flags(s)
     # accepted for KServe drop-in compatibility (its controller passes them to the router image)
     s.add_argument("--inferencegraph-name", help=argparse.SUPPRESS)
     s.add_argument("--enable-auth", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--enable-tls", action="store_true", help=argparse.SUPPRESS)
     _add_backend_flags(s)
+
+
+def _add_prewarm_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--prewarm", choices=("off", "certain", "all"), default="certain",
+                   help="at request start, wake idle backends the request will call (certain), may call (all), "
+                        "or none (off); a graph's own 'prewarm' field wins (default certain)")
+    s.add_argument("--prewarm-idle", action="append", default=[], metavar="SECONDS|NAME=SECONDS",
+                   help="a backend idle this long may be at zero, so it is woken (default 90: Knative's stable "
+                        "window 60 s + scale-to-zero grace period 30 s); NAME=SECONDS for one serviceName or "
+                        "URL host; repeatable")
+    s.add_argument("--prewarm-timeout", type=float, default=DEFAULT_PREWARM_TIMEOUT, metavar="SECONDS",
+                   help=f"give up on a warm-up request after this long (default {DEFAULT_PREWARM_TIMEOUT:g})")
+
+
+def parse_prewarm(mode: str, idle: Sequence[str], timeout: float) -> Any:
+    """``--prewarm*`` flags as :class:`~graph_router.prewarm.PrewarmSettings`; SpecError lists bad values."""
+    from .prewarm import DEFAULT_IDLE, PrewarmSettings
+    from .spec import Prewarm
+
+    default, by_service, problems = DEFAULT_IDLE, {}, []
+    for item in idle:
+        name, sep, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if seconds < 0 or seconds != seconds or (sep and not name):
+            problems.append(Problem("", f"--prewarm-idle {item!r}: expected SECONDS or NAME=SECONDS "
+                                        "(a number >= 0), e.g. --prewarm-idle 90 or --prewarm-idle classifier=120"))
+        elif sep:
+            by_service[name] = seconds
+        else:
+            default = seconds
+    if not timeout > 0:
+        problems.append(Problem("", f"--prewarm-timeout {timeout!r}: expected seconds > 0"))
+    if problems:
+        raise SpecError(problems)
+    return PrewarmSettings(Prewarm(mode), default, by_service, timeout)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -290,6 +330,7 @@ def serve_config(args: argparse.Namespace) -> Any:
         max_headers=args.max_headers, max_trailer_bytes=args.max_trailer_bytes, max_trailers=args.max_trailers,
         max_chunk_ext_bytes=args.max_chunk_ext_bytes, max_inflight_bytes=args.max_inflight_bytes,
         route_urls=args.route_header_urls,
+        prewarm=parse_prewarm(args.prewarm, args.prewarm_idle, args.prewarm_timeout),
     )
     try:
         from .telemetry import telemetry_factory

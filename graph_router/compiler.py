@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .backend import DEFAULT_RETRY_WINDOW, NO_RETRY, Backend, InProcessBackend, RetryPolicy, safe_retry
 from .conditions import Condition, JsonDoc, compile_condition
 from .errors import Problem, SpecError
+from .prewarm import WakeTarget, WarmState, is_http, wake_steps, warmup_url
 from .selection import Selection, compile_selection
-from .spec import Aggregate, GraphDocument, RetryConfig, RouterType, StepSpec
+from .spec import Aggregate, GraphDocument, Prewarm, RetryConfig, RouterType, StepSpec
 
 if TYPE_CHECKING:
     from .engine import Context, Outcome
@@ -89,6 +90,8 @@ class CompiledStep:
     route_entry: str = ""
     #: the input must be selected or rewritten (decided once, read per request)
     needs_input_work: bool = False
+    #: the backend's warmth, stamped when a call completes (bound by the prewarmer; None: not tracked)
+    warm: WarmState | None = None
 
     def __post_init__(self) -> None:
         self.needs_input_work = self.selection is not None or self.map_predictions or self.map_outputs
@@ -141,6 +144,8 @@ class CompiledGraph:
     nodes: dict[str, CompiledNode]
     timeout: float | None
     backends: list[Backend]
+    #: backends a request wakes when it starts (``prewarm``), decided here once
+    wake: tuple[WakeTarget, ...] = ()
 
 
 def retry_policy(cfg: RetryConfig | None, *, default_retry: bool,
@@ -152,7 +157,8 @@ def retry_policy(cfg: RetryConfig | None, *, default_retry: bool,
 
 
 def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True,
-                  route_urls: bool = True, retry_window: float = DEFAULT_RETRY_WINDOW) -> CompiledGraph:
+                  route_urls: bool = True, retry_window: float = DEFAULT_RETRY_WINDOW,
+                  prewarm: Prewarm = Prewarm.CERTAIN) -> CompiledGraph:
     """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets.
 
     ``route_urls`` False: a step called by URL shows as ``node>step`` in the route, without the URL.
@@ -216,7 +222,18 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
     if problems:
         raise SpecError(problems, source=doc.source)
     return CompiledGraph(doc.name, doc, nodes["root"], nodes, float(spec.timeout) if spec.timeout else None,
-                         backends)
+                         backends, wake_targets(doc, nodes, spec.prewarm or prewarm))
+
+
+def wake_targets(doc: GraphDocument, nodes: Mapping[str, CompiledNode], mode: Prewarm) -> tuple[WakeTarget, ...]:
+    """The HTTP backends to wake at request start, once each (in-process backends need no waking)."""
+    out: dict[str, WakeTarget] = {}
+    for name, i in wake_steps(doc.spec, mode):
+        step = nodes[name].steps[i]
+        key = backend_target(step.backend)
+        if is_http(key) and key not in out:
+            out[key] = WakeTarget(key, warmup_url(key, step.spec.warmup_url), step.spec.service_name or "")
+    return tuple(out.values())
 
 
 def backend_target(backend: Backend | None) -> str:

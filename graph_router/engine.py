@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -273,6 +274,8 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
         if rec is not None:
             rec.end(None, exc)
         raise
+    if step.warm is not None:  # the backend is up (prewarming skips it until it has been idle)
+        step.warm.last = time.monotonic()
     if rec is not None:
         rec.end(resp.status, None)
     return Outcome(resp.status, JsonDoc(resp.body), resp.headers)

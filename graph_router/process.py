@@ -28,6 +28,7 @@ from .http.client import ClientLimits
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
+from .prewarm import PrewarmSettings
 from .router import GraphRouter
 from .server import RouterApp, error_response
 from .spec import GraphDocument
@@ -75,6 +76,7 @@ class ServeConfig:
     propagate_headers: list[str] = field(default_factory=list)
     default_retry: bool = True
     follow_redirects: bool = False
+    prewarm: PrewarmSettings = field(default_factory=PrewarmSettings)
     #: Built by the CLI from the environment; telemetry is optional.
     telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
 
@@ -161,6 +163,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
         route_urls=cfg.route_urls, client_limits=client_limits(cfg, budget),
         default_retry_window=cfg.default_retry_window, write_timeout=limits.write_timeout,
+        prewarm=cfg.prewarm, prewarm_observer=telemetry,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)

@@ -20,7 +20,9 @@ from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
 from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
-from .spec import GraphDocument
+from .prewarm import PrewarmSettings
+from .spec import GraphDocument, Prewarm
+from .waker import Prewarmer, PrewarmObserver
 
 if TYPE_CHECKING:
     from .http.client import ClientLimits
@@ -53,12 +55,18 @@ class GraphRouter:
         client_limits: ClientLimits | None = None,
         default_retry_window: float = DEFAULT_RETRY_WINDOW,
         write_timeout: float | None = None,
+        prewarm: PrewarmSettings | None = None,
+        prewarm_observer: PrewarmObserver | None = None,
     ) -> None:
         """``client_limits`` bound backend answers (``max_response_bytes`` overrides its body bound);
         ``default_retry_window`` is how long the default retry retries a refused connection;
         ``write_timeout`` is the serving HTTP server's (every request is answered before it, even
         while the default retry or a ``retry`` policy is waiting)."""
         self._owned_http: Any = None
+        self._warm_client: Any = None
+        #: None: no prewarming (library default); ``serve`` passes its settings
+        self.prewarmer = Prewarmer(prewarm, self._warm_send, observer=prewarm_observer) \
+            if prewarm is not None else None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes, client_limits)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
@@ -112,9 +120,14 @@ class GraphRouter:
         return factory
 
     def _install(self, docs: Sequence[GraphDocument]) -> None:
+        pw = self.prewarmer
+        mode = pw.settings.mode if pw is not None else Prewarm.OFF
         compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry,
-                                          route_urls=self.route_urls, retry_window=self.default_retry_window)
+                                          route_urls=self.route_urls, retry_window=self.default_retry_window,
+                                          prewarm=mode)
                     for d in docs}
+        if pw is not None:
+            pw.bind(compiled.values())
         policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
         # one assignment each: a request in flight keeps the graph object it started with
         self.graphs, self.policies = compiled, policies
@@ -150,6 +163,8 @@ class GraphRouter:
     async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
                   span: Any = None) -> Result:
         backend_headers = self.policies[g.name].select(incoming)
+        if g.wake and self.prewarmer is not None:
+            self.prewarmer.fire(g.wake, span)
         result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span,
                                answer_within=self.answer_within)
         if result.route:
@@ -162,7 +177,23 @@ class GraphRouter:
             return f"several graphs are loaded; POST /graphs/<name> with one of: {known}"
         return f"graph {name!r} not found; known graphs: {known}"
 
+    async def _warm_send(self, url: str, timeout: float) -> int:  # noqa: ASYNC109 - the client's own budget
+        """A warm-up ``GET`` through the router's own connection pool (its connection is then reused)."""
+        from .http.client import HttpClient
+        from .http.url import Url
+
+        client = self._owned_http.client if self._owned_http is not None else self._warm_client
+        if client is None:
+            client = self._warm_client = HttpClient()
+        resp = await client.request("GET", Url.parse(url), [], b"", timeout=timeout)
+        return int(resp.status)
+
     async def aclose(self) -> None:
+        if self.prewarmer is not None:
+            await self.prewarmer.aclose()
+        if self._warm_client is not None:
+            await self._warm_client.aclose()
+            self._warm_client = None
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None

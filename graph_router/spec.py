@@ -35,6 +35,14 @@ class Aggregate(StrEnum):
     WEIGHTED = "weighted"
 
 
+class Prewarm(StrEnum):
+    """Extension: which backends a request wakes when it starts (see :mod:`graph_router.prewarm`)."""
+
+    OFF = "off"
+    CERTAIN = "certain"
+    ALL = "all"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
@@ -72,6 +80,7 @@ class StepSpec(_Model):
     timeout: float | None = None
     retry: RetryConfig | None = None
     map_outputs_to_inputs: bool | None = None
+    warmup_url: str | None = None
 
     @property
     def target(self) -> str:
@@ -110,14 +119,15 @@ class GraphSpec(_Model):
     # --- extensions ---
     default_retry: RetryConfig | None = None
     propagate_headers: tuple[str, ...] | None = None
+    prewarm: Prewarm | None = None
 
 
 #: Our additive fields, by level (camelCase as on the wire). KServe's router ignores them;
 #: ``manifests --router kserve`` strips them.
 EXTENSION_FIELDS: dict[str, frozenset[str]] = {
-    "graph": frozenset({"defaultRetry", "propagateHeaders"}),
+    "graph": frozenset({"defaultRetry", "propagateHeaders", "prewarm"}),
     "node": frozenset({"aggregate", "stickyHeader"}),
-    "step": frozenset({"timeout", "retry", "mapOutputsToInputs"}),
+    "step": frozenset({"timeout", "retry", "mapOutputsToInputs", "warmupUrl"}),
 }
 
 

@@ -15,18 +15,19 @@ from .errors import Problem, SpecError
 GRAPH_FIELDS = (
     "nodes", "timeout", "routerTimeouts", "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric",
     "resources", "affinity", "tolerations", "nodeSelector", "nodeName", "serviceAccountName",
-    "defaultRetry", "propagateHeaders",
+    "defaultRetry", "propagateHeaders", "prewarm",
 )
 NODE_FIELDS = ("routerType", "steps", "aggregate", "stickyHeader")
 STEP_FIELDS = (
     "name", "nodeName", "serviceName", "serviceUrl", "data", "condition", "weight", "dependency",
-    "mapPredictionsToInstances", "timeout", "retry", "mapOutputsToInputs",
+    "mapPredictionsToInstances", "timeout", "retry", "mapOutputsToInputs", "warmupUrl",
 )
 RETRY_FIELDS = ("maxRetries", "initialDelayMs", "maxDelayMs", "retryOn")
 RETRY_ON = ("connect-failure", "reset", "timeout", "502", "503", "504")
 TIMEOUT_FIELDS = ("serverRead", "serverWrite", "serverIdle", "serviceClient")
 ROUTER_TYPES = ("Sequence", "Switch", "Ensemble", "Splitter")
 AGGREGATES = ("merge", "mean", "vote", "weighted")
+PREWARM = ("off", "certain", "all")
 SCALE_METRICS = ("cpu", "memory", "concurrency", "rps")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -110,6 +111,10 @@ class SpecChecker:
             else:
                 for i, pat in enumerate(ph):
                     self._regex(pat, f"propagateHeaders[{i}]")
+        pw = spec.get("prewarm")
+        if pw is not None and pw not in PREWARM:
+            self.add("prewarm", f"unsupported value {pw!r}{did_you_mean(str(pw), PREWARM)}: "
+                                f"one of {', '.join(PREWARM)}")
         for key in ("resources", "affinity", "nodeSelector"):
             v = spec.get(key)
             if v is not None and not isinstance(v, Mapping):
@@ -249,8 +254,20 @@ class SpecChecker:
             self.add(f"{path}.timeout", f"expected seconds (a number > 0), got {t!r}")
         if step.get("retry") is not None:
             self._retry(step["retry"], f"{path}.retry")
+        self._warmup_url(step, path)
         self._data(step.get("data"), f"{path}.data")
         self._condition(step.get("condition"), i, path, rtype)
+
+    def _warmup_url(self, step: Mapping[str, Any], path: str) -> None:
+        url = step.get("warmupUrl")
+        if url is None:
+            return
+        if step.get("nodeName"):
+            self.add(f"{path}.warmupUrl", "only a step that calls a service can have a warmupUrl "
+                                          "(this one calls a node)")
+        elif not isinstance(url, str) or not (url.startswith(("http://", "https://", "/")) and len(url) > 1):
+            self.add(f"{path}.warmupUrl", f"expected an http(s) URL or a path starting with '/' (resolved against the "
+                                          f"step's URL), got {url!r}")
 
     def _data(self, data: Any, path: str) -> None:
         if not isinstance(data, str) or data in ("", "$request", "$response"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from .conftest import ROOT
 
@@ -39,3 +40,16 @@ def test_json_scan_micro_times_the_parse_and_the_scan() -> None:
     rows = re.findall(r"^\| (1KB|100KB) \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \|", out, re.M)
     assert [r[0] for r in rows] == ["1KB", "100KB"]
     assert "is_json (msgspec scan)" in out
+
+
+def test_coldstart_prints_a_row_per_graph_and_router_variant(tmp_path: Path) -> None:
+    out = run_script("benchmarks/coldstart.py", "--cold-start", "0.2", "--no-kserve", "--logs", str(tmp_path))
+    rows = re.findall(r"^\| (Sequence[^|]*) \| (graph-router) \| ([^|]+) \| [\d.]+ s \| [\d.]+x \| "
+                      r"(\d+ of \d+) \| (\d+) \|$", out, re.M)
+    assert [(g.strip(), v.strip(), started, status) for g, _, v, started, status in rows] == [
+        ("Sequence of 3", "prewarm: certain (default)", "3 of 3", "200"),
+        ("Sequence of 3", "prewarm: off", "3 of 3", "200"),
+        ("Sequence: step, Ensemble of 3, step", "prewarm: certain (default)", "5 of 5", "200"),
+        ("Sequence: step, Ensemble of 3, step", "prewarm: off", "5 of 5", "200"),
+    ]
+    assert "KServe's router skipped: --no-kserve" in out and "command: python benchmarks/coldstart.py" in out

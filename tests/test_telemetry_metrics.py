@@ -26,6 +26,7 @@ from graph_router.telemetry.metrics import (
     BRANCH,
     BUCKETS,
     IN_FLIGHT,
+    PREWARMS,
     REFUSED,
     REQUEST_DURATION,
     REQUESTS,
@@ -365,6 +366,8 @@ def reference(registry: CollectorRegistry) -> dict[str, Any]:
                             ["target", "kind"], registry=registry),
         "refused": Counter(REFUSED, "Requests refused before a graph ran (bad framing, limits, overload, auth, "
                            "unknown graph).", ["status", "reason"], registry=registry),
+        "prewarms": Counter(PREWARMS, "Warm-up requests sent to idle backends at request start, by target and "
+                            "outcome.", ["target", "outcome"], registry=registry),
     }
 
 
@@ -393,6 +396,8 @@ def test_exposition_is_what_prometheus_client_renders_for_the_same_records() -> 
         ref["retries"].labels(f"t{i % 2}").inc()
         m.timed_out("t", "step_timeout")
         ref["timeouts"].labels("t", "step_timeout").inc()
+        m.prewarmed("t", ("ok", "timeout")[i % 2])
+        ref["prewarms"].labels("t", ("ok", "timeout")[i % 2]).inc()
         m.request_finished(graph_name, status, v * 1.5)
         ref["requests"].labels(graph_name, status).inc()
         ref["request_duration"].labels(graph_name, status).observe(v * 1.5)
@@ -402,8 +407,8 @@ def test_exposition_is_what_prometheus_client_renders_for_the_same_records() -> 
     text = m.exposition()[0]
     assert without_created_values(text) == without_created_values(generate_latest(registry))
     # one per counter and histogram series: requests and their latency (2 graphs x 2 statuses each),
-    # steps (3), step errors (3), branches (2), retries (2), timeouts (1)
-    assert text.count(b"_created{") == 4 + 4 + 3 + 3 + 2 + 2 + 1
+    # steps (3), step errors (3), branches (2), retries (2), timeouts (1), warm-ups (2)
+    assert text.count(b"_created{") == 4 + 4 + 3 + 3 + 2 + 2 + 1 + 2
 
 
 MP_FLUSH = """

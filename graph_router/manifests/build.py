@@ -12,6 +12,7 @@ from .checks import check_deploy
 from .deploy import DeploySpec, InferenceServiceBackend, KnativeBackend, RouterMode
 from .knative import backend_service
 from .kserve import inference_graph, inference_service
+from .prewarm import prewarm_args
 from .resolve import backend_url
 from .router import deployment_router, knative_router
 from .validate import check_object, label
@@ -89,9 +90,12 @@ def _router_objects(
                 g, name=name, namespace=ns, router=spec.router, knative_urls=knative_urls, warnings=warnings
             )
         ]
+    # each backend's own scale-to-zero horizon for prewarming (the user's own args come after, and win)
+    idle = prewarm_args(spec.services, used)
+    r = spec.router.model_copy(update={"args": (*idle, *(spec.router.args or ()))}) if idle else spec.router
     if mode is RouterMode.DEPLOYMENT:
-        return deployment_router(g, name=name, namespace=ns, r=spec.router, urls=urls)
-    return knative_router(g, name=name, namespace=ns, r=spec.router, urls=urls)
+        return deployment_router(g, name=name, namespace=ns, r=r, urls=urls)
+    return knative_router(g, name=name, namespace=ns, r=r, urls=urls)
 
 
 def _self_check(objects: Sequence[Obj]) -> None:

@@ -25,6 +25,8 @@ REMOVAL_REASONS = {
     "aggregate": "KServe's Ensemble always merges responses keyed by step name",
     "stickyHeader": "KServe's Splitter has no sticky routing",
     "propagateHeaders": "KServe's router takes headers.propagate from the inferenceservice-config ConfigMap",
+    "prewarm": "KServe's router does not wake later steps; each scaled-to-zero step pays its own cold start",
+    "warmupUrl": "KServe's router does not wake later steps",
 }
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import inspect
+import logging
 import os
 import signal
 import sys
@@ -44,6 +45,10 @@ def add_commands(sub: Subparsers) -> None:
     serve.add_argument(
         "--models", default="all", help="comma-separated model names, or 'all' (default)", metavar="NAMES"
     )
+    serve.add_argument("--scale-to-zero", type=float, metavar="IDLE_S",
+                       help="emulate Knative: a model idle this long scales to zero (models start at zero)")
+    serve.add_argument("--cold-start", type=float, default=0.0, metavar="S",
+                       help="with --scale-to-zero: a model at zero holds requests this long while it starts")
     serve.set_defaults(func=serve_command)
     listing = sub.add_parser("list", help="list the example models and what they do")
     listing.set_defaults(func=list_command)
@@ -80,8 +85,16 @@ def serve_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"graph-router models serve: {exc}; see 'graph-router models list'", file=sys.stderr)
         return 2
+    stz, cold = args.scale_to_zero, args.cold_start
+    if (stz is not None and not stz > 0) or not cold >= 0 or (cold and stz is None):
+        print("graph-router models serve: --scale-to-zero IDLE_S needs IDLE_S > 0, and --cold-start S needs "
+              "S >= 0 and --scale-to-zero", file=sys.stderr)
+        return 2
+    if stz is not None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve_until_signalled(ModelHost(example_models(names), host=args.host, port=args.port)))
+        host = ModelHost(example_models(names), host=args.host, port=args.port, scale_to_zero=stz, cold_start=cold)
+        asyncio.run(serve_until_signalled(host))
     except OSError as exc:
         hint = " (another process has it: pick another --port)" if exc.errno == errno.EADDRINUSE else ""
         why = os.strerror(exc.errno) if exc.errno else str(exc)

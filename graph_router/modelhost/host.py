@@ -14,6 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .model import InferRequest, InvalidInput, Model, Tensor
+from .serverless import Lifecycle, lifecycle_middleware
 
 log = logging.getLogger("graph_router.modelhost")
 
@@ -73,16 +74,26 @@ class ModelHost:
     """Serves models over HTTP on one port; an async context manager.
 
     ``url_for(name)`` gives the URL a graph's ``serviceName`` override needs;
-    ``requests`` lists every inference request received, in order.
+    ``requests`` lists every inference request received, in order. ``scale_to_zero`` (seconds idle)
+    and ``cold_start`` (seconds) emulate Knative's serverless lifecycle per model
+    (:mod:`.serverless`); ``lifecycles`` holds each model's state.
     """
 
-    def __init__(self, models: Iterable[Model] = (), *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, models: Iterable[Model] = (), *, host: str = "127.0.0.1", port: int = 0,
+                 scale_to_zero: float | None = None, cold_start: float = 0.0) -> None:
+        if scale_to_zero is not None and not (scale_to_zero > 0 and cold_start >= 0):
+            raise ValueError(f"scale_to_zero must be > 0 and cold_start >= 0, got {scale_to_zero!r}, {cold_start!r}")
+        self.scale_to_zero = scale_to_zero
+        self.cold_start = cold_start
+        self.lifecycles: dict[str, Lifecycle] = {}
         self.models: dict[str, Model] = {}
         for model in models:
             self.add(model)
         self.host = host
         self._port = port
         self.requests: list[Received] = []
+        #: ``(method, path)`` of every request received, readiness and metadata included, in order
+        self.seen: list[tuple[str, str]] = []
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
 
@@ -90,6 +101,9 @@ class ModelHost:
         if model.served_name in self.models:
             raise ValueError(f"two models named {model.served_name!r}")
         self.models[model.served_name] = model
+        if self.scale_to_zero is not None:
+            self.lifecycles[model.served_name] = Lifecycle(model.served_name, idle=self.scale_to_zero,
+                                                           cold_start=self.cold_start)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -106,6 +120,8 @@ class ModelHost:
         self._runner = runner
 
     async def stop(self) -> None:
+        for lc in self.lifecycles.values():
+            lc.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -152,7 +168,11 @@ class ModelHost:
     # --- HTTP --------------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors])
+        middlewares = [self._record, _errors]
+        if self.scale_to_zero is not None:
+            middlewares.insert(1, lifecycle_middleware(self.lifecycles))
+        app = web.Application(middlewares=middlewares)
+        app.router.add_get("/serverless", self._serverless)
         app.router.add_get("/v1/models", self._v1_list)
         app.router.add_get(f"/v1/models/{_NAME}", self._v1_status)
         app.router.add_post(f"/v1/models/{_NAME}:predict", self._v1_predict)
@@ -163,6 +183,12 @@ class ModelHost:
         app.router.add_get(f"/v2/models/{_NAME}/ready", self._v2_model_ready)
         app.router.add_post(f"/v2/models/{_NAME}/infer", self._v2_infer)
         return app
+
+    @web.middleware
+    async def _record(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        self.seen.append((request.method, request.path))
+        return await handler(request)
 
     def _model(self, request: web.Request, *, ready: bool = True) -> Model:
         name = request.match_info["name"]
@@ -186,7 +212,15 @@ class ModelHost:
 
     async def _v1_status(self, request: web.Request) -> web.Response:
         model = self._model(request, ready=False)
-        return _json({"name": model.served_name, "ready": model.ready})
+        body: dict[str, Any] = {"name": model.served_name, "ready": model.ready}
+        lc = self.lifecycles.get(model.served_name)
+        if lc is not None:
+            body["serverless"] = lc.describe()
+        return _json(body)
+
+    async def _serverless(self, request: web.Request) -> web.Response:
+        """Every model's lifecycle state, without waking any (as ``kubectl get ksvc`` would)."""
+        return _json({name: lc.describe() for name, lc in self.lifecycles.items()})
 
     async def _v1_predict(self, request: web.Request) -> web.Response:
         model = self._model(request)

@@ -36,6 +36,17 @@ STOP_TIMEOUT = 10.0
 EXAMPLE_HEADERS = {"ab-test": {"x-user-id": "alice"}}
 
 
+@dataclass(frozen=True)
+class Serverless:
+    """``--serverless``: the model host's Knative emulation settings."""
+
+    scale_to_zero: float = 30.0
+    cold_start: float = 2.0
+
+    def host_args(self) -> list[str]:
+        return ["--scale-to-zero", f"{self.scale_to_zero:g}", "--cold-start", f"{self.cold_start:g}"]
+
+
 class QuickstartError(Exception):
     """Something the user can fix (unknown example, a port in use); printed without a traceback."""
 
@@ -46,7 +57,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE, help=f"default: {DEFAULT_EXAMPLE}")
     q.add_argument("--port", type=int, default=8080, help="router port (default 8080)")
     q.add_argument("--models-port", type=int, default=9000, help="model host port (default 9000)")
-    q.set_defaults(func=lambda a: run_quickstart(a.example, port=a.port, models_port=a.models_port))
+    q.add_argument("--serverless", action="store_true",
+                   help="models scale to zero and cold-start (Knative emulation); prints what the first request "
+                        "cost with prewarming off and on")
+    q.add_argument("--cold-start", type=float, default=2.0, metavar="S",
+                   help="with --serverless: seconds a model at zero takes to start (default 2)")
+    q.add_argument("--scale-to-zero", type=float, default=30.0, metavar="IDLE_S",
+                   help="with --serverless: seconds idle before a model is at zero again (default 30)")
+    q.set_defaults(func=lambda a: run_quickstart(
+        a.example, port=a.port, models_port=a.models_port,
+        serverless=Serverless(a.scale_to_zero, a.cold_start) if a.serverless else None))
 
 
 def graph_dirs() -> list[Path]:
@@ -165,8 +185,13 @@ def curl_command(example_dir: Path, port: int) -> str:
     return shlex.join([*parts, "-d", f"@{request}"])
 
 
-def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -> int:
+def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000,
+                   serverless: Serverless | None = None) -> int:
     """Run an example until SIGINT/SIGTERM; 0 when stopped that way, 1 if a child failed, 2 bad input."""
+    if serverless is not None and not (serverless.scale_to_zero > 0 and serverless.cold_start >= 0):
+        print("graph-router quickstart: --scale-to-zero needs seconds > 0 and --cold-start seconds >= 0",
+              file=sys.stderr)
+        return 2
     try:
         example_dir = find_example(example)
         services = service_names(example_dir / "graph.yaml")
@@ -185,6 +210,8 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
     children: list[Child] = []
     with _signals(stop):
         try:
+            if serverless is not None:
+                return _run_serverless(example_dir, services, port, models_port, stop, children, serverless)
             return _run(example_dir, services, port, models_port, stop, children)
         except QuickstartError as exc:
             print(f"graph-router quickstart: {exc}", file=sys.stderr)
@@ -194,7 +221,7 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
             print("quickstart: stopped", flush=True)
 
 
-def model_host_argv(services: list[str], models_port: int) -> list[str]:
+def model_host_argv(services: list[str], models_port: int, extra: list[str] | None = None) -> list[str]:
     names = ",".join(services)
     return [
         sys.executable,
@@ -205,12 +232,14 @@ def model_host_argv(services: list[str], models_port: int) -> list[str]:
         str(models_port),
         "--models",
         names,
+        *(extra or ()),
     ]
 
 
-def router_argv(graph_file: Path, services: list[str], port: int, models_port: int) -> list[str]:
+def router_argv(graph_file: Path, services: list[str], port: int, models_port: int,
+                extra: list[str] | None = None) -> list[str]:
     """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop."""
-    argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1", *(extra or ())]
     argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text"]
     for name in services:
         v1 = EXAMPLE_MODELS[name]().supports_v1
@@ -243,8 +272,68 @@ def _run(
             f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}\n\nPress Ctrl-C to stop.",
             flush=True,
         )
+    return _supervise(children, stop)
+
+
+def _supervise(children: list[Child], stop: threading.Event) -> int:
     while not stop.wait(0.2):
         for child in children:
             if child.proc.poll() is not None:
                 raise QuickstartError(f"the {child.what} exited with code {child.proc.returncode}")
     return 0
+
+
+def _first_request(example_dir: Path, port: int) -> tuple[int, float]:
+    """POST the example's request once; (status, seconds)."""
+    body = (example_dir / "request.json").read_bytes()
+    headers = {"Content-Type": "application/json", **EXAMPLE_HEADERS.get(example_dir.name, {})}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers=headers, method="POST")
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=READY_TIMEOUT) as r:
+            r.read()
+            status = int(r.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        raise QuickstartError(f"the first request failed: {exc}") from None
+    return status, time.monotonic() - start
+
+
+def _run_serverless(
+    example_dir: Path,
+    services: list[str],
+    port: int,
+    models_port: int,
+    stop: threading.Event,
+    children: list[Child],
+    sl: Serverless,
+) -> int:
+    """Models at zero, first request with prewarming off, then (fresh models at zero) on; then serve."""
+    cost: dict[str, tuple[int, float]] = {}
+    for mode in ("off", "certain"):
+        host = _start("model host (serverless)", model_host_argv(services, models_port, sl.host_args()))
+        children.append(host)
+        _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)  # wakes no model
+        if stop.is_set():
+            return 0
+        argv = router_argv(example_dir / "graph.yaml", services, port, models_port, ["--prewarm", mode])
+        router = _start(f"router (prewarm {mode})", argv)
+        children.append(router)
+        _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)
+        if stop.is_set():
+            return 0
+        cost[mode] = _first_request(example_dir, port)
+        if mode == "off":  # fresh models at zero for the second run
+            _stop([router, host])
+            children.clear()
+    lines = [f"\nquickstart: {example_dir.name}, {len(services)} models at zero, {sl.cold_start:g} s cold start each.",
+             "What the first request cost:"]
+    for mode, label in (("off", "prewarming off (as KServe's router)"), ("certain", "prewarming on (certain)")):
+        status, seconds = cost[mode]
+        lines.append(f"  {label:<36} HTTP {status} in {seconds:.2f} s")
+    curl = curl_command(example_dir, port)
+    lines.append(f"\nThe router (prewarming on) is ready. Try:\n\n  {curl}\n\nModels scale to zero again after "
+                 f"{sl.scale_to_zero:g} s without requests. Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+    return _supervise(children, stop)

@@ -22,7 +22,7 @@ from .hooks import EngineHooks, MetricsHooks
 from .logs import TraceIdFilter
 from .metrics import Metrics, worker_exited
 from .sampling import Sampler
-from .spans import OtlpTracer, SpanHooks, TraceState, Unsampled
+from .spans import OtlpTracer, SpanHooks, TraceState, Unsampled, add_event
 from .tracing import HTTP_STATUS, INSTRUMENTATION, RequestState, build_provider, server_span
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ __all__ = ["BatchExporter", "EngineHooks", "ExportConfig", "ExportConfigError", 
            "worker_exited"]
 
 
+PREWARM_EVENT = "prewarm"
+PREWARM_TARGETS = "graph_router.prewarm.targets"
 _UNTRACED = RequestState("", None)  # what start() returns for every request when only metrics are on
 
 
@@ -98,6 +100,17 @@ class Telemetry:
         """Count a request refused before any graph ran."""
         if self.metrics is not None:
             self.metrics.refused(status, reason)
+
+    def prewarm_sent(self, span: RequestState | TraceState | Unsampled | None, targets: list[str]) -> None:
+        """A ``prewarm`` event on the request's SERVER span naming the backends woken."""
+        if type(span) is TraceState:
+            add_event(span, PREWARM_EVENT, {PREWARM_TARGETS: targets})
+        elif isinstance(span, RequestState) and span.span is not None:
+            span.span.add_event(PREWARM_EVENT, {PREWARM_TARGETS: targets})
+
+    def prewarm_done(self, target: str, outcome: str, duration: float) -> None:
+        if self.metrics is not None:
+            self.metrics.prewarmed(target, outcome)
 
     def metrics_body(self) -> tuple[bytes, str]:
         if self.metrics is None:

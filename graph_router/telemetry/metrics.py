@@ -33,6 +33,7 @@ BRANCH = "graph_router_branch"
 RETRIES = "graph_router_backend_retries"
 TIMEOUTS = "graph_router_backend_timeouts"
 REFUSED = "graph_router_requests_refused"
+PREWARMS = "graph_router_prewarm_requests"
 
 #: Multiprocess mode: seconds between two writes of a worker's recorded values to its files.
 FLUSH_INTERVAL = 1.0
@@ -54,9 +55,11 @@ _HELP = {
     RETRIES: "Backend calls retried, by target.",
     TIMEOUTS: "Backend attempts that timed out, by target and kind.",
     REFUSED: "Requests refused before a graph ran (bad framing, limits, overload, auth, unknown graph).",
+    PREWARMS: "Warm-up requests sent to idle backends at request start, by target and outcome.",
 }
 _LABELS = {STEP_ERRORS: (*_STEP, "error"), BRANCH: ("graph", "node", "step", "router_type"),
-           RETRIES: ("target",), TIMEOUTS: ("target", "kind"), REFUSED: ("status", "reason")}
+           RETRIES: ("target",), TIMEOUTS: ("target", "kind"), REFUSED: ("status", "reason"),
+           PREWARMS: ("target", "outcome")}
 
 Labels = tuple[str, ...]
 
@@ -157,6 +160,9 @@ class Metrics:
 
     def refused(self, status: int, reason: str) -> None:
         self._count(REFUSED, (str(status), reason))
+
+    def prewarmed(self, target: str, outcome: str) -> None:
+        self._count(PREWARMS, (target, outcome))
 
     def _series(self, family: dict[Any, list[float]], name: str, key: Any) -> list[float]:
         self._born[(name, key)] = time.time()

@@ -45,6 +45,8 @@ from .tracing import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..compiler import CompiledNode, CompiledStep
     from ..engine import Context
     from ..http.messages import HttpRequest
@@ -76,8 +78,8 @@ Unsampled: TypeAlias = tuple[str, str | None]
 class TraceState:
     """One sampled request's trace: its id, the SERVER span's data, and the headers its backend calls get."""
 
-    __slots__ = ("base", "graph", "parent", "req", "sid", "src", "start", "tidf", "tp_prefix", "tracestate",
-                 "ts_field")
+    __slots__ = ("base", "events", "graph", "parent", "req", "sid", "src", "start", "tidf", "tp_prefix",
+                 "tracestate", "ts_field")
 
     def __init__(self, graph: str, tid: bytes, parent: bytes | None, tracestate: str | None,
                  req: HttpRequest) -> None:
@@ -93,6 +95,8 @@ class TraceState:
         #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
         self.ts_field = otlp.trace_state(tracestate) if tracestate else b""
         self.start = _mono()
+        #: Span.events of the SERVER span (e.g. ``prewarm``), encoded; empty for most requests
+        self.events = b""
 
     @property
     def hex(self) -> str:
@@ -201,6 +205,8 @@ class OtlpTracer:
         rest = self._server.get(key) or self._server_part(key)
         if st.ts_field:
             rest += st.ts_field
+        if st.events:
+            rest += st.events
         ep = _EPOCH
         self.append(_span(st.tidf, st.sid, st.parent, st.start + ep, _mono() + ep,
                           _LOCAL if st.parent is None else _REMOTE, rest))
@@ -247,6 +253,11 @@ class OtlpTracer:
 
 
 _current: ContextVar[NodeSpan | StepSpan | None] = ContextVar("graph_router_otlp_scope", default=None)
+
+
+def add_event(st: TraceState, name: str, attrs: Mapping[str, otlp.AttrValue]) -> None:
+    """An event on a sampled request's SERVER span, stamped now."""
+    st.events += otlp.event(_mono() + _EPOCH, name, attrs)
 
 
 def current_trace_id() -> str | None:
@@ -320,6 +331,8 @@ class NodeSpan:
             rest += otlp.attribute(ERROR_TYPE, code) + otlp.attribute(CAUSE, cause) + otlp.error_status(cause)
         if st.ts_field:
             rest += st.ts_field
+        if st.events:
+            rest += st.events
         ep = _EPOCH
         tracer.append(_span(st.tidf, self.sid, self.parent, self.start + ep, end + ep, _LOCAL, rest))
 
