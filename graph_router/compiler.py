@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .backend import NO_RETRY, SAFE_RETRY, Backend, InProcessBackend, RetryPolicy
 from .conditions import Condition, JsonDoc, compile_condition
 from .errors import Problem, SpecError
+from .mirror import Mirror, Shadows, shadow_label
 from .selection import Selection, compile_selection
-from .spec import Aggregate, GraphDocument, RetryConfig, RouterType, StepSpec
+from .spec import Aggregate, GraphDocument, MirrorSpec, RetryConfig, RouterType, StepSpec
 
 if TYPE_CHECKING:
     from .engine import Context, Outcome
@@ -89,6 +90,8 @@ class CompiledStep:
     route_entry: str = ""
     #: the input must be selected or rewritten (decided once, read per request)
     needs_input_work: bool = False
+    #: Extension: the step's shadow (``mirror``), or None
+    mirror: Mirror | None = None
 
     def __post_init__(self) -> None:
         self.needs_input_work = self.selection is not None or self.map_predictions or self.map_outputs
@@ -150,8 +153,12 @@ def retry_policy(cfg: RetryConfig | None, *, default_retry: bool) -> RetryPolicy
                        max_delay_ms=cfg.max_delay_ms, on=frozenset(cfg.retry_on))
 
 
-def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True) -> CompiledGraph:
-    """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets."""
+def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True,
+                  shadows: Shadows | None = None) -> CompiledGraph:
+    """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets.
+
+    ``shadows``: where steps' mirrors keep their lanes and report (a private one when not given).
+    """
     from .engine import RUNNERS, header_safe
 
     spec = doc.spec
@@ -199,6 +206,9 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
             ))
         for st in steps:
             st.route_entry = header_safe(f"{name}>{st.label}:{st.target}")
+            if st.spec.mirror is not None:
+                shadows = shadows or Shadows()
+                st.mirror = _mirror(doc.name, name, st, st.spec.mirror, resolver, shadows, backends, problems)
         node = nodes[name]
         node.steps = tuple(steps)
         node.keys = tuple(st.spec.name or str(st.index) for st in steps)
@@ -211,6 +221,18 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
         raise SpecError(problems, source=doc.source)
     return CompiledGraph(doc.name, doc, nodes["root"], nodes, float(spec.timeout) if spec.timeout else None,
                          backends)
+
+
+def _mirror(graph: str, node: str, step: CompiledStep, spec: MirrorSpec, resolver: Resolver, shadows: Shadows,
+            backends: list[Backend], problems: list[Problem]) -> Mirror | None:
+    """A step's shadow, bound to its backend through the same resolver (and pool) as every step."""
+    try:
+        backend = resolver.resolve(StepSpec(service_name=spec.service_name, serviceUrl=spec.service_url))
+    except (ValueError, TypeError) as exc:
+        problems.append(Problem(f"nodes.{node}.steps[{step.index}].mirror", str(exc)))
+        return None
+    backends.append(backend)
+    return shadows.mirror((graph, node, step.label, shadow_label(spec)), spec, backend)
 
 
 def backend_target(backend: Backend | None) -> str:

@@ -24,6 +24,7 @@ from .errors import SpecError
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
+from .mirror import Shadows
 from .router import GraphRouter
 from .server import RouterApp, error_response
 from .spec import GraphDocument
@@ -113,6 +114,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
         hooks=telemetry.hooks if telemetry is not None else None, follow_redirects=cfg.follow_redirects,
         max_response_bytes=cfg.max_response_bytes,
+        shadows=Shadows(telemetry.metrics if telemetry is not None else None),
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)

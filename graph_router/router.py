@@ -20,6 +20,7 @@ from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
 from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
+from .mirror import Shadows
 from .spec import GraphDocument
 
 ROUTE_HEADER = "X-Graph-Route"
@@ -41,12 +42,15 @@ class GraphRouter:
         http: Callable[[str], Backend] | None = None,
         follow_redirects: bool = False,
         max_response_bytes: int | None = None,
+        shadows: Shadows | None = None,
     ) -> None:
         self._owned_http: Any = None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
         self.hooks = hooks
+        #: Steps' mirrors (shadow traffic): lanes, running copies, where they are counted.
+        self.shadows = shadows or Shadows()
         self.default_retry = default_retry
         self.base_policy = HeaderPolicy(compile_patterns(propagate_headers or ()))
         self.graphs: dict[str, CompiledGraph] = {}
@@ -83,7 +87,8 @@ class GraphRouter:
         return factory
 
     def _install(self, docs: Sequence[GraphDocument]) -> None:
-        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry) for d in docs}
+        compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry,
+                                     shadows=self.shadows) for d in docs}
         policies = {n: self.base_policy.with_graph(g.doc.spec.propagate_headers) for n, g in compiled.items()}
         # one assignment each: a request in flight keeps the graph object it started with
         self.graphs, self.policies = compiled, policies
@@ -131,6 +136,7 @@ class GraphRouter:
         return f"graph {name!r} not found; known graphs: {known}"
 
     async def aclose(self) -> None:
+        await self.shadows.aclose()  # copies still running would use the pool closed below
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None
