@@ -25,6 +25,7 @@ REMOVAL_REASONS = {
     "aggregate": "KServe's Ensemble always merges responses keyed by step name",
     "stickyHeader": "KServe's Splitter has no sticky routing",
     "propagateHeaders": "KServe's router takes headers.propagate from the inferenceservice-config ConfigMap",
+    "mirror": "KServe's router has no shadow traffic (the shadow's service is still deployed)",
 }
 
 
