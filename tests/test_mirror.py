@@ -132,11 +132,13 @@ async def test_the_share_of_mirrored_requests_is_within_a_binomial_band(
 async def test_the_queue_bound_holds_and_drops_are_counted_exactly(
         app_server: StartApp, backend_factory: MakeBackend) -> None:
     real, shadow = await backend_factory(), await backend_factory()
-    release, live, peak = asyncio.Event(), [0], [0]
+    release, full, live, peak = asyncio.Event(), asyncio.Event(), [0], [0]
 
     async def held(_req: web.Request, _body: bytes) -> web.StreamResponse:
         live[0] += 1
         peak[0] = max(peak[0], live[0])
+        if live[0] == 3:
+            full.set()
         try:
             await asyncio.wait_for(release.wait(), 20)
         finally:
@@ -151,8 +153,7 @@ async def test_the_queue_bound_holds_and_drops_are_counted_exactly(
     lane = shadows.lane("g", "root", "score")
     assert lane is not None
     async with asyncio.timeout(10):
-        while live[0] < 3:
-            await asyncio.sleep(0.01)
+        await full.wait()
     assert (lane.active, len(lane.waiting)) == (3, 5)
     samples = await scrape(url)
     assert get(samples, "graph_router_mirror_dropped_total", **mirror_labels()) == 32
@@ -167,6 +168,14 @@ async def test_the_queue_bound_holds_and_drops_are_counted_exactly(
     assert peak[0] == lane.peak == 3
 
 
+def cls(c: str) -> dict[str, Any]:
+    return {"predictions": [{"class": c}]}
+
+
+def score(s: float) -> dict[str, Any]:
+    return {"predictions": [{"score": s}]}
+
+
 def scripted(answers: list[tuple[int, Any]]) -> list[Any]:
     return [reply(status, body) for status, body in answers]
 
@@ -174,7 +183,6 @@ def scripted(answers: list[tuple[int, Any]]) -> list[Any]:
 async def test_agreement_counts_are_exact_for_scripted_answers(
         app_server: StartApp, backend_factory: MakeBackend, caplog: pytest.LogCaptureFixture) -> None:
     real, shadow = await backend_factory(), await backend_factory()
-    cls = lambda c: {"predictions": [{"class": c}]}  # noqa: E731
     real.script = scripted([(200, cls("cat")), (200, cls("dog")), (200, cls("cat")), (200, cls("cat")),
                             (200, cls("cat")), (500, {"e": 1}), (200, cls("cat"))])
     shadow.script = scripted([(200, cls("cat")), (200, cls("cat")), (200, cls("fox")), (200, {"other": 1}),
@@ -182,7 +190,7 @@ async def test_agreement_counts_are_exact_for_scripted_answers(
     url, shadows = await serve(app_server, graph("{serviceName: shadow, compare: predictions.0.class}"),
                                {"real": real.predict_url(), "shadow": shadow.predict_url()})
     caplog.set_level(logging.WARNING, logger="graph_router.mirror")
-    for i in range(7):  # one at a time: the scripts pair up in order
+    for _ in range(7):  # one at a time: the scripts pair up in order
         await call(url, b'{"instances": [1]}', {"traceparent": TRACEPARENT})
         async with asyncio.timeout(10):
             await shadows.idle()
@@ -201,7 +209,6 @@ async def test_agreement_counts_are_exact_for_scripted_answers(
 async def test_numbers_agree_within_tolerance_and_their_difference_is_a_histogram(
         app_server: StartApp, backend_factory: MakeBackend) -> None:
     real, shadow = await backend_factory(), await backend_factory()
-    score = lambda s: {"predictions": [{"score": s}]}  # noqa: E731
     real.script = scripted([(200, score(0.5)), (200, score(0.5)), (200, score(2)), (200, score(1))])
     shadow.script = scripted([(200, score(0.5)), (200, score(0.505)), (200, score(5)), (200, score(True))])
     url, shadows = await serve(app_server, graph('{serviceName: shadow, compare: "$.predictions[0].score", '
