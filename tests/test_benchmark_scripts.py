@@ -32,3 +32,15 @@ def test_telemetry_overhead_runs_the_ensemble_and_counts_its_spans() -> None:
     assert set(rows) == {"off", "metrics+otlp 100%"}
     assert rows["off"][5] == "0.00" and rows["metrics+otlp 100%"][5] == "8.00"
     assert rows["off"][4] == "1.00"
+
+
+def test_mirror_overhead_mirrors_every_request_and_drops_none() -> None:
+    out = run_script("benchmarks/mirror_overhead.py", "--requests", "400", "--rounds", "1", "--max-seconds", "5",
+                     "--variants", "off", "mirror")
+    assert out.startswith("1 hop, mirrored to a shadow on 100% of requests")
+    rows = {m[0]: m for m in re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+(\d+)$",
+                                        out, re.M)}
+    assert set(rows) == {"off", "mirror"}
+    assert (rows["off"][5], rows["mirror"][5]) == ("0.00", "1.00")  # copies per request
+    assert rows["off"][6] == rows["mirror"][6] == "0"  # nothing dropped
+    assert rows["off"][4] == "1.00"
