@@ -8,6 +8,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -262,3 +263,28 @@ async def test_a_graph_without_mirrors_shows_no_mirror_metrics(
     await call(url, b"{}")
     async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
         assert b"mirror" not in await r.read()
+
+
+async def test_serve_with_two_workers_counts_every_copy_once(
+        router_process: Callable[..., Any], backend_factory: MakeBackend, tmp_path: Path) -> None:
+    real, shadow = await backend_factory(), await backend_factory()
+    shadow.default = reply(200, {"predictions": [1, 2], "model": "v2"})
+    graph_file = tmp_path / "g.yaml"
+    graph_file.write_text(graph("{serviceName: shadow}"))
+    rp = router_process(str(graph_file), "--workers", "2", "--drain-seconds", "0", "--no-access-log",
+                        "--service", f"real={real.predict_url()}", "--service", f"shadow={shadow.predict_url()}")
+    n = 30
+    for _ in range(n):  # a fresh connection each: SO_REUSEPORT spreads them over both workers
+        conn = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=conn) as s, s.post(rp.url, data=b'{"instances": [1]}') as r:
+            assert (r.status, await r.read()) == (200, b'{"predictions": [1], "echo": "{\\"instances\\": [1]}"}')
+    labels = mirror_labels()
+    for _ in range(100):  # up to ~5 s: each worker writes its counts to the files once a second
+        samples = await scrape(rp.url)
+        if get(samples, "graph_router_mirror_comparisons_total", **labels, result="disagree") == n:
+            break
+        await asyncio.sleep(0.05)
+    assert get(samples, "graph_router_mirror_requests_total", **labels) == n
+    assert get(samples, "graph_router_mirror_comparisons_total", **labels, result="disagree") == n
+    assert get(samples, "graph_router_mirror_duration_seconds_count", **labels) == n
+    assert len(shadow.seen) == n and len(real.seen) == n
