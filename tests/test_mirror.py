@@ -288,3 +288,11 @@ async def test_serve_with_two_workers_counts_every_copy_once(
     assert get(samples, "graph_router_mirror_comparisons_total", **labels, result="disagree") == n
     assert get(samples, "graph_router_mirror_duration_seconds_count", **labels) == n
     assert len(shadow.seen) == n and len(real.seen) == n
+
+
+async def test_the_graph_listing_redacts_the_shadows_password(app_server: StartApp) -> None:
+    url, _ = await serve(app_server, graph('{serviceUrl: "http://u:secret@127.0.0.1:9/v1/models/s:predict"}'),
+                         {"real": "http://127.0.0.1:9/v1/models/r:predict"})
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/graphs/g") as r:
+        step = (await r.json())["spec"]["nodes"]["root"]["steps"][0]
+    assert step["mirror"]["serviceUrl"] == "http://u:xxxxx@127.0.0.1:9/v1/models/s:predict"
