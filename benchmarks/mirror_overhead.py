@@ -1,13 +1,15 @@
 """CPU per request of a 1-hop graph mirrored to a shadow (100% of requests) beside the same graph without.
 
-In-process, as ``telemetry_overhead.py``: GraphRouter + RouterApp called through ``app.handle`` with
-the real HTTP transport and metrics on; the real model and the shadow are fixed-response HTTP
-servers in two child processes (their CPU is not counted). A run's CPU includes its shadow calls:
+In-process by default, as ``telemetry_overhead.py``: GraphRouter + RouterApp called through
+``app.handle`` with the real HTTP transport and metrics on. ``--http``: the whole router (our HTTP
+server too) in a child process, driven over keep-alive connections; only its CPU is counted. The
+real model and the shadow are fixed-response HTTP servers in two more child processes (their CPU is
+not counted). A run's CPU includes its shadow calls:
 the clock stops once every mirrored copy has finished. Variants are interleaved round by round and
 the median is reported; ``copies/req`` counts what the shadow answered, ``dropped`` what its queue
 refused (raise ``--queue-size`` / ``--max-concurrency`` if it is not 0).
 
-    .venv/bin/python benchmarks/mirror_overhead.py [--requests 20000] [--concurrency 16] [--rounds 3]
+    .venv/bin/python benchmarks/mirror_overhead.py [--http] [--requests 20000] [--concurrency 16] [--rounds 3]
                                                    [--max-seconds 5] [--no-uvloop]
                                                    [--variants off mirror mirror+compare alongside]
 
@@ -23,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -31,12 +34,14 @@ import yaml
 
 from benchmarks.benchkit.router import BODY as router_body
 from benchmarks.benchkit.router import PATTERNS
-from benchmarks.micro_http import bounded, fixed_backend_main
+from benchmarks.micro_http import bounded, drive, fixed_backend_main
 from graph_router import GraphRouter
-from graph_router.http.messages import HttpRequest
+from graph_router.http.client import HttpClient, Url
+from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
+from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
-from graph_router.server import RouterApp
+from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import Telemetry
 
 BODY = router_body.encode()
@@ -59,13 +64,18 @@ def graph_text(mirror: dict[str, Any] | None, max_concurrency: int, queue_size: 
     return yaml.safe_dump(doc)
 
 
-async def measure(variant: str, real: str, shadow: str, args: argparse.Namespace) -> dict[str, Any]:
+def build(variant: str, real: str, shadow: str, args: argparse.Namespace) -> tuple[RouterApp, Telemetry, Shadows]:
     tel = Telemetry()
     assert tel.metrics is not None
     shadows = Shadows(tel.metrics)
     router = GraphRouter(load_graph_text(graph_text(VARIANTS[variant], args.max_concurrency, args.queue_size)),
                          services={"model-a": real, "shadow": shadow}, hooks=tel.hooks, shadows=shadows)
-    app = RouterApp(router, telemetry=tel)
+    return RouterApp(router, telemetry=tel), tel, shadows
+
+
+async def measure(variant: str, real: str, shadow: str, args: argparse.Namespace) -> dict[str, Any]:
+    app, tel, shadows = build(variant, real, shadow, args)
+    router = app.router
     headers = [("content-type", "application/json")]
 
     async def call() -> int:
@@ -99,12 +109,69 @@ def _mirror_counts(tel: Telemetry) -> tuple[float, float]:
     return sent, dropped
 
 
-def _run(variant: str, real: str, shadow: str, args: argparse.Namespace, uvloop_on: bool) -> dict[str, Any]:
+def _router_main(variant: str, real: str, shadow: str, args: argparse.Namespace, port_q: Any,
+                 uvloop_on: bool) -> None:
+    """The router for ``--http``: our server in front; ``GET /__cpu`` waits for the shadow calls to
+    finish, then reports this process's CPU and the copies sent and dropped."""
+    async def run() -> None:
+        app, tel, shadows = build(variant, real, shadow, args)
+        app.health.ready = True
+
+        async def handler(req: HttpRequest) -> HttpResponse:
+            if req.target == "/__cpu":
+                async with asyncio.timeout(30):
+                    await shadows.idle()
+                sent, dropped = _mirror_counts(tel)
+                return HttpResponse(200, [], b"%.6f %d %d" % (time.process_time(), sent, dropped))
+            return await app.handle(req)
+
+        srv = await start_server(handler, host="127.0.0.1", port=0, limits=ServerLimits(), on_error=error_response)
+        port_q.put(srv.port)
+        await asyncio.Event().wait()
+
+    _loop(run, uvloop_on)
+
+
+async def measure_http(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    client = HttpClient()
+    url, cpu_url = Url.parse(f"http://127.0.0.1:{port}/"), Url.parse(f"http://127.0.0.1:{port}/__cpu")
+    hdrs = [("content-type", "application/json")]
+
+    async def probe() -> list[float]:
+        return [float(x) for x in (await client.request("GET", cpu_url, [], b"", timeout=40)).body.split()]
+
+    for _ in range(300):
+        assert (await client.request("POST", url, hdrs, BODY, timeout=10)).status == 200
+    cpu0, sent0, dropped0 = await probe()
+    done, wall = await drive(client, url, hdrs, BODY, total=args.requests, concurrency=args.concurrency,
+                             max_seconds=args.max_seconds)
+    cpu1, sent1, dropped1 = await probe()
+    await client.aclose()
+    return {"requests": done, "cpu_us": (cpu1 - cpu0) / done * 1e6, "rps": done / wall,
+            "copies": (sent1 - sent0) / done, "dropped": dropped1 - dropped0}
+
+
+def _loop(fn: Callable[[], Coroutine[Any, Any, Any]], uvloop_on: bool) -> Any:
     if uvloop_on:
         import uvloop
 
-        return dict(uvloop.run(measure(variant, real, shadow, args)))
-    return dict(asyncio.run(measure(variant, real, shadow, args)))
+        return uvloop.run(fn())
+    return asyncio.run(fn())
+
+
+def _run(variant: str, real: str, shadow: str, args: argparse.Namespace, uvloop_on: bool) -> dict[str, Any]:
+    if not args.http:
+        return dict(_loop(lambda: measure(variant, real, shadow, args), uvloop_on))
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    router = ctx.Process(target=_router_main, args=(variant, real, shadow, args, q, uvloop_on), daemon=True)
+    router.start()
+    try:
+        port = q.get(timeout=20)
+        return dict(_loop(lambda: measure_http(port, args), uvloop_on))
+    finally:
+        router.terminate()
+        router.join(5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-concurrency", type=int, default=64, help="the mirror's maxConcurrency")
     ap.add_argument("--queue-size", type=int, default=10000, help="the mirror's queueSize")
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
                     help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS)})")
     args = ap.parse_args(argv)
@@ -142,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, uvloop_on: bool) -> None:
-    print(f"1 hop, mirrored to a shadow on 100% of requests; in-process app.handle with metrics (CPU: engine, "
-          f"transport, mirror; no HTTP server), c{args.concurrency}, {'uvloop' if uvloop_on else 'asyncio'}, "
-          f"median of {args.rounds} rounds")
+    mode = ("router process over HTTP with metrics (CPU: server, engine, transport, mirror)" if args.http
+            else "in-process app.handle with metrics (CPU: engine, transport, mirror; no HTTP server)")
+    print(f"1 hop, mirrored to a shadow on 100% of requests; {mode}, c{args.concurrency}, "
+          f"{'uvloop' if uvloop_on else 'asyncio'}, median of {args.rounds} rounds")
     first = next(iter(results))
     base = statistics.median(r["cpu_us"] for r in results[first])
     print(f"  {'variant':<15} {'requests':>8} {'req/s':>8} {'CPU us/req':>11} {'vs ' + first:>7} "

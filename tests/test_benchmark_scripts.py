@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -34,9 +36,10 @@ def test_telemetry_overhead_runs_the_ensemble_and_counts_its_spans() -> None:
     assert rows["off"][4] == "1.00"
 
 
-def test_mirror_overhead_mirrors_every_request_and_drops_none() -> None:
+@pytest.mark.parametrize("http", [False, True], ids=["in-process", "http"])
+def test_mirror_overhead_mirrors_every_request_and_drops_none(http: bool) -> None:
     out = run_script("benchmarks/mirror_overhead.py", "--requests", "400", "--rounds", "1", "--max-seconds", "5",
-                     "--variants", "off", "mirror")
+                     "--variants", "off", "mirror", *(["--http"] if http else []))
     assert out.startswith("1 hop, mirrored to a shadow on 100% of requests")
     rows = {m[0]: m for m in re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+(\d+)$",
                                         out, re.M)}
