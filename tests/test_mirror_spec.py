@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -113,6 +114,7 @@ def test_kserve_mode_strips_the_mirror_with_a_warning() -> None:
 
 
 MP_MIRROR = """
+import asyncio
 import json
 from graph_router.telemetry import metrics
 
@@ -147,3 +149,77 @@ def test_mirror_metrics_in_multiprocess_mode_are_exact_deltas(tmp_path: Path) ->
     assert 'difference_bucket{graph="g",le="1.0",node="root",shadow="b",step="s"} 2.0' in second
     assert 'difference_bucket{graph="g",le="1e-06",node="root",shadow="b",step="s"} 1.0' in second
     assert f"graph_router_mirror_difference_sum{{{labels}}} 0.5" in second
+
+
+class Recorder:
+    """A MirrorObserver keeping every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def mirror_sent(self, key: Any) -> None:
+        self.events.append(("sent", key[1]))
+
+    def mirror_dropped(self, key: Any) -> None:
+        self.events.append(("dropped", key[1]))
+
+    def mirror_finished(self, key: Any, duration: float, error: str | None) -> None:
+        self.events.append(("finished", key[1], error))
+
+    def mirror_compared(self, key: Any, result: str, difference: float | None) -> None:
+        self.events.append(("compared", key[1], result))
+
+
+async def test_in_process_shadows_failures_and_skips_never_reach_the_caller() -> None:
+    from graph_router import GraphRouter
+    from graph_router.mirror import Shadows
+
+    def broken(_body: Any, _headers: Any) -> Any:
+        raise RuntimeError("shadow bug")
+
+    got: list[Any] = []
+
+    def shadow(body: Any, _headers: Any) -> Any:
+        got.append(body)
+        return {"predictions": [1]}
+
+    spec = {"nodes": {
+        "root": {"routerType": "Ensemble", "steps": [
+            {"name": "ok", "serviceName": "a", "mirror": {"serviceName": "broken"}},
+            {"name": "bad", "nodeName": "fails"},
+        ]},
+        "fails": {"routerType": "Sequence", "steps": [
+            {"serviceName": "err", "mirror": {"serviceName": "shadow", "mode": "alongside"}},
+        ]},
+    }}
+    rec = Recorder()
+    services = {"a": lambda b, h: {"predictions": [1]}, "err": lambda b, h: (503, {"error": "down"}),
+                "broken": broken, "shadow": shadow}
+    async with GraphRouter.from_spec(spec, services=services, shadows=Shadows(rec)) as router:
+        res = await router.infer({"instances": [7]})
+        async with asyncio.timeout(10):
+            await router.shadows.idle()
+            await asyncio.sleep(0)
+    assert (res.status, res.json()) == (200, {"ok": {"predictions": [1]}, "bad": {"error": "down"}})
+    assert got == [{"instances": [7]}]
+    assert sorted(rec.events) == [("compared", "fails", "skipped"), ("finished", "fails", None),
+                                  ("finished", "root", "internal"), ("sent", "fails"), ("sent", "root")]
+
+
+async def test_percent_zero_sends_nothing_and_a_reload_keeps_the_lane() -> None:
+    from graph_router import GraphRouter
+    from graph_router.mirror import Shadows
+
+    calls: list[Any] = []
+    spec = seq({"name": "s", "serviceName": "a", "mirror": {"serviceName": "b", "percent": 0}})
+    services = {"a": lambda b, h: {"p": 1}, "b": lambda b, h: calls.append(b) or {"p": 1}}
+    async with GraphRouter.from_spec(spec, services=services, shadows=Shadows()) as router:
+        for _ in range(50):
+            await router.infer({})
+        lane = router.shadows.lane("graph", "root", "s")
+        assert lane is not None
+        router.replace([router.graphs["graph"].doc])
+        mirror = router.graphs["graph"].root.steps[0].mirror
+        assert mirror is not None and mirror.lane is lane
+        await router.shadows.idle()
+    assert calls == []
