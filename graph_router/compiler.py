@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from .backend import DEFAULT_RETRY_WINDOW, NO_RETRY, Backend, InProcessBackend, RetryPolicy, safe_retry
 from .conditions import Condition, JsonDoc, compile_condition
 from .errors import Problem, SpecError
+from .mirror import Mirror, Shadows, shadow_label
 from .prewarm import WakeTarget, WarmState, is_http, wake_steps, warmup_url
 from .selection import Selection, compile_selection
-from .spec import Aggregate, GraphDocument, Prewarm, RetryConfig, RouterType, StepSpec
+from .spec import Aggregate, GraphDocument, MirrorSpec, Prewarm, RetryConfig, RouterType, StepSpec
 
 if TYPE_CHECKING:
     from .engine import Context, Outcome
@@ -92,6 +93,8 @@ class CompiledStep:
     needs_input_work: bool = False
     #: the backend's warmth, stamped when a call completes (bound by the prewarmer; None: not tracked)
     warm: WarmState | None = None
+    #: Extension: the step's shadow (``mirror``), or None
+    mirror: Mirror | None = None
 
     def __post_init__(self) -> None:
         self.needs_input_work = self.selection is not None or self.map_predictions or self.map_outputs
@@ -158,10 +161,11 @@ def retry_policy(cfg: RetryConfig | None, *, default_retry: bool,
 
 def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool = True,
                   route_urls: bool = True, retry_window: float = DEFAULT_RETRY_WINDOW,
-                  prewarm: Prewarm = Prewarm.CERTAIN) -> CompiledGraph:
+                  prewarm: Prewarm = Prewarm.CERTAIN, shadows: Shadows | None = None) -> CompiledGraph:
     """Bind every step of ``doc`` to its backend or node. Raises SpecError for unresolvable targets.
 
     ``route_urls`` False: a step called by URL shows as ``node>step`` in the route, without the URL.
+    ``shadows``: where steps' mirrors keep their lanes and report (a private one when not given).
     """
     from .engine import RUNNERS, header_safe
 
@@ -211,6 +215,9 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
         for st in steps:
             shown = st.target if route_urls or "://" not in st.target else ""
             st.route_entry = header_safe(f"{name}>{st.label}:{shown}" if shown else f"{name}>{st.label}")
+            if st.spec.mirror is not None:
+                shadows = shadows or Shadows()
+                st.mirror = _mirror(doc.name, name, st, st.spec.mirror, resolver, shadows, backends, problems)
         node = nodes[name]
         node.steps = tuple(steps)
         node.keys = tuple(st.spec.name or str(st.index) for st in steps)
@@ -234,6 +241,18 @@ def wake_targets(doc: GraphDocument, nodes: Mapping[str, CompiledNode], mode: Pr
         if is_http(key) and key not in out:
             out[key] = WakeTarget(key, warmup_url(key, step.spec.warmup_url), step.spec.service_name or "")
     return tuple(out.values())
+
+
+def _mirror(graph: str, node: str, step: CompiledStep, spec: MirrorSpec, resolver: Resolver, shadows: Shadows,
+            backends: list[Backend], problems: list[Problem]) -> Mirror | None:
+    """A step's shadow, bound to its backend through the same resolver (and pool) as every step."""
+    try:
+        backend = resolver.resolve(StepSpec(service_name=spec.service_name, serviceUrl=spec.service_url))
+    except (ValueError, TypeError) as exc:
+        problems.append(Problem(f"nodes.{node}.steps[{step.index}].mirror", str(exc)))
+        return None
+    backends.append(backend)
+    return shadows.mirror((graph, node, step.label, shadow_label(spec)), spec, backend)
 
 
 def backend_target(backend: Backend | None) -> str:

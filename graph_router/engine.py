@@ -262,20 +262,28 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
         return out
     assert step.backend is not None
     req = BackendRequest(doc.raw, ctx.headers if rec is None else rec.headers, step.client_timeout)
+    # extension: a sampled copy for the step's shadow; handed the real answer, never awaited
+    shot = step.mirror.begin(req.body, req.headers, ctx.incoming) if step.mirror is not None else None
     try:
         resp, _ = await call_with_retries(
             step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
             on_retry=None if rec is None else rec.on_retry)
     except (BackendError, GraphTimeout, Overloaded) as err:
+        if shot is not None:
+            shot.done(None)
         if rec is not None:
             rec.end(None, err)
         raise err.at(node.name, step.label) from None
     except BaseException as exc:
+        if shot is not None:
+            shot.done(None)
         if rec is not None:
             rec.end(None, exc)
         raise
     if step.warm is not None:  # the backend is up (prewarming skips it until it has been idle)
         step.warm.last = time.monotonic()
+    if shot is not None:
+        shot.done(resp)
     if rec is not None:
         rec.end(resp.status, None)
     return Outcome(resp.status, JsonDoc(resp.body), resp.headers)

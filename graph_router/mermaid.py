@@ -55,4 +55,8 @@ def to_mermaid(doc: GraphDocument) -> str:
             else:
                 lines.append(f"    {src} -->{text} {target}")
             prev = target
+            if step.mirror is not None:  # the shadow: a copy of the step's input, its answer never used
+                shadow = _id("shadow", name, label)
+                lines.append(f'    {shadow}[/"shadow: {_label(step.mirror.target)}"/]')
+                lines.append(f'    {target} -.->|"mirror {step.mirror.percent:g}%"| {shadow}')
     return "\n".join(lines) + "\n"

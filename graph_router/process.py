@@ -28,6 +28,7 @@ from .http.client import ClientLimits
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
+from .mirror import Shadows
 from .prewarm import PrewarmSettings
 from .router import GraphRouter
 from .server import RouterApp, error_response
@@ -164,6 +165,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         route_urls=cfg.route_urls, client_limits=client_limits(cfg, budget),
         default_retry_window=cfg.default_retry_window, write_timeout=limits.write_timeout,
         prewarm=cfg.prewarm, prewarm_observer=telemetry,
+        shadows=Shadows(telemetry.metrics if telemetry is not None else None),
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)

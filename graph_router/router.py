@@ -20,6 +20,7 @@ from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
 from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
+from .mirror import Shadows
 from .prewarm import PrewarmSettings
 from .spec import GraphDocument, Prewarm
 from .waker import Prewarmer, PrewarmObserver
@@ -57,6 +58,7 @@ class GraphRouter:
         write_timeout: float | None = None,
         prewarm: PrewarmSettings | None = None,
         prewarm_observer: PrewarmObserver | None = None,
+        shadows: Shadows | None = None,
     ) -> None:
         """``client_limits`` bound backend answers (``max_response_bytes`` overrides its body bound);
         ``default_retry_window`` is how long the default retry retries a refused connection;
@@ -71,6 +73,8 @@ class GraphRouter:
             http = self._default_http(follow_redirects, max_response_bytes, client_limits)
         self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
         self.hooks = hooks
+        #: Steps' mirrors (shadow traffic): lanes, running copies, where they are counted.
+        self.shadows = shadows or Shadows()
         self.default_retry = default_retry
         #: X-Graph-Route shows backend URLs (the server turns this off unless the operator opts in).
         self.route_urls = route_urls
@@ -124,7 +128,7 @@ class GraphRouter:
         mode = pw.settings.mode if pw is not None else Prewarm.OFF
         compiled = {d.name: compile_graph(d, self.resolver, default_retry=self.default_retry,
                                           route_urls=self.route_urls, retry_window=self.default_retry_window,
-                                          prewarm=mode)
+                                          prewarm=mode, shadows=self.shadows)
                     for d in docs}
         if pw is not None:
             pw.bind(compiled.values())
@@ -189,6 +193,7 @@ class GraphRouter:
         return int(resp.status)
 
     async def aclose(self) -> None:
+        await self.shadows.aclose()  # copies still running would use the pool closed below
         if self.prewarmer is not None:
             await self.prewarmer.aclose()
         if self._warm_client is not None:

@@ -129,8 +129,9 @@ class RouterApp:
         spec = g.doc.wire()
         for node in spec["nodes"].values():
             for step in node.get("steps", ()):
-                if "serviceUrl" in step:
-                    step["serviceUrl"] = redact_url(step["serviceUrl"])
+                for target in (step, step.get("mirror") or {}):  # a step's shadow (mirror) too
+                    if "serviceUrl" in target:
+                        target["serviceUrl"] = redact_url(target["serviceUrl"])
         return HttpResponse(200, [JSON], orjson.dumps({"name": name, "spec": spec}))
 
     # --- graph runs ---------------------------------------------------------------------------

@@ -66,6 +66,34 @@ class RouterTimeouts(_Model):
     service_client: int | None = None
 
 
+class MirrorMode(StrEnum):
+    """Extension: when a mirrored copy is sent, relative to the real call."""
+
+    AFTER = "after"
+    ALONGSIDE = "alongside"
+
+
+class MirrorSpec(_Model):
+    """Extension (step ``mirror``): send a share of the step's input to a shadow model too.
+
+    The shadow's answer is compared with the real one and never returned (``graph_router.mirror``).
+    """
+
+    service_name: str | None = None
+    service_url: str | None = Field(default=None, alias="serviceUrl")
+    percent: float = 100.0
+    compare: str | None = None
+    tolerance: float = 0.0
+    mode: MirrorMode = MirrorMode.AFTER
+    max_concurrency: int = 8
+    queue_size: int = 64
+    timeout: float = 10.0
+
+    @property
+    def target(self) -> str:
+        return self.service_name or self.service_url or ""
+
+
 class StepSpec(_Model):
     name: str | None = None
     node_name: str | None = None
@@ -81,6 +109,7 @@ class StepSpec(_Model):
     retry: RetryConfig | None = None
     map_outputs_to_inputs: bool | None = None
     warmup_url: str | None = None
+    mirror: MirrorSpec | None = None
 
     @property
     def target(self) -> str:
@@ -127,7 +156,7 @@ class GraphSpec(_Model):
 EXTENSION_FIELDS: dict[str, frozenset[str]] = {
     "graph": frozenset({"defaultRetry", "propagateHeaders", "prewarm"}),
     "node": frozenset({"aggregate", "stickyHeader"}),
-    "step": frozenset({"timeout", "retry", "mapOutputsToInputs", "warmupUrl"}),
+    "step": frozenset({"timeout", "retry", "mapOutputsToInputs", "warmupUrl", "mirror"}),
 }
 
 
@@ -147,4 +176,7 @@ class GraphDocument(_Model):
         return self.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
 
     def service_names(self) -> set[str]:
-        return {s.service_name for n in self.spec.nodes.values() for s in n.steps if s.service_name}
+        """Every serviceName the graph calls, a step's shadow (``mirror``) included."""
+        steps = [s for n in self.spec.nodes.values() for s in n.steps]
+        return ({s.service_name for s in steps if s.service_name}
+                | {s.mirror.service_name for s in steps if s.mirror is not None and s.mirror.service_name})

@@ -20,8 +20,10 @@ GRAPH_FIELDS = (
 NODE_FIELDS = ("routerType", "steps", "aggregate", "stickyHeader")
 STEP_FIELDS = (
     "name", "nodeName", "serviceName", "serviceUrl", "data", "condition", "weight", "dependency",
-    "mapPredictionsToInstances", "timeout", "retry", "mapOutputsToInputs", "warmupUrl",
+    "mapPredictionsToInstances", "timeout", "retry", "mapOutputsToInputs", "warmupUrl", "mirror",
 )
+MIRROR_FIELDS = ("serviceName", "serviceUrl", "percent", "compare", "tolerance", "mode", "maxConcurrency",
+                 "queueSize", "timeout")
 RETRY_FIELDS = ("maxRetries", "initialDelayMs", "maxDelayMs", "retryOn")
 RETRY_ON = ("connect-failure", "reset", "timeout", "502", "503", "504")
 TIMEOUT_FIELDS = ("serverRead", "serverWrite", "serverIdle", "serviceClient")
@@ -257,6 +259,46 @@ class SpecChecker:
         self._warmup_url(step, path)
         self._data(step.get("data"), f"{path}.data")
         self._condition(step.get("condition"), i, path, rtype)
+        if step.get("mirror") is not None:
+            self._mirror(step, f"{path}.mirror")
+
+    def _mirror(self, step: Mapping[str, Any], path: str) -> None:
+        """Extension: a step's shadow (graph_router.mirror)."""
+        m = step["mirror"]
+        if not isinstance(m, Mapping):
+            self.add(path, f"expected a mapping with serviceName or serviceUrl, percent, compare; got {_type(m)}")
+            return
+        self._unknown(m, MIRROR_FIELDS, path)
+        if step.get("nodeName"):
+            self.add(path, "only a step that calls a service can be mirrored, not a nested node (nodeName)")
+        targets = [k for k in ("serviceName", "serviceUrl") if m.get(k)]
+        if len(targets) != 1:
+            self.add(path, "give the shadow exactly one of serviceName, serviceUrl")
+        for key in ("serviceName", "serviceUrl", "compare"):
+            if m.get(key) is not None and not isinstance(m[key], str):
+                self.add(f"{path}.{key}", f"expected a string, got {_type(m[key])}")
+        if any(m.get(k) and m.get(k) == step.get(k) for k in ("serviceName", "serviceUrl")):
+            self.add(path, "the shadow is the step's own service: mirror to another service")
+        for key, low, high, whole in (("percent", 0, 100, False), ("tolerance", 0, None, False),
+                                      ("maxConcurrency", 1, 10_000, True), ("queueSize", 0, 100_000, True)):
+            v = m.get(key)
+            bad = v is not None and (isinstance(v, bool) or not isinstance(v, int if whole else int | float)
+                                     or v < low or (high is not None and v > high))
+            if bad:
+                what = "an integer" if whole else "a number"
+                self.add(f"{path}.{key}", f"expected {what} from {low}{f' to {high}' if high else ' up'}, got {v!r}")
+        t = m.get("timeout")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or t <= 0):
+            self.add(f"{path}.timeout", f"expected seconds (a number > 0), got {t!r}")
+        if m.get("mode") is not None and m["mode"] not in ("after", "alongside"):
+            self.add(f"{path}.mode", f"unsupported value {m['mode']!r}: one of after, alongside")
+        if isinstance(m.get("compare"), str):
+            from .mirror.compare import compile_comparison
+
+            try:
+                compile_comparison(m["compare"])
+            except SpecError as exc:
+                self.add(f"{path}.compare", exc.problems[0].message)
 
     def _warmup_url(self, step: Mapping[str, Any], path: str) -> None:
         url = step.get("warmupUrl")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -53,3 +55,16 @@ def test_coldstart_prints_a_row_per_graph_and_router_variant(tmp_path: Path) -> 
         ("Sequence: step, Ensemble of 3, step", "prewarm: off", "5 of 5", "200"),
     ]
     assert "KServe's router skipped: --no-kserve" in out and "command: python benchmarks/coldstart.py" in out
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["in-process", "http"])
+def test_mirror_overhead_mirrors_every_request_and_drops_none(http: bool) -> None:
+    out = run_script("benchmarks/mirror_overhead.py", "--requests", "400", "--rounds", "1", "--max-seconds", "5",
+                     "--variants", "off", "mirror", *(["--http"] if http else []))
+    assert out.startswith("1 hop, mirrored to a shadow on 100% of requests")
+    rows = {m[0]: m for m in re.findall(r"^  (\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)\s+(\d+)$",
+                                        out, re.M)}
+    assert set(rows) == {"off", "mirror"}
+    assert (rows["off"][5], rows["mirror"][5]) == ("0.00", "1.00")  # copies per request
+    assert rows["off"][6] == rows["mirror"][6] == "0"  # nothing dropped
+    assert rows["off"][4] == "1.00"

@@ -43,6 +43,7 @@ SERVICES = {
     },
     "canary/graph.yaml": {"fraud-model"},
     "v2-chain/graph.yaml": {"v2-scaler", "v2-classifier"},
+    "shadow/graph.yaml": {"sklearn-iris"},  # and xgboost-iris, its shadow (mirror)
 }
 
 
@@ -242,6 +243,18 @@ async def test_ml_pipeline(host: ModelHost) -> None:
         assert host.received(model) == [rows]
     assert host.received("result-formatter") == [{"instances": [0, 2, 1]}]
     assert called(host)[0] == "feature-transformer" and called(host)[-1] == "result-formatter"
+
+
+async def test_shadow_answers_as_the_real_model_and_compares_in_the_dark(host: ModelHost) -> None:
+    rows = [[5.9, 3.2, 4.8, 1.8], [5.1, 3.5, 1.4, 0.2], [7.2, 3.0, 5.8, 1.6], [6.3, 2.8, 5.1, 1.5]]
+    async with GraphRouter.from_file(GRAPHS / "shadow/graph.yaml", services=host.service_urls()) as router:
+        first = await router.infer(request("shadow"))
+        answers = [await router.infer({"instances": [r]}) for r in rows[1:]]
+        async with asyncio.timeout(10):
+            await router.shadows.idle()
+    assert (first.status, first.json()) == (200, {"predictions": [2]})  # sklearn-iris's answer, not xgboost's 1
+    assert [a.json() for a in answers] == [{"predictions": [0]}, {"predictions": [2]}, {"predictions": [1]}]
+    assert sorted(called(host)) == ["sklearn-iris"] * 4 + ["xgboost-iris"] * 4
 
 
 async def test_v2_chain(host: ModelHost) -> None:

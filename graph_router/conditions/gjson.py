@@ -166,6 +166,15 @@ class GjsonCondition:
         except Exception:  # never let a pathological document escape as an error
             return False
 
+    def find(self, value: object) -> object:
+        """What ``gjson.Get`` finds in an already parsed value (MISSING when nothing); never raises."""
+        if value is INVALID or self._root is None:
+            return MISSING
+        try:
+            return self._root.get(value)
+        except Exception:  # never let a pathological document escape as an error
+            return MISSING
+
     def __repr__(self) -> str:
         return f"GjsonCondition({self.source!r})"
 

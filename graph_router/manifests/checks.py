@@ -232,18 +232,19 @@ def _check_coverage(spec: DeploySpec, graphs: Sequence[GraphDocument], warnings:
     for doc in graphs:
         for node_name, node in doc.spec.nodes.items():
             for i, step in enumerate(node.steps):
-                svc = step.service_name
-                if svc is None:
-                    continue
-                used.add(svc)
-                if svc not in spec.services:
-                    problems.append(
-                        Problem(
-                            f"services.{svc}",
-                            f'not described: graph "{doc.name}" calls '
-                            f'serviceName "{svc}" at nodes.{node_name}.steps[{i}]',
+                shadow = step.mirror.service_name if step.mirror is not None else None
+                for svc, at in ((step.service_name, ""), (shadow, ".mirror")):
+                    if svc is None:
+                        continue
+                    used.add(svc)
+                    if svc not in spec.services:
+                        problems.append(
+                            Problem(
+                                f"services.{svc}",
+                                f'not described: graph "{doc.name}" calls '
+                                f'serviceName "{svc}" at nodes.{node_name}.steps[{i}]{at}',
+                            )
                         )
-                    )
     for name in spec.services:
         if name not in used:
             warnings.append(f'services.{name}: described, but no graph uses serviceName "{name}"')

@@ -12,9 +12,10 @@ import orjson
 import yaml
 
 from ..errors import Problem, SpecError
-from ..loader import load_graphs
+from ..loader import load_graph_text, load_graphs
 from ..spec import GraphDocument
 from . import rollout as ro
+from . import shadow
 from .build import build_manifests, resolve_namespace
 from .checks import check_backend
 from .deploy import InferenceServiceBackend, RouterMode, load_deploy
@@ -91,7 +92,9 @@ def _add_rollout(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="canary, promote or rollback a backend; prints the changed manifest",
         description="Print the changed manifest (or a merge patch with --patch).",
     )
-    actions = r.add_subparsers(dest="action", required=True, metavar="{canary,promote,rollback}")
+    actions = r.add_subparsers(dest="action", required=True,
+                               metavar="{canary,promote,rollback,shadow-to-canary,canary-to-shadow}")
+    _add_shadow_actions(actions)
     for action in ("canary", "promote", "rollback"):
         a = actions.add_parser(action)
         a.add_argument("service", metavar="SERVICE")
@@ -113,6 +116,43 @@ def _add_rollout(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         a.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
         _add_action_flags(a, action)
         a.set_defaults(func=cmd_rollout)
+
+
+def _add_shadow_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for action, what in (("shadow-to-canary", "the step mirrored to SERVICE becomes a Splitter sending it --percent"),
+                         ("canary-to-shadow", "the Splitter canarying SERVICE becomes a step mirrored to it")):
+        a = actions.add_parser(action, help=what, description=f"Print the changed graph: {what}.")
+        a.add_argument("service", metavar="SERVICE", help="the shadow's (candidate's) serviceName or serviceUrl")
+        a.add_argument("-f", "--filename", metavar="GRAPH", required=True, help="the graph file ('-' for stdin)")
+        a.add_argument("--percent", type=int if action == "shadow-to-canary" else float,
+                       required=action == "shadow-to-canary",
+                       help="traffic to the canary, 1-99" if action == "shadow-to-canary"
+                       else "share of requests mirrored (default: as before the canary, else 100)")
+        if action == "canary-to-shadow":
+            a.add_argument("--compare", help="what to compare (default: as before the canary, else the body)")
+        a.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+        a.set_defaults(func=cmd_shadow_rollout)
+
+
+def cmd_shadow_rollout(args: argparse.Namespace) -> int:
+    """``rollout shadow-to-canary`` / ``canary-to-shadow``: graph in, changed graph out (checked)."""
+    out, err = _streams(args)
+    try:
+        docs = [d for d in _read_docs(args.filename) if isinstance(d, dict) and
+                (d.get("kind") == "InferenceGraph" or "nodes" in d)]
+        if len(docs) != 1:
+            raise SpecError(Problem("", f"expected one InferenceGraph (or bare spec), found {len(docs)}"),
+                            source=args.filename)
+        if args.action == "shadow-to-canary":
+            after = shadow.shadow_to_canary(docs[0], args.service, args.percent)
+        else:
+            after = shadow.canary_to_shadow(docs[0], args.service, args.percent, args.compare)
+        load_graph_text(orjson.dumps(after).decode(), source=f"rollout {args.action} {args.service}")
+    except SpecError as exc:
+        err.write(f"error: {exc.render()}\n")
+        return 2
+    out.write(dump([after], args.output))
+    return 0
 
 
 def _add_action_flags(a: argparse.ArgumentParser, action: str) -> None:

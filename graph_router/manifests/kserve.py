@@ -27,6 +27,7 @@ REMOVAL_REASONS = {
     "propagateHeaders": "KServe's router takes headers.propagate from the inferenceservice-config ConfigMap",
     "prewarm": "KServe's router does not wake later steps; each scaled-to-zero step pays its own cold start",
     "warmupUrl": "KServe's router does not wake later steps",
+    "mirror": "KServe's router has no shadow traffic (the shadow's service is still deployed)",
 }
 
 

@@ -92,16 +92,17 @@ def find_example(example: str) -> Path:
 
 
 def service_names(graph_file: Path) -> list[str]:
-    """Every ``serviceName`` in the graph, in order of appearance."""
+    """Every ``serviceName`` in the graph (a step's shadow, ``mirror``, included), in order of appearance."""
     with graph_file.open() as f:
         doc: Any = yaml.safe_load(f)
     nodes = (doc.get("spec", doc) if isinstance(doc, dict) else {}).get("nodes", {})
     names: list[str] = []
     for node in nodes.values():
         for step in node.get("steps", []):
-            name = step.get("serviceName")
-            if name and name not in names:
-                names.append(name)
+            mirror = step.get("mirror")
+            for name in (step.get("serviceName"), mirror.get("serviceName") if isinstance(mirror, dict) else None):
+                if name and name not in names:
+                    names.append(name)
     return names
 
 

@@ -34,6 +34,15 @@ RETRIES = "graph_router_backend_retries"
 TIMEOUTS = "graph_router_backend_timeouts"
 REFUSED = "graph_router_requests_refused"
 PREWARMS = "graph_router_prewarm_requests"
+# shadow traffic (step extension ``mirror``); shown once a mirror records something
+MIRRORED = "graph_router_mirror_requests"
+MIRROR_DROPPED = "graph_router_mirror_dropped"
+MIRROR_ERRORS = "graph_router_mirror_errors"
+MIRROR_COMPARISONS = "graph_router_mirror_comparisons"
+MIRROR_DURATION = "graph_router_mirror_duration_seconds"
+MIRROR_DIFFERENCE = "graph_router_mirror_difference"
+#: Buckets of the absolute difference between a real and a shadow number.
+DIFFERENCE_BUCKETS = (1e-6, 1e-5, 1e-4, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 
 #: Multiprocess mode: seconds between two writes of a worker's recorded values to its files.
 FLUSH_INTERVAL = 1.0
@@ -45,6 +54,7 @@ _SUM = _NBUCKETS
 
 _REQ = ("graph", "status")
 _STEP = ("graph", "node", "step", "target")
+_MIRROR = ("graph", "node", "step", "shadow")
 _HELP = {
     REQUESTS: "Graph requests answered.",
     REQUEST_DURATION: "Graph request latency.",
@@ -56,10 +66,22 @@ _HELP = {
     TIMEOUTS: "Backend attempts that timed out, by target and kind.",
     REFUSED: "Requests refused before a graph ran (bad framing, limits, overload, auth, unknown graph).",
     PREWARMS: "Warm-up requests sent to idle backends at request start, by target and outcome.",
+    MIRRORED: "Mirrored copies sent to a shadow.",
+    MIRROR_DROPPED: "Mirrored copies dropped: the shadow's queue was full.",
+    MIRROR_ERRORS: "Shadow calls that failed (error code) or answered >= 300 (http_<status>).",
+    MIRROR_COMPARISONS: "Shadow answers compared with the real ones (agree, disagree, missing, skipped).",
+    MIRROR_DURATION: "Shadow call latency.",
+    MIRROR_DIFFERENCE: "Absolute difference between a real and a shadow number.",
 }
 _LABELS = {STEP_ERRORS: (*_STEP, "error"), BRANCH: ("graph", "node", "step", "router_type"),
            RETRIES: ("target",), TIMEOUTS: ("target", "kind"), REFUSED: ("status", "reason"),
-           PREWARMS: ("target", "outcome")}
+           PREWARMS: ("target", "outcome"), MIRRORED: _MIRROR, MIRROR_DROPPED: _MIRROR,
+           MIRROR_ERRORS: (*_MIRROR, "error"), MIRROR_COMPARISONS: (*_MIRROR, "result")}
+#: Histograms beyond requests and steps: labels and buckets.
+_HISTOGRAMS = {MIRROR_DURATION: (_MIRROR, BUCKETS), MIRROR_DIFFERENCE: (_MIRROR, DIFFERENCE_BUCKETS)}
+#: Families rendered only once they hold a series (so /metrics of a graph without mirrors is unchanged).
+_OPTIONAL = frozenset({MIRRORED, MIRROR_DROPPED, MIRROR_ERRORS, MIRROR_COMPARISONS, MIRROR_DURATION,
+                       MIRROR_DIFFERENCE})
 
 Labels = tuple[str, ...]
 
@@ -83,8 +105,8 @@ def worker_exited(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def _new_histogram() -> list[float]:
-    return [0.0] * (_SUM + 1)
+def _new_histogram(buckets: Sequence[float] = BUCKETS) -> list[float]:
+    return [0.0] * (len(buckets) + 2)
 
 
 class Metrics:
@@ -112,6 +134,7 @@ class Metrics:
         self._flight: dict[str, int] = {}
         self._step: dict[tuple[str, str, str, str], list[float]] = {}
         self._counts: dict[str, dict[Labels, float]] = {name: {} for name in _LABELS}
+        self._hists: dict[str, dict[Labels, list[float]]] = {name: {} for name in _HISTOGRAMS}
         self._born: dict[tuple[str, Any], float] = {}  # (family, key) -> when the series appeared: _created
         self._files = _Files() if self.multiprocess else None
         self._idle = self.multiprocess  # multiprocess with no flush scheduled: the next request schedules one
@@ -164,9 +187,38 @@ class Metrics:
     def prewarmed(self, target: str, outcome: str) -> None:
         self._count(PREWARMS, (target, outcome))
 
-    def _series(self, family: dict[Any, list[float]], name: str, key: Any) -> list[float]:
+    # shadow traffic (graph_router.mirror.MirrorObserver); key: graph, node, step, shadow
+
+    def mirror_sent(self, key: Labels) -> None:
+        self._count(MIRRORED, key)
+
+    def mirror_dropped(self, key: Labels) -> None:
+        self._count(MIRROR_DROPPED, key)
+
+    def mirror_finished(self, key: Labels, duration: float, error: str | None) -> None:
+        self._observe(MIRROR_DURATION, key, duration)
+        if error is not None:
+            self._count(MIRROR_ERRORS, (*key, error))
+
+    def mirror_compared(self, key: Labels, result: str, difference: float | None) -> None:
+        self._count(MIRROR_COMPARISONS, (*key, result))
+        if difference is not None:
+            self._observe(MIRROR_DIFFERENCE, key, difference)
+
+    def _observe(self, name: str, key: Labels, value: float) -> None:
+        family = self._hists[name]
+        h = family.get(key)
+        if h is None:
+            h = self._series(family, name, key, _HISTOGRAMS[name][1])
+        h[bisect_left(_HISTOGRAMS[name][1], value)] += 1.0
+        h[-1] += value
+        if self._idle:
+            self._arm()
+
+    def _series(self, family: dict[Any, list[float]], name: str, key: Any,
+                buckets: Sequence[float] = BUCKETS) -> list[float]:
         self._born[(name, key)] = time.time()
-        h = family[key] = _new_histogram()
+        h = family[key] = _new_histogram(buckets)
         return h
 
     def _count(self, name: str, key: Labels) -> None:
@@ -248,10 +300,8 @@ class _Collector:
     Counter/Gauge/Histogram would produce for the same records (``_created`` included)."""
 
     def __init__(self, metrics: Metrics) -> None:
-        from prometheus_client.utils import floatToGoString
-
         self._m = metrics
-        self._le = tuple(floatToGoString(b) for b in (*BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+        self._le = _le(BUCKETS)
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.metrics_core import Metric
@@ -273,6 +323,8 @@ class _Collector:
         steps = [(key, h, m._born[(STEP_DURATION, key)]) for key, h in m._step.items()]
         yield _histogram(STEP_DURATION, _STEP, self._le, steps, created)
         for name, names in _LABELS.items():
+            if name in _OPTIONAL and not m._counts[name]:
+                continue
             fam = Metric(name, _HELP[name], "counter")
             for key, n in m._counts[name].items():
                 base = dict(zip(names, key, strict=True))
@@ -280,6 +332,16 @@ class _Collector:
                 if created:
                     fam.add_sample(name + "_created", dict(base), m._born[(name, key)])
             yield fam
+        for name, (names, buckets) in _HISTOGRAMS.items():
+            if m._hists[name]:
+                series = [(key, h, m._born[(name, key)]) for key, h in m._hists[name].items()]
+                yield _histogram(name, names, _le(buckets), series, created)
+
+
+def _le(buckets: Sequence[float]) -> Labels:
+    from prometheus_client.utils import floatToGoString
+
+    return tuple(floatToGoString(b) for b in (*buckets, float("inf")))  # type: ignore[no-untyped-call]
 
 
 def _histogram(name: str, names: Labels, le: Labels, series: Sequence[tuple[Labels, list[float], float]],
@@ -291,11 +353,11 @@ def _histogram(name: str, names: Labels, le: Labels, series: Sequence[tuple[Labe
     for labels, h, born in series:
         base = dict(zip(names, labels, strict=True))
         acc = 0.0
-        for bound, n in zip(le, h[:_NBUCKETS], strict=True):
+        for bound, n in zip(le, h[:-1], strict=True):
             acc += n
             fam.add_sample(name + "_bucket", {**base, "le": bound}, acc)
         fam.add_sample(name + "_count", dict(base), acc)
-        fam.add_sample(name + "_sum", dict(base), h[_SUM])
+        fam.add_sample(name + "_sum", dict(base), h[-1])
         if created:
             fam.add_sample(name + "_created", dict(base), born)
     return fam
@@ -315,6 +377,8 @@ class _Files:
         self.step_duration = Histogram(STEP_DURATION, _HELP[STEP_DURATION], _STEP, buckets=BUCKETS,
                                        registry=None)
         self.counters = {name: Counter(name, _HELP[name], names, registry=None) for name, names in _LABELS.items()}
+        self.histograms = {name: Histogram(name, _HELP[name], names, buckets=buckets, registry=None)
+                           for name, (names, buckets) in _HISTOGRAMS.items()}
         self._flight_written: dict[str, int] = {}
 
     def flush(self, m: Metrics) -> bool:
@@ -325,6 +389,11 @@ class _Files:
             if any(h[:_NBUCKETS]):
                 _add_histogram(self.step_duration.labels(*key), h)
                 wrote = True
+        for name, family in m._hists.items():
+            for labels, h in family.items():
+                if any(h[:-1]):
+                    _add_histogram(self.histograms[name].labels(*labels), h)
+                    wrote = True
         for name, counts in m._counts.items():
             for labels, n in counts.items():
                 if n:
@@ -352,13 +421,13 @@ def _add_histogram(child: Any, h: list[float]) -> float:
     and ``_sum``, each with ``.inc``), which tests/test_telemetry_metrics.py pins.
     """
     total = 0.0
-    for i in range(_NBUCKETS):
+    for i in range(len(h) - 1):
         n = h[i]
         if n:
             child._buckets[i].inc(n)
             total += n
             h[i] = 0.0
     if total:
-        child._sum.inc(h[_SUM])
-        h[_SUM] = 0.0
+        child._sum.inc(h[-1])
+        h[-1] = 0.0
     return total
