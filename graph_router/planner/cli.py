@@ -191,6 +191,7 @@ def _scrape(url: str, total_s: float, every_s: float) -> str:
     """Scrape ``url`` every ``every_s`` for ``total_s`` (at least twice): a saved-series text."""
     if every_s <= 0 or total_s < every_s:
         raise SpecError(Problem("--scrape-every", "must be more than 0 and at most --scrape-for"))
+    print(f"scraping {url} every {every_s:g}s for {total_s:g}s", file=sys.stderr)
     parts: list[str] = []
     start = time.monotonic()
     for i in range(int(total_s // every_s) + 1):
