@@ -91,7 +91,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     after: Plan | None = None
     if after_spec is not None:
         after = run(doc, after_spec, traffic, with_model_sets(inputs, sets), shares=shares, warnings=[],
-                    source=args.deploy, seed=args.seed, progress=_Bar(f"what-if {doc.name}", show, forced=forced))
+                    source=f"{args.deploy} with --set", seed=args.seed,
+                    progress=_Bar(f"what-if {doc.name}", show, forced=forced))
     for w in dict.fromkeys(warnings):
         print(f"warning: {w}", file=sys.stderr)
     _output(args, doc, traffic, base, after, sets, sys.stdout)
