@@ -91,7 +91,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     after: Plan | None = None
     if after_spec is not None:
         after = run(doc, after_spec, traffic, with_model_sets(inputs, sets), shares=shares, warnings=[],
-                    source=args.deploy, seed=args.seed, progress=_Bar(f"what-if {doc.name}", show, forced=forced))
+                    source=f"{args.deploy} with --set", seed=args.seed,
+                    progress=_Bar(f"what-if {doc.name}", show, forced=forced))
     for w in dict.fromkeys(warnings):
         print(f"warning: {w}", file=sys.stderr)
     _output(args, doc, traffic, base, after, sets, sys.stdout)
@@ -191,6 +192,7 @@ def _scrape(url: str, total_s: float, every_s: float) -> str:
     """Scrape ``url`` every ``every_s`` for ``total_s`` (at least twice): a saved-series text."""
     if every_s <= 0 or total_s < every_s:
         raise SpecError(Problem("--scrape-every", "must be more than 0 and at most --scrape-for"))
+    print(f"scraping {url} every {every_s:g}s for {total_s:g}s", file=sys.stderr)
     parts: list[str] = []
     start = time.monotonic()
     for i in range(int(total_s // every_s) + 1):

@@ -110,6 +110,8 @@ def _node(doc: GraphDocument, name: str, shares: Mapping[str, float], warnings: 
         return acc
     if node.router_type == RouterType.SPLITTER:
         weights = {key: (s.weight or 0) / 100.0 for key, s in steps}
+        if any(key in shares for key in weights):
+            warnings.append(f"Splitter {name!r}: branch shares given for its steps are ignored: its weights decide")
     else:
         weights = _switch_shares(name, [k for k, _ in steps], shares, warnings, problems)
     out: Expanded = []

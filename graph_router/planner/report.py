@@ -50,6 +50,7 @@ def _service(tr: ServiceTrace, plan: Plan) -> dict[str, Any]:
         },
         "pod_seconds": round(tr.pod_seconds, 1),
         "requests": round(sum(tr.load), 1),
+        "peak_rps": round(max(tr.load, default=0.0), 2),
         "calls_per_request": round(plan.calls.get(tr.name, 0.0), 4),
         "max_replicas": max(tr.pods, default=0),
         "panic_seconds": sum(tr.panic),
@@ -60,6 +61,8 @@ def _service(tr: ServiceTrace, plan: Plan) -> dict[str, Any]:
     if k is None:
         out["scaled"] = False
     else:
+        # What the autoscaler saw at most (its metric: requests in flight, or requests a second).
+        out["peak_" + k.metric] = round(max(tr.metric, default=0.0), 2)
         out["settings"] = {
             "metric": k.metric, "target": round(k.target, 3), "min_scale": k.min_scale, "max_scale": k.max_scale,
             "initial_scale": k.initial_scale, "activation_scale": k.activation_scale,

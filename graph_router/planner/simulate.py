@@ -1,12 +1,11 @@
-"""The simulation: second by second, each service's queue, pods and autoscaler, with the graph's
-requests flowing through it as a fluid (amounts per second, not request objects).
+"""The simulation: second by second, each service's queue, pods and autoscaler (:mod:`.service`),
+with the graph's requests flowing through it as a fluid (amounts per second, not request objects).
 
-A service's capacity in a second is ``ready pods x containerConcurrency / service time`` requests
-(unlimited with containerConcurrency 0). What it cannot serve waits in its queue, and what arrives
-while it has no ready pod waits (in Knative's activator) for the cold start to end. A Sequence feeds
-each step with what the previous one finished; an Ensemble finishes a request when its slowest
-step has. Requests stay in order (FIFO), so the n-th request of a scenario is the n-th everywhere
-in it: its latency is where the scenario's cumulative departures reach n minus where its arrivals did.
+A Sequence feeds each step with what the previous one finished; an Ensemble finishes a request when
+its slowest step has. Requests stay in order (FIFO), so the n-th request of a scenario is the n-th
+everywhere in it: its latency is where the scenario's cumulative departures reach n minus where its
+arrivals did, plus the parts of service times shorter than a second (requests move on after the
+whole seconds only, which keeps both curves piecewise linear between whole seconds, hence exact).
 """
 
 from __future__ import annotations

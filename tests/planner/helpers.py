@@ -30,6 +30,7 @@ def plan_for(
     cold: float = 10.0,
     service_time: float = 0.5,
     shares: dict[str, float] | None = None,
+    warnings: list[str] | None = None,
 ) -> Plan:
     """Simulate ``rps`` (whole seconds, used as given: no drawing of sparse arrivals)."""
     path = tmp_path / "graph.yaml"
@@ -38,7 +39,8 @@ def plan_for(
     spec = load_deploy_checked(yaml.safe_load(deploy), doc, source="deploy.yaml", warnings=[])
     traffic = Traffic(list(rps), "test", "log")
     inputs = ModelInputs({"*": cold}, {"*": service_time})
-    return run(doc, spec, traffic, inputs, shares=shares or {}, warnings=[], source="deploy.yaml")
+    return run(doc, spec, traffic, inputs, shares=shares or {}, warnings=[] if warnings is None else warnings,
+               source="deploy.yaml")
 
 
 def deploy(**fields: object) -> str:

@@ -75,6 +75,22 @@ def test_a_90_10_splitter_sends_90_and_10_percent(tmp_path: Path) -> None:
     assert plan.result.services["small"].load == pytest.approx([r * 0.1 for r in RPS])
 
 
+def test_a_splitter_keeps_its_weights_whatever_shares_say(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    plan = plan_for(tmp_path, described("big", "small"), RPS, graph=SPLITTER, shares={"root.0": 0.5},
+                    warnings=warnings)
+    assert plan.calls == pytest.approx({"big": 0.9, "small": 0.1})
+    assert warnings == ["Splitter 'root': branch shares given for its steps are ignored: its weights decide"]
+
+
+def test_a_switch_without_shares_splits_equally_and_says_so(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    plan = plan_for(tmp_path, described("first", "x", "y"), RPS, graph=SWITCH, warnings=warnings)
+    assert plan.calls == pytest.approx({"first": 1.0, "x": 0.5, "y": 0.5})
+    assert warnings == ["Switch 'pick': no branch shares given, assuming an equal share per step (set them "
+                        "with --share pick.x=0.5 or a '# share' line in the traffic file)"]
+
+
 def test_a_switch_takes_its_branch_shares(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, described("first", "x", "y"), RPS, graph=SWITCH, service_time=0.05,
                     shares={"pick.x": 0.75})

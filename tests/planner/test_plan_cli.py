@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -229,6 +230,19 @@ async def test_plan_replays_a_running_router_scraped_live(
     assert doc["graph"]["requests"] == pytest.approx(counted, abs=2.5)
     measured = doc["services"]["a"]["service_time_s"]
     assert 0 < measured < 1  # the step latency the router measured, not the 50 ms default
+    # The saved scrapes replay to the same plan.
+    replay = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "graph_router", "plan", str(graph), "--deploy", str(deploy),
+                         "--traffic", str(saved), "--format", "json"], capture_output=True, cwd=ROOT, timeout=60)
+    assert replay.returncode == 0, replay.stderr.decode()
+    again = orjson.loads(replay.stdout)
+    assert {**again, "traffic": None} == {**doc, "traffic": None}
+
+
+def test_the_same_seed_gives_the_same_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [plan(capsys, *ENSEMBLE, "--format", "json", "--seed", seed)[1] for seed in ("7", "7", "8")]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]  # the night's requests are drawn differently
 
 
 def test_the_documented_plan_is_what_the_command_prints(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
