@@ -87,8 +87,9 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
                    help="where serviceName NAME (or an exact serviceUrl) is served; repeatable")
     p.add_argument("--namespace", default="default", help="namespace for serviceName URLs (default: default)")
-    p.add_argument("--protocol", choices=("v1", "v2"), default="v1",
-                   help="protocol path for serviceName URLs: v1 :predict or v2 /infer (default v1)")
+    p.add_argument("--protocol", choices=("v1", "v2", "grpc"), default="v1",
+                   help="protocol for serviceName URLs: v1 :predict, v2 /infer or grpc (grpc://NAME...:80/NAME) "
+                        "(default v1)")
     p.add_argument("--no-default-retry", action="store_true",
                    help="do not retry refused connections / pooled connections closed before any byte")
     p.add_argument("--follow-redirects", action="store_true",
@@ -102,6 +103,9 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--grpc-port", type=int, metavar="PORT",
+                   help="also serve the Open Inference Protocol over gRPC (plaintext HTTP/2) on PORT; needs the "
+                        "grpc extra: pip install 'graph-router[grpc]'")
     s.add_argument("--workers", type=int, default=1,
                    help="processes sharing the port (SO_REUSEPORT); with N >= 2 /metrics sums all workers "
                         f"(a temporary {ENV_MULTIPROC}, or yours if set: its *.db files are removed at start)")
@@ -239,6 +243,11 @@ def serve_config(args: argparse.Namespace) -> Any:
             raise SpecError(Problem("", f"--tracing otlp: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
+    if args.grpc_port is not None:
+        missing = grpc_extra_missing()
+        if missing:
+            raise SpecError(Problem("", f"--grpc-port needs the grpc extra ({missing} is not installed): "
+                                        "pip install 'graph-router[grpc]'"))
     cfg = ServeConfig(
         paths=list(args.paths), graph_json=args.graph_json, host=args.host, port=args.port,
         workers=max(1, args.workers), drain_seconds=args.drain_seconds, max_body_bytes=args.max_body_bytes,
@@ -246,7 +255,7 @@ def serve_config(args: argparse.Namespace) -> Any:
         access_log=not args.no_access_log, metrics=not args.no_metrics, tracing=tracing,
         namespace=args.namespace, protocol=args.protocol, services=parse_services(args.service),
         propagate_headers=_propagate_env(), default_retry=not args.no_default_retry,
-        follow_redirects=args.follow_redirects,
+        follow_redirects=args.follow_redirects, grpc_port=args.grpc_port,
     )
     try:
         from .telemetry import telemetry_factory
@@ -255,6 +264,20 @@ def serve_config(args: argparse.Namespace) -> Any:
     else:
         cfg.telemetry_factory = telemetry_factory
     return cfg
+
+
+def grpc_extra_missing() -> str | None:
+    """The first module of the grpc extra that is not installed, else None (nothing is imported: the
+    supervisor forks workers afterwards, and grpc must start in them)."""
+    import importlib.util
+
+    for module in ("grpc", "grpc_health", "grpc_reflection", "google.protobuf"):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:
+            return module
+    return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

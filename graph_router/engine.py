@@ -49,6 +49,8 @@ class Result:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     route: str = ""
+    #: The failure, when the router made this answer (the gRPC front maps it to a status code).
+    error: GraphRouterError | None = None
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -85,10 +87,16 @@ class Context:
 
 async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, str]],
                   backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
-                  span: Any = None) -> Result:
-    """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception)."""
+                  span: Any = None, deadline: float | None = None) -> Result:
+    """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception).
+
+    ``deadline`` (loop time) is the caller's, e.g. a gRPC deadline; the graph's ``timeout`` still applies.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + graph.timeout if graph.timeout else None
+    caller_deadline = deadline
+    if graph.timeout:
+        own = loop.time() + graph.timeout
+        deadline = own if deadline is None else min(own, deadline)
     ctx = Context(graph, backend_headers, incoming, deadline, hooks)
     ctx.span = span
     try:
@@ -100,9 +108,10 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
                     out = await graph.root.run(ctx, JsonDoc(body))
             except TimeoutError:
                 node, step = ctx.current
-                raise GraphTimeout(
-                    f"graph timeout of {graph.timeout}s exceeded while node {node!r} step {step!r} was running",
-                    node=node, step=step) from None
+                what = "the caller's deadline" if deadline == caller_deadline else \
+                    f"graph timeout of {graph.timeout}s"
+                raise GraphTimeout(f"{what} exceeded while node {node!r} step {step!r} was running",
+                                   node=node, step=step) from None
     except GraphRouterError as err:
         return error_result(err, ctx.route)
     except (RecursionError, ValueError) as exc:  # JSON nested too deeply to select from or re-encode
@@ -132,7 +141,7 @@ def error_result(err: GraphRouterError, route: list[str] | None = None) -> Resul
         headers.append(("X-Graph-Error-Node", header_safe(err.node)))
         if err.step:
             headers.append(("X-Graph-Error-Step", header_safe(err.step)))
-    return Result(err.status, envelope(err.cause), headers, ",".join(route or ()))
+    return Result(err.status, envelope(err.cause), headers, ",".join(route or ()), err)
 
 
 # --- steps -------------------------------------------------------------------------------------

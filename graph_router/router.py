@@ -43,9 +43,11 @@ class GraphRouter:
         max_response_bytes: int | None = None,
     ) -> None:
         self._owned_http: Any = None
+        self._owned_grpc: Any = None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes)
-        self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
+        self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http,
+                                 grpc=self._default_grpc(max_response_bytes))
         self.hooks = hooks
         self.default_retry = default_retry
         self.base_policy = HeaderPolicy(compile_patterns(propagate_headers or ()))
@@ -78,6 +80,20 @@ class GraphRouter:
                 limits = ClientLimits(max_response_bytes=max_response_bytes) if max_response_bytes else None
                 self._owned_http = HttpBackendFactory(limits=limits)
             backend: Backend = self._owned_http.get(url, follow_redirects=follow_redirects)
+            return backend
+
+        return factory
+
+    def _default_grpc(self, max_message_bytes: int | None) -> Callable[[str], Backend]:
+        def factory(url: str) -> Backend:
+            if self._owned_grpc is None:
+                try:
+                    from .grpc.backend import GrpcBackendFactory
+                except ImportError as exc:
+                    raise ValueError(f"{url}: gRPC steps need the grpc extra: pip install 'graph-router[grpc]' "
+                                     f"({exc})") from None
+                self._owned_grpc = GrpcBackendFactory(max_message_bytes=max_message_bytes or 64 * 1024 * 1024)
+            backend: Backend = self._owned_grpc.get(url)
             return backend
 
         return factory
@@ -117,9 +133,10 @@ class GraphRouter:
         return await self.run(g, raw, incoming, span=span)
 
     async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
-                  span: Any = None) -> Result:
+                  span: Any = None, deadline: float | None = None) -> Result:
+        """``deadline``: the caller's own (loop time), e.g. a gRPC deadline; the graph's timeout still applies."""
         backend_headers = self.policies[g.name].select(incoming)
-        result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span)
+        result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span, deadline=deadline)
         if result.route:
             result.headers.append((ROUTE_HEADER, result.route))
         return result
@@ -134,6 +151,9 @@ class GraphRouter:
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None
+        if self._owned_grpc is not None:
+            await self._owned_grpc.aclose()
+            self._owned_grpc = None
         closed: set[int] = set()
         for g in self.graphs.values():
             for b in g.backends:  # shared between graphs through the resolver's cache: close once

@@ -18,7 +18,7 @@ import orjson
 
 from .accesslog import AccessLog
 from .backend import redact_url
-from .engine import error_result
+from .engine import Result, error_result
 from .errors import GraphNotFound, Unauthorized, envelope
 from .http.messages import HttpRequest, HttpResponse
 from .router import GraphRouter
@@ -81,13 +81,13 @@ class RouterApp:
                 body, ctype = self.telemetry.metrics_body()
                 return HttpResponse(200, [("Content-Type", ctype)], body)
             if path == "/graphs" or path.startswith("/graphs/"):
-                denied = self._check_auth(req)
+                denied = self.check_auth(req)
                 return denied or self._describe(path)
         name = self.router.default_graph
         if name is None:
             path = target.split("?", 1)[0]
             name = path[len("/graphs/"):] if path.startswith("/graphs/") and req.method == "POST" else ""
-        return await self._run(req, name)
+        return await self.run_graph(req, name)
 
     def _readyz(self) -> HttpResponse:
         # exactly KServe's answers (Go's http.Error for the 503)
@@ -97,7 +97,7 @@ class RouterApp:
             return HttpResponse(503, [TEXT, NOSNIFF], b"not ready: graphs not loaded\n")
         return HttpResponse(200, [], b"")
 
-    def _check_auth(self, req: HttpRequest) -> HttpResponse | None:
+    def check_auth(self, req: HttpRequest) -> HttpResponse | None:
         if self._token is None:
             return None
         got = req.header("authorization") or ""
@@ -127,8 +127,13 @@ class RouterApp:
 
     # --- graph runs ---------------------------------------------------------------------------
 
-    async def _run(self, req: HttpRequest, name: str) -> HttpResponse:
-        denied = self._check_auth(req)
+    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None,
+                        on_result: Callable[[Result], None] | None = None) -> HttpResponse:
+        """Run graph ``name`` with auth, telemetry and the access log (the gRPC front comes in here too).
+
+        ``deadline``: the caller's (loop time); ``on_result`` sees the graph's result before it is sent.
+        """
+        denied = self.check_auth(req)
         if denied is not None:
             return denied
         start = self._clock()
@@ -138,7 +143,7 @@ class RouterApp:
         if g is None:
             result = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
         else:
-            result = await self.router.run(g, req.body, req.headers, span=span)
+            result = await self.router.run(g, req.body, req.headers, span=span, deadline=deadline)
         duration = self._clock() - start
         if tel is not None and span is not None:
             tel.finish(span, name, result.status, duration)
@@ -148,6 +153,8 @@ class RouterApp:
                 tp = req.header("traceparent")
                 trace = tp[3:35] if tp is not None and len(tp) >= 55 and tp[2] == "-" else None
             self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
+        if on_result is not None:
+            on_result(result)
         return HttpResponse(result.status, result.headers, result.body)
 
 
