@@ -15,6 +15,7 @@ import orjson
 from ..errors import (
     BackendConnectError,
     BackendDisconnected,
+    BackendResponseTooLarge,
     BackendTimeout,
     GraphRouterError,
     GraphTimeout,
@@ -67,6 +68,8 @@ def code_for(status: int, error: GraphRouterError | None = None) -> Any:
         return Code.UNAVAILABLE
     if isinstance(error, BackendTimeout | GraphTimeout):
         return Code.DEADLINE_EXCEEDED
+    if isinstance(error, BackendResponseTooLarge):
+        return Code.RESOURCE_EXHAUSTED
     code = BY_STATUS.get(status)
     if code is not None:
         return code

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from typing import Any
 
@@ -108,7 +107,8 @@ async def test_grpc_in_grpc_steps_sequence(grpc_front: StartFront, grpc_models: 
         f"root>0:{grpc_models.url('double')},root>1:{grpc_models.url('triple')}")
     seen = grpc_models.seen["triple"][0].request
     # mapOutputsToInputs turned the first step's outputs into the second's inputs, over gRPC
-    assert [(t.name, t.datatype, list(t.shape)) for t in seen.inputs] == [("y", "FP32", [1, 2]), ("label", "INT64", [1])]
+    assert [(t.name, t.datatype, list(t.shape)) for t in seen.inputs] == [
+        ("y", "FP32", [1, 2]), ("label", "INT64", [1])]
     assert seen.id == "req-1"
 
 
@@ -116,7 +116,7 @@ async def test_raw_contents_in_raw_contents_out(grpc_front: StartFront, grpc_mod
     front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": grpc_models.url("echo")})))
     req = pb.ModelInferRequest(model_name="graph")
     values = {"FP32": [1.5, -2.25], "INT64": [2**62, -5], "BYTES": ["a", "bé"]}
-    for dt, vals in values.items():
+    for dt in values:
         req.inputs.add(name=dt.lower(), datatype=dt, shape=[2])
     req.raw_input_contents.extend([struct.pack("<2f", *values["FP32"]), struct.pack("<2q", *values["INT64"]),
                                    b"\x01\x00\x00\x00a\x03\x00\x00\x00b\xc3\xa9"])
