@@ -213,7 +213,7 @@ def tensor_from_json(obj: Any, t: Any, where: str, *, raw: bool) -> bytes | None
         return encode_raw(data, str(datatype), where)
     assert dt.field is not None
     try:
-        bounds = _NARROW.get(datatype)
+        bounds = _NARROW.get(str(datatype))
         if bounds is not None and not all(bounds[0] <= v <= bounds[1] for v in data):
             raise ValueError(f"outside {bounds[0]}..{bounds[1]}")
         getattr(t.contents, dt.field).extend([_bytes(v, where) for v in data] if datatype == "BYTES" else data)
