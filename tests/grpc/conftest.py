@@ -4,6 +4,7 @@ gRPC front (beside its HTTP server) on 127.0.0.1. The whole directory skips with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,10 +135,10 @@ class Front:
 StartFront = Callable[..., Awaitable[Front]]
 
 
-@pytest.fixture
-async def grpc_front() -> AsyncIterator[StartFront]:
+@contextlib.asynccontextmanager
+async def serving_fronts() -> AsyncIterator[StartFront]:
     """``await start(router, auth_token=..., telemetry=..., limits=GrpcLimits(...))``: the router served over
-    HTTP and gRPC on 127.0.0.1; returns the addresses and a channel to the gRPC front."""
+    HTTP and gRPC on 127.0.0.1; returns the addresses and a channel to the gRPC front. All closed at exit."""
     from graph_router.grpc.server import start_grpc
     from graph_router.http.messages import ServerLimits
     from graph_router.http.server import start_server
@@ -157,12 +158,20 @@ async def grpc_front() -> AsyncIterator[StartFront]:
         started.append((http, front, router, channel))
         return Front(f"http://127.0.0.1:{http.port}", f"127.0.0.1:{front.port}", app, channel)
 
-    yield start
-    for http, front, router, channel in started:
-        await channel.close()
-        await front.stop(None)
-        await http.close()
-        await router.aclose()
+    try:
+        yield start
+    finally:
+        for http, front, router, channel in started:
+            await channel.close()
+            await front.stop(None)
+            await http.close()
+            await router.aclose()
+
+
+@pytest.fixture
+async def grpc_front() -> AsyncIterator[StartFront]:
+    async with serving_fronts() as start:
+        yield start
 
 
 def fp32_request(model: str, values: list[float], *, name: str = "x", raw: bool = False) -> Any:
