@@ -7,6 +7,7 @@ Endpoints: with one graph, any path and method runs it (as KServe). With several
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -27,6 +28,8 @@ log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")
 TEXT = ("Content-Type", "text/plain; charset=utf-8")
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+#: Recorded (metrics, access log, span) for a request whose caller went away before the answer (nginx's 499).
+CLIENT_CLOSED = 499
 
 
 class RequestTelemetry(Protocol):
@@ -143,8 +146,19 @@ class RouterApp:
         if g is None:
             result = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
         else:
-            result = await self.router.run(g, req.body, req.headers, span=span, deadline=deadline)
-        duration = self._clock() - start
+            try:
+                result = await self.router.run(g, req.body, req.headers, span=span, deadline=deadline)
+            except asyncio.CancelledError:  # the caller went away (gRPC cancel or deadline, a dropped connection)
+                self._record(req, name, span, Result(CLIENT_CLOSED, b""), self._clock() - start)
+                raise
+        self._record(req, name, span, result, self._clock() - start)
+        if on_result is not None:
+            on_result(result)
+        return HttpResponse(result.status, result.headers, result.body)
+
+    def _record(self, req: HttpRequest, name: str, span: Any, result: Result, duration: float) -> None:
+        """Close the request's span, count it, and write its access-log line."""
+        tel = self.telemetry
         if tel is not None and span is not None:
             tel.finish(span, name, result.status, duration)
         if self.access_log is not None:
@@ -153,9 +167,6 @@ class RouterApp:
                 tp = req.header("traceparent")
                 trace = tp[3:35] if tp is not None and len(tp) >= 55 and tp[2] == "-" else None
             self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
-        if on_result is not None:
-            on_result(result)
-        return HttpResponse(result.status, result.headers, result.body)
 
 
 def error_response(status: int, cause: str) -> HttpResponse:
