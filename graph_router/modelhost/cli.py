@@ -39,6 +39,9 @@ def add_commands(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="serve example models on one port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument("--grpc-port", type=int, metavar="PORT",
+                       help="also serve the v2 models over gRPC (Open Inference Protocol) on PORT; needs the "
+                            "grpc extra: pip install 'graph-router[grpc]'")
     serve.add_argument(
         "--models", default="all", help="comma-separated model names, or 'all' (default)", metavar="NAMES"
     )
@@ -78,10 +81,16 @@ def serve_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"graph-router models serve: {exc}; see 'graph-router models list'", file=sys.stderr)
         return 2
+    host = ModelHost(example_models(names), host=args.host, port=args.port, grpc_port=args.grpc_port)
     try:
-        asyncio.run(serve_until_signalled(ModelHost(example_models(names), host=args.host, port=args.port)))
+        asyncio.run(serve_until_signalled(host))
+    except ImportError as exc:
+        print(f"graph-router models serve: --grpc-port needs the grpc extra: pip install 'graph-router[grpc]' "
+              f"({exc})", file=sys.stderr)
+        return 2
     except OSError as exc:
-        print(f"graph-router models serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        ports = f"{args.port}" if args.grpc_port is None else f"{args.port} (gRPC {args.grpc_port})"
+        print(f"graph-router models serve: cannot listen on {args.host}:{ports}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -97,6 +106,11 @@ async def serve_until_signalled(host: ModelHost) -> None:
             print(f"model host listening on {host.base_url}", flush=True)
             for name in host.models:
                 print(f"  {name:<20} {host.url_for(name)}", flush=True)
+            if host.grpc_port is not None:
+                print(f"gRPC (Open Inference Protocol) on {host.host}:{host.grpc_port}", flush=True)
+                for name, model in host.models.items():
+                    if model.supports_v2:
+                        print(f"  {name:<20} {host.grpc_url_for(name)}", flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,7 @@ EXAMPLES = {
     "ml-pipeline": ["graph.yaml"],
     "canary": ["graph.yaml"],
     "v2-chain": ["graph.yaml"],
+    "grpc-chain": ["graph.yaml"],
 }
 MODES = ("knative", "deployment", "kserve")
 CASES = [(app, mode) for app in EXAMPLES for mode in MODES]
