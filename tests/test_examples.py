@@ -43,6 +43,7 @@ SERVICES = {
     },
     "canary/graph.yaml": {"fraud-model"},
     "v2-chain/graph.yaml": {"v2-scaler", "v2-classifier"},
+    "grpc-chain/graph.yaml": {"v2-scaler", "v2-classifier"},
 }
 
 

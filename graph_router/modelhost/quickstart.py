@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE, help=f"default: {DEFAULT_EXAMPLE}")
     q.add_argument("--port", type=int, default=8080, help="router port (default 8080)")
     q.add_argument("--models-port", type=int, default=9000, help="model host port (default 9000)")
-    q.set_defaults(func=lambda a: run_quickstart(a.example, port=a.port, models_port=a.models_port))
+    q.add_argument("--grpc-port", type=int, default=8081,
+                   help="gRPC examples: the router's gRPC port (default 8081) and the model host's (--models-port + 1)")
+    q.set_defaults(func=lambda a: run_quickstart(a.example, port=a.port, models_port=a.models_port,
+                                                 grpc_port=a.grpc_port))
 
 
 def graph_dirs() -> list[Path]:
@@ -68,6 +71,19 @@ def find_example(example: str) -> Path:
         if (directory / example / "graph.yaml").is_file():
             return directory / example
     raise QuickstartError(f"no example {example!r}; examples: {', '.join(examples()) or 'none found'}")
+
+
+def grpc_services(example_dir: Path) -> set[str]:
+    """Services the example's ``deploy.yaml`` declares ``protocol: grpc-v2``: the quick start calls them over gRPC."""
+    deploy = example_dir / "deploy.yaml"
+    if not deploy.is_file():
+        return set()
+    with deploy.open() as f:
+        doc: Any = yaml.safe_load(f)
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict):
+        return set()
+    return {n for n, b in services.items() if isinstance(b, dict) and b.get("protocol") == "grpc-v2"}
 
 
 def service_names(graph_file: Path) -> list[str]:
@@ -153,7 +169,7 @@ def curl_command(example_dir: Path, port: int) -> str:
     return shlex.join([*parts, "-d", f"@{request}"])
 
 
-def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -> int:
+def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000, grpc_port: int = 8081) -> int:
     """Run an example until SIGINT/SIGTERM; 0 when stopped that way, 1 if a child failed, 2 bad input."""
     try:
         example_dir = find_example(example)
@@ -171,7 +187,8 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
     children: list[Child] = []
     with _signals(stop):
         try:
-            return _run(example_dir, services, port, models_port, stop, children)
+            grpc = Grpc(grpc_services(example_dir), grpc_port, models_port + 1)
+            return _run(example_dir, services, port, models_port, stop, children, grpc)
         except QuickstartError as exc:
             print(f"graph-router quickstart: {exc}", file=sys.stderr)
             return 1
@@ -180,25 +197,36 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000) -
             print("quickstart: stopped", flush=True)
 
 
-def model_host_argv(services: list[str], models_port: int) -> list[str]:
+@dataclass(frozen=True)
+class Grpc:
+    """A gRPC example: which services are called over gRPC, the router's and the model host's gRPC ports."""
+
+    services: set[str]
+    port: int
+    models_port: int
+
+
+NO_GRPC = Grpc(set(), 0, 0)
+
+
+def model_host_argv(services: list[str], models_port: int, grpc: Grpc = NO_GRPC) -> list[str]:
     names = ",".join(services)
-    return [
-        sys.executable,
-        "-m",
-        "graph_router.modelhost",
-        "serve",
-        "--port",
-        str(models_port),
-        "--models",
-        names,
-    ]
+    argv = [sys.executable, "-m", "graph_router.modelhost", "serve", "--port", str(models_port), "--models", names]
+    if grpc.services:
+        argv += ["--grpc-port", str(grpc.models_port)]
+    return argv
 
 
-def router_argv(graph_file: Path, services: list[str], port: int, models_port: int) -> list[str]:
+def router_argv(graph_file: Path, services: list[str], port: int, models_port: int, grpc: Grpc = NO_GRPC) -> list[str]:
     """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop."""
     argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text"]
+    if grpc.services:
+        argv += ["--grpc-port", str(grpc.port)]
     for name in services:
+        if name in grpc.services:
+            argv += ["--service", f"{name}=grpc://127.0.0.1:{grpc.models_port}/{name}"]
+            continue
         v1 = EXAMPLE_MODELS[name]().supports_v1
         path = f"/v1/models/{name}:predict" if v1 else f"/v2/models/{name}/infer"
         argv += ["--service", f"{name}=http://127.0.0.1:{models_port}{path}"]
@@ -212,19 +240,24 @@ def _run(
     models_port: int,
     stop: threading.Event,
     children: list[Child],
+    grpc: Grpc = NO_GRPC,
 ) -> int:
-    host = _start("model host", model_host_argv(services, models_port))
+    host = _start("model host", model_host_argv(services, models_port, grpc))
     children.append(host)
     _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)
     if stop.is_set():
         return 0
-    router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port))
+    router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port, grpc))
     children.append(router)
     _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)
     if not stop.is_set():
         curl = curl_command(example_dir, port)
+        also = ""
+        if grpc.services:
+            also = (f"\n\nThe steps {', '.join(sorted(grpc.services))} are called over gRPC; the router also serves "
+                    f"gRPC (inference.GRPCInferenceService) on 127.0.0.1:{grpc.port}.")
         print(
-            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}\n\nPress Ctrl-C to stop.",
+            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}{also}\n\nPress Ctrl-C to stop.",
             flush=True,
         )
     while not stop.wait(0.2):
