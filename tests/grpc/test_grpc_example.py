@@ -75,3 +75,8 @@ def test_quickstart_calls_the_example_over_grpc() -> None:
     assert "v2-scaler=grpc://127.0.0.1:9001/v2-scaler" in argv
     assert "v2-classifier=grpc://127.0.0.1:9001/v2-classifier" in argv
     assert grpc_services(ROOT / "graphs" / "v2-chain") == set()
+
+
+def test_the_image_installs_the_grpc_extra() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "'.[fast,grpc]'" in text and "EXPOSE 8080 8081" in text
