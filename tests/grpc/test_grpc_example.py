@@ -80,3 +80,17 @@ def test_quickstart_calls_the_example_over_grpc() -> None:
 def test_the_image_installs_the_grpc_extra() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "'.[fast,grpc]'" in text and "EXPOSE 8080 8081" in text
+
+
+def test_grpc_bench_runs_every_phase() -> None:
+    """benchmarks/grpc_bench.py, tiny: direct, 1 hop and Sequence of 3 complete without errors (no timing asserted)."""
+    import re
+    import subprocess
+
+    done = subprocess.run([sys.executable, "benchmarks/grpc_bench.py", "--requests", "100", "--warmup", "20",
+                           "--concurrency", "4", "--max-seconds", "5"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = re.findall(r"^  (direct|1 hop|Sequence of 3)\s+(\d+)\s+(\d+)\s", done.stdout, re.M)
+    assert [(name, int(n), int(err)) for name, n, err in rows] == [
+        ("direct", 100, 0), ("1 hop", 100, 0), ("Sequence of 3", 100, 0)]
