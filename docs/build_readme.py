@@ -20,6 +20,7 @@ CHAPTERS = {
     "OBSERVABILITY": ("observability.md", "Observability", True),
     "MANIFESTS": ("manifests.md", "Deploying with Knative: manifests", True),
     "INTEROP": ("interop.md", "Interop with real KServe components", False),
+    "GRPC": ("grpc.md", "gRPC: the Open Inference Protocol in front and behind", True),
 }
 
 
