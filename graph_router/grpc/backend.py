@@ -135,6 +135,9 @@ class GrpcBackendFactory:
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
             ("grpc.enable_retries", 0),
+            # grpc-core shares connections (and their reconnect backoff) process-wide by default: a
+            # router's channels keep their own, so another client's failures never fail our calls
+            ("grpc.use_local_subchannel_pool", 1),
         ]
 
     def get(self, url: str) -> GrpcBackend:

@@ -167,3 +167,35 @@ async def test_client_cancel_cancels_the_step(grpc_front: StartFront, grpc_model
             break
         await asyncio.sleep(0.02)
     assert grpc_models.cancelled == ["slow"]
+
+
+async def test_step_timeout(grpc_front: StartFront, grpc_models: GrpcModels) -> None:
+    front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": grpc_models.url("slow"), "timeout": 0.3})))
+    code, details = await error_of(front.stub.ModelInfer(fp32_request("graph", [1.0])))
+    assert (code, details) == (grpc.StatusCode.DEADLINE_EXCEEDED,
+                               f"step timeout of 0.3s exceeded calling {grpc_models.url('slow')}")
+
+
+async def test_nested_switch_without_a_match_is_internal(grpc_front: StartFront, grpc_models: GrpcModels) -> None:
+    spec = {"nodes": {
+        "root": {"routerType": "Sequence", "steps": [{"nodeName": "pick"}]},
+        "pick": {"routerType": "Switch", "steps": [
+            {"serviceUrl": grpc_models.url("echo"), "condition": 'inputs.0.name == "never"'}]}}}
+    front = await grpc_front(GraphRouter.from_spec(spec))
+    code, details = await error_of(front.stub.ModelInfer(fp32_request("graph", [1.0])))
+    assert (code, details) == (grpc.StatusCode.INTERNAL, "None of the routes matched with the switch condition")
+
+
+async def test_a_graph_answer_that_is_not_v2(grpc_front: StartFront, aiohttp_server: Any) -> None:
+    from aiohttp import web
+
+    async def v1(request: web.Request) -> web.Response:
+        return web.json_response({"predictions": [1]})
+
+    app = web.Application()
+    app.router.add_post("/v1/models/m:predict", v1)
+    server = await aiohttp_server(app)
+    front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": f"http://127.0.0.1:{server.port}/v1/models/m:predict"})))
+    code, details = await error_of(front.stub.ModelInfer(fp32_request("graph", [1.0])))
+    assert code == grpc.StatusCode.INTERNAL
+    assert details.startswith("the graph's answer has no 'outputs' array (keys: predictions)")
