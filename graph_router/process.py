@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import AccessLog
-from .errors import SpecError
+from .errors import Problem, SpecError
 from .http.messages import ServerLimits
 from .http.server import start_server
 from .loader import load_graph_json, load_graphs
@@ -121,7 +121,12 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     limits = limits_for(cfg, docs)
     server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
                                 reuse_port=cfg.workers > 1)
-    grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
+    try:
+        grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
+    except OSError as exc:
+        await server.close()
+        await router.aclose()
+        raise SpecError(Problem("", f"--grpc-port {cfg.grpc_port}: {exc}")) from None
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
     # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an

@@ -171,9 +171,12 @@ async def start_grpc(app: RouterApp, *, host: str, port: int, limits: GrpcLimits
     names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server, pool=reflection_pool())
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's way of saying the port is taken or the address is not ours
+        bound = 0
     if bound == 0:
-        raise OSError(f"gRPC: cannot listen on {address}")
+        raise OSError(f"cannot listen on {address} (in use, or not an address of this host)")
     await server.start()
     front = GrpcFront(server, bound, health_servicer)
     await front.set_serving(app.health.ready)

@@ -96,3 +96,21 @@ def test_bad_grpc_urls_are_load_time_problems(tmp_path: Path, url: str, problem:
     err = capsys.readouterr().err
     assert "nodes.root.steps[0]: " in err and problem in err
     assert "p@" not in err
+
+
+def test_a_busy_grpc_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "graph_router", "serve",
+                               str(write_graph(tmp_path, "grpc://127.0.0.1:1/m")), "--host", "127.0.0.1",
+                               "--port", str(free_port()), "--grpc-port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.endswith(f"error: --grpc-port {port}: cannot listen on 127.0.0.1:{port} (in use, or not "
+                                "an address of this host)\n")
+    assert "Traceback" not in done.stderr
