@@ -118,15 +118,10 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
+    grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
     limits = limits_for(cfg, docs)
     server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits, on_error=error_response,
                                 reuse_port=cfg.workers > 1)
-    try:
-        grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
-    except OSError as exc:
-        await server.close()
-        await router.aclose()
-        raise SpecError(Problem("", f"--grpc-port {cfg.grpc_port}: {exc}")) from None
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
     # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an
@@ -196,7 +191,11 @@ async def _start_grpc(cfg: ServeConfig, app: RouterApp) -> Any:
 
     assert cfg.grpc_port is not None
     limits = GrpcLimits(max_receive_bytes=cfg.max_body_bytes, max_send_bytes=cfg.max_response_bytes)
-    return await start_grpc(app, host=cfg.host, port=cfg.grpc_port, limits=limits, reuse_port=cfg.workers > 1)
+    try:
+        return await start_grpc(app, host=cfg.host, port=cfg.grpc_port, limits=limits, reuse_port=cfg.workers > 1)
+    except OSError as exc:
+        await app.router.aclose()
+        raise SpecError(Problem("", f"--grpc-port {cfg.grpc_port}: {exc}")) from None
 
 
 def reload(cfg: ServeConfig, router: GraphRouter) -> bool:
