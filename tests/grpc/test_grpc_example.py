@@ -13,7 +13,7 @@ from graph_router import GraphRouter
 from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import Grpc, grpc_services, model_host_argv, router_argv
 
-from .conftest import grpc, pb, pb_grpc
+from .fixtures import grpc, pb, pb_grpc
 from .test_grpc_front import error_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from graph_router.grpc.server import GrpcLimits
 from graph_router.router import GraphRouter
 
 from ..conftest import free_port
-from .conftest import GrpcModels, StartFront, fp32_request, grpc
+from .fixtures import GrpcModels, StartFront, fp32_request, grpc
 from .test_grpc_front import error_of, seq
 
 
@@ -40,7 +40,7 @@ async def test_backend_down(grpc_front: StartFront, app_server: Any) -> None:
 
 async def test_backend_down_then_up_is_retried_by_default(grpc_front: StartFront) -> None:
     """A gRPC step refusing connections (a backend scaled to zero) is retried as an HTTP one is."""
-    from .conftest import _Servicer, echo, pb_grpc
+    from .fixtures import _Servicer, echo, pb_grpc
 
     port = free_port()
     front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": f"grpc://127.0.0.1:{port}/echo"})))
@@ -120,7 +120,7 @@ async def test_bad_message_for_a_grpc_step(app_server: Any, grpc_models: GrpcMod
 ])
 async def test_a_grpc_step_error_status(grpc_front: StartFront, app_server: Any, grpc_models: GrpcModels,
                                         model: str, status: int, code: Any, message: str) -> None:
-    from .conftest import failing
+    from .fixtures import failing
 
     grpc_models.models["broken"] = failing(grpc.StatusCode.INTERNAL, "model crashed")
     grpc_models.models["loading"] = failing(grpc.StatusCode.UNAVAILABLE, "Model loading is not ready.")

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from graph_router.router import GraphRouter
 
-from .conftest import Front, GrpcModels, StartFront, fp32_request, grpc, pb
+from .fixtures import Front, GrpcModels, StartFront, fp32_request, grpc, pb
 
 
 def seq(*steps: dict[str, Any], **spec: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 from graph_router.cli import main
 
 from ..conftest import free_port
-from .conftest import GrpcModels, fp32_request, grpc, pb, pb_grpc
+from .fixtures import GrpcModels, fp32_request, grpc, pb, pb_grpc
 
 
 def write_graph(tmp_path: Path, url: str) -> Path:

@@ -15,7 +15,7 @@ from graph_router.telemetry import Telemetry
 
 from ..otlp_decode import in_memory_telemetry
 from ..test_telemetry_metrics import get, scrape
-from .conftest import GrpcModels, StartFront, fp32_request
+from .fixtures import GrpcModels, StartFront, fp32_request
 from .test_grpc_front import error_of, seq
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

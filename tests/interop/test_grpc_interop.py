@@ -22,7 +22,7 @@ from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server
 
 kserve = import_kserve()
 grpc = pytest.importorskip("grpc", reason="needs the grpc extra: pip install -e '.[grpc]'")
-from ..grpc.conftest import StartFront, serving_fronts  # noqa: E402
+from ..grpc.fixtures import StartFront, serving_fronts  # noqa: E402
 
 pytestmark = pytest.mark.interop
 HAS_TRITON = importlib.util.find_spec("tritonclient") is not None
@@ -138,7 +138,7 @@ async def test_switch_on_an_output_tensor_of_a_kserve_grpc_step(grpc_front: Star
 
 
 def _fp32(model: str, name: str, shape: list[int], data: list[float]) -> Any:
-    from ..grpc.conftest import pb
+    from ..grpc.fixtures import pb
 
     req = pb.ModelInferRequest(model_name=model)
     req.inputs.add(name=name, datatype="FP32", shape=shape).contents.fp32_contents.extend(data)
