@@ -114,3 +114,17 @@ def test_a_busy_grpc_port_is_a_clear_error(tmp_path: Path) -> None:
     assert done.stderr.endswith(f"error: --grpc-port {port}: cannot listen on 127.0.0.1:{port} (in use, or not "
                                 "an address of this host)\n")
     assert "Traceback" not in done.stderr
+
+
+async def test_workers_share_the_grpc_port(router_process: Any, tmp_path: Path, grpc_models: GrpcModels) -> None:
+    """--workers 2: each worker serves gRPC on the same port (SO_REUSEPORT), and all stop on SIGTERM."""
+    port = free_port()
+    rp = router_process(str(write_graph(tmp_path, grpc_models.url("double"))), "--grpc-port", str(port),
+                        "--workers", "2", "--drain-seconds", "0")
+    for _ in range(6):  # fresh connections: either worker may take each
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            out = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(fp32_request("g", [2.0]), timeout=10)
+            assert list(out.outputs[0].contents.fp32_contents) == [4.0]
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 30) == 0
+    assert rp.log().count(f"and grpc://127.0.0.1:{port}") == 2
