@@ -102,6 +102,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, message_of(denied.body))
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
+        await self._check_auth(context)  # before looking at the message, as over HTTP
         try:
             body = request_to_json(request)
         except ConversionError as exc:

@@ -202,6 +202,10 @@ async def test_bearer_token_in_metadata(grpc_front: StartFront, grpc_models: Grp
     assert (code, details) == (grpc.StatusCode.UNAUTHENTICATED, "invalid bearer token")
     code, _ = await error_of(front.stub.ModelMetadata(pb.ModelMetadataRequest(name="graph")))
     assert code == grpc.StatusCode.UNAUTHENTICATED
+    malformed = fp32_request("graph", [1.0])
+    malformed.inputs[0].shape[:] = [5]
+    code, details = await error_of(infer(front, malformed))  # auth comes before looking at the message
+    assert (code, details) == (grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
     out = await infer(front, fp32_request("graph", [1.0]), metadata=(("authorization", "Bearer s3cret"),))
     assert list(out.outputs[0].contents.fp32_contents) == [1.0]
     assert "authorization" not in grpc_models.seen["echo"][0].metadata  # not propagated unless configured
