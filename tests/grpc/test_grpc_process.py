@@ -128,3 +128,40 @@ async def test_workers_share_the_grpc_port(router_process: Any, tmp_path: Path, 
     rp.signal(signal.SIGTERM)
     assert await asyncio.to_thread(rp.wait, 30) == 0
     assert rp.log().count(f"and grpc://127.0.0.1:{port}") == 2
+
+
+async def test_grpcs_step(router_process: Any, tmp_path: Path, cert: tuple[str, str]) -> None:
+    """A grpcs:// step verifies the model's certificate against the default roots (grpc-core reads
+    GRPC_DEFAULT_SSL_ROOTS_FILE_PATH; here the self-signed test certificate)."""
+    from .fixtures import GrpcModels, _Servicer, scale
+
+    crt, key = cert
+    state = GrpcModels(models={"double": scale(2.0)})
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(state), server)
+    pair = await asyncio.to_thread(lambda: (Path(key).read_bytes(), Path(crt).read_bytes()))
+    creds = grpc.ssl_server_credentials([pair])
+    state.port = server.add_secure_port("127.0.0.1:0", creds)
+    await server.start()
+    try:
+        port = free_port()
+        url = f"grpcs://127.0.0.1:{state.port}/double"
+        rp = router_process(str(write_graph(tmp_path, url)), "--grpc-port", str(port), "--drain-seconds", "0",
+                            env={"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": crt})
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            out = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(fp32_request("g", [1.5]), timeout=10)
+        assert list(out.outputs[0].contents.fp32_contents) == [3.0]
+        assert len(state.seen["double"]) == 1
+        rp.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(rp.wait, 30) == 0
+        # without the certificate among the roots the model is not trusted: nothing reaches it
+        port = free_port()
+        router_process(str(write_graph(tmp_path, url)), "--grpc-port", str(port), "--drain-seconds", "0",
+                       "--no-default-retry", env={"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ""})
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(fp32_request("g", [1.5]), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert len(state.seen["double"]) == 1
+    finally:
+        await server.stop(None)
