@@ -5,7 +5,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY graph_router ./graph_router
-RUN pip install --no-cache-dir --prefix=/install '.[fast]'
+# grpc: `serve --grpc-port` (the Open Inference Protocol over gRPC) and grpc:// steps
+RUN pip install --no-cache-dir --prefix=/install '.[fast,grpc]'
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
@@ -14,6 +15,7 @@ COPY --from=build /install /usr/local
 RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin router
 USER 65532:65532
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-EXPOSE 8080
+# 8080 HTTP; 8081 gRPC when started with --grpc-port 8081 (KServe's model servers' gRPC port)
+EXPOSE 8080 8081
 ENTRYPOINT ["graph-router", "serve"]
 CMD ["--help"]

@@ -21,6 +21,7 @@ CHAPTERS = {
     "MANIFESTS": ("manifests.md", "Deploying with Knative: manifests", True),
     "SERVERLESS": ("serverless.md", "Serverless: cold starts and prewarming", True),
     "INTEROP": ("interop.md", "Interop with real KServe components", False),
+    "GRPC": ("grpc.md", "gRPC: the Open Inference Protocol in front and behind", True),
 }
 
 

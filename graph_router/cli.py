@@ -113,8 +113,9 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
                    help="where serviceName NAME (or an exact serviceUrl) is served; repeatable")
     p.add_argument("--namespace", default="default", help="namespace for serviceName URLs (default: default)")
-    p.add_argument("--protocol", choices=("v1", "v2"), default="v1",
-                   help="protocol path for serviceName URLs: v1 :predict or v2 /infer (default v1)")
+    p.add_argument("--protocol", choices=("v1", "v2", "grpc"), default="v1",
+                   help="protocol for serviceName URLs: v1 :predict, v2 /infer or grpc (grpc://NAME...:80/NAME) "
+                        "(default v1)")
     p.add_argument("--no-default-retry", action="store_true", help="do not retry refused connections")
     p.add_argument("--default-retry-window", type=_seconds, default=DEFAULT_RETRY_WINDOW, metavar="SECONDS",
                    help="retry a refused backend connection for this long (scale-from-zero), then answer 500 "
@@ -130,6 +131,9 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--grpc-port", type=int, metavar="PORT",
+                   help="also serve the Open Inference Protocol over gRPC (plaintext HTTP/2) on PORT; needs the "
+                        "grpc extra: pip install 'graph-router[grpc]'")
     s.add_argument("--workers", type=int, default=1,
                    help="processes sharing the port (SO_REUSEPORT); with N >= 2 /metrics sums all workers "
                         f"(a temporary {ENV_MULTIPROC}, or yours if set: its *.db files are removed at start)")
@@ -316,6 +320,11 @@ def serve_config(args: argparse.Namespace) -> Any:
             raise SpecError(Problem("", f"--tracing otlp: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
+    if args.grpc_port is not None:
+        missing = grpc_extra_missing()
+        if missing:
+            raise SpecError(Problem("", f"--grpc-port needs the grpc extra ({missing} is not installed): "
+                                        "pip install 'graph-router[grpc]'"))
     cfg = ServeConfig(
         paths=list(args.paths), graph_json=args.graph_json, host=args.host, port=args.port,
         workers=max(1, args.workers), drain_seconds=args.drain_seconds, max_body_bytes=args.max_body_bytes,
@@ -331,6 +340,7 @@ def serve_config(args: argparse.Namespace) -> Any:
         max_chunk_ext_bytes=args.max_chunk_ext_bytes, max_inflight_bytes=args.max_inflight_bytes,
         route_urls=args.route_header_urls,
         prewarm=parse_prewarm(args.prewarm, args.prewarm_idle, args.prewarm_timeout),
+        grpc_port=args.grpc_port,
     )
     try:
         from .telemetry import telemetry_factory
@@ -375,6 +385,20 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
     return value
+
+
+def grpc_extra_missing() -> str | None:
+    """The first module of the grpc extra that is not installed, else None (nothing is imported: the
+    supervisor forks workers afterwards, and grpc must start in them)."""
+    import importlib.util
+
+    for module in ("grpc", "grpc_health", "grpc_reflection", "google.protobuf"):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:
+            return module
+    return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -30,16 +30,20 @@ class Resolver:
     """serviceName / serviceUrl -> Backend, as KServe's controller resolves names, with overrides.
 
     ``services`` maps a serviceName (or an exact serviceUrl) to a URL, a Backend, or a Python callable.
-    ``http`` builds an HTTP backend for a URL (the composition root passes the transport's factory).
+    ``http`` builds an HTTP backend for a URL (the composition root passes the transport's factory);
+    ``grpc`` builds the backend of a ``grpc://`` / ``grpcs://`` URL.
     """
 
     namespace: str = "default"
     protocol: str = "v1"
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
     http: Callable[[str], Backend] | None = None
+    grpc: Callable[[str], Backend] | None = None
     _cache: dict[str, Backend] = field(default_factory=dict)
 
     def service_url(self, name: str) -> str:
+        if self.protocol == "grpc":  # Knative/KServe route h2c (the gRPC port) on the service's port 80
+            return f"grpc://{name}.{self.namespace}.svc.cluster.local:80/{name}"
         host = f"http://{name}.{self.namespace}.svc.cluster.local"
         if self.protocol == "v2":
             return f"{host}/v2/models/{name}/infer"
@@ -62,6 +66,10 @@ class Resolver:
 
     def _url(self, url: str) -> Backend:
         backend = self._cache.get(url)
+        if backend is None and url[:7].lower() in ("grpc://", "grpcs:/"):
+            if self.grpc is None:
+                raise ValueError(f"{url}: no gRPC transport configured")
+            backend = self._cache[url] = self.grpc(url)
         if backend is None:
             if self.http is None:
                 raise ValueError(f"no HTTP transport configured for {url}")

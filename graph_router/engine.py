@@ -53,6 +53,8 @@ class Result:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     route: str = ""
+    #: The failure, when the router made this answer (the gRPC front maps it to a status code).
+    error: GraphRouterError | None = None
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -93,20 +95,24 @@ class Context:
 
 async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, str]],
                   backend_headers: list[tuple[str, str]], *, hooks: Hooks | None = None,
-                  span: Any = None, answer_within: float | None = None) -> Result:
+                  span: Any = None, answer_within: float | None = None,
+                  deadline: float | None = None) -> Result:
     """Run ``graph`` on ``body``; failures become KServe's envelope (never an exception).
 
     ``answer_within`` (seconds) is when the caller needs the answer at the latest (the server's
-    write timeout): no retry waits past it, so the last failure is answered in time.
+    write timeout): no retry waits past it, so the last failure is answered in time. ``deadline``
+    (loop time) is the caller's, e.g. a gRPC deadline; the graph's ``timeout`` still applies.
     """
-    deadline = retry_until = None
+    caller_deadline = retry_until = deadline
     # Python 3.11's get_running_loop() makes a getpid() system call: only ask when a bound needs the time.
     if graph.timeout or answer_within is not None:
         now = asyncio.get_running_loop().time()
-        deadline = retry_until = now + graph.timeout if graph.timeout else None
-        if answer_within is not None:
-            due = now + answer_within
-            retry_until = due if deadline is None or due < deadline else deadline
+        if graph.timeout:
+            own = now + graph.timeout
+            deadline = own if deadline is None else min(own, deadline)
+        retry_until = deadline
+        if answer_within is not None and (deadline is None or now + answer_within < deadline):
+            retry_until = now + answer_within
     ctx = Context(graph, backend_headers, incoming, retry_until, hooks)
     ctx.span = span
     try:
@@ -118,9 +124,10 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
                     out = await graph.root.run(ctx, JsonDoc(body))
             except TimeoutError:
                 node, step = ctx.current
-                raise GraphTimeout(
-                    f"graph timeout of {graph.timeout}s exceeded while node {node!r} step {step!r} was running",
-                    node=node, step=step) from None
+                what = "the caller's deadline" if deadline == caller_deadline else \
+                    f"graph timeout of {graph.timeout}s"
+                raise GraphTimeout(f"{what} exceeded while node {node!r} step {step!r} was running",
+                                   node=node, step=step) from None
     except GraphRouterError as err:
         return error_result(err, ctx.route)
     except (RecursionError, ValueError) as exc:  # JSON nested too deeply to select from or re-encode
@@ -163,7 +170,7 @@ def error_result(err: GraphRouterError, route: list[str] | None = None) -> Resul
         headers.append(("X-Graph-Error-Node", header_safe(err.node)))
         if err.step:
             headers.append(("X-Graph-Error-Step", header_safe(err.step)))
-    return Result(err.status, envelope(err.cause), headers, ",".join(route or ()))
+    return Result(err.status, envelope(err.cause), headers, ",".join(route or ()), err)
 
 
 # --- steps -------------------------------------------------------------------------------------

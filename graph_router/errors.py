@@ -210,6 +210,13 @@ class BackendProtocolError(BackendError):
     code = "backend_protocol"
 
 
+class GrpcMessageError(BackendError):
+    """A step's input cannot become a gRPC ``ModelInferRequest`` (not v2 JSON, bad shape or datatype)."""
+
+    status = 400
+    code = "bad_message"
+
+
 class BackendResponseTooLarge(BackendError):
     status = 502
     code = "backend_too_large"

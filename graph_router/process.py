@@ -22,7 +22,7 @@ from typing import Any
 
 from .accesslog import AccessLog
 from .backend import DEFAULT_RETRY_WINDOW
-from .errors import ListenError, SpecError
+from .errors import ListenError, Problem, SpecError
 from .http.budget import ByteBudget
 from .http.client import ClientLimits
 from .http.messages import ServerLimits
@@ -78,6 +78,8 @@ class ServeConfig:
     default_retry: bool = True
     follow_redirects: bool = False
     prewarm: PrewarmSettings = field(default_factory=PrewarmSettings)
+    #: Also serve the Open Inference Protocol over gRPC on this port (needs the grpc extra).
+    grpc_port: int | None = None
     #: Built by the CLI from the environment; telemetry is optional.
     telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
 
@@ -170,11 +172,14 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
     app.budget = budget
+    grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
     try:
         server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits,
                                     on_error=error_response, reuse_port=cfg.workers > 1, budget=budget,
                                     on_refused=app.refused)
     except OSError as exc:
+        if grpc_front is not None:
+            await grpc_front.stop(0)
         await router.aclose()
         raise listen_error(cfg.host, cfg.port, exc) from None
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
@@ -183,8 +188,11 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     # Ensemble of 3, but RSS then grew by about 1 MB a minute under load: benchmarks/RESULTS.md.)
     log.debug("gc: %d start-up objects frozen; thresholds %s", gc.get_freeze_count(), gc.get_threshold())
     app.health.ready = True
-    log.info("serving %d graph(s) %s on http://%s:%d (worker %d, pid %d)", len(router.graphs),
-             ", ".join(router.graphs), cfg.host, server.port, worker, os.getpid())
+    if grpc_front is not None:
+        await grpc_front.set_serving(True)
+    log.info("serving %d graph(s) %s on http://%s:%d%s (worker %d, pid %d)", len(router.graphs),
+             ", ".join(router.graphs), cfg.host, server.port,
+             f" and grpc://{cfg.host}:{grpc_front.port}" if grpc_front is not None else "", worker, os.getpid())
     if ready is not None:
         ready(server.port)
 
@@ -211,13 +219,19 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     watch_task = asyncio.create_task(_watch(cfg, router)) if cfg.watch > 0 and cfg.paths else None
     try:
         await stop.wait()
+        if grpc_front is not None:  # grpc.health.v1 turns NOT_SERVING with /readyz
+            await grpc_front.set_serving(False)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hurry.wait(), timeout=cfg.drain_seconds)
         await server.close_listener()
         grace = (limits.write_timeout or 60.0) + (max((g.timeout or 0) for g in router.graphs.values()) or 0)
+        # gRPC: stop accepting now; calls in flight get the same grace as HTTP requests
+        grpc_stop = asyncio.create_task(grpc_front.stop(grace)) if grpc_front is not None else None
         if not await server.wait_idle(grace):
             log.error("in-flight requests still running after %gs; closing", grace)
         await server.close()
+        if grpc_stop is not None:
+            await grpc_stop
     finally:
         if watch_task is not None:
             watch_task.cancel()
@@ -230,6 +244,18 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
             await telemetry.aclose()  # exports the spans still queued
     log.info("stopped cleanly")
     return 0
+
+
+async def _start_grpc(cfg: ServeConfig, app: RouterApp) -> Any:
+    from .grpc.server import GrpcLimits, start_grpc
+
+    assert cfg.grpc_port is not None
+    limits = GrpcLimits(max_receive_bytes=cfg.max_body_bytes, max_send_bytes=cfg.max_response_bytes)
+    try:
+        return await start_grpc(app, host=cfg.host, port=cfg.grpc_port, limits=limits, reuse_port=cfg.workers > 1)
+    except OSError as exc:
+        await app.router.aclose()
+        raise SpecError(Problem("", f"--grpc-port {cfg.grpc_port}: {exc}")) from None
 
 
 def reload(cfg: ServeConfig, router: GraphRouter) -> bool:

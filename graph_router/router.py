@@ -65,13 +65,15 @@ class GraphRouter:
         ``write_timeout`` is the serving HTTP server's (every request is answered before it, even
         while the default retry or a ``retry`` policy is waiting)."""
         self._owned_http: Any = None
+        self._owned_grpc: Any = None
         self._warm_client: Any = None
         #: None: no prewarming (library default); ``serve`` passes its settings
         self.prewarmer = Prewarmer(prewarm, self._warm_send, observer=prewarm_observer) \
             if prewarm is not None else None
         if http is None:
             http = self._default_http(follow_redirects, max_response_bytes, client_limits)
-        self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http)
+        self.resolver = Resolver(namespace=namespace, protocol=protocol, services=dict(services or {}), http=http,
+                                 grpc=self._default_grpc(max_response_bytes))
         self.hooks = hooks
         #: Steps' mirrors (shadow traffic): lanes, running copies, where they are counted.
         self.shadows = shadows or Shadows()
@@ -123,6 +125,20 @@ class GraphRouter:
 
         return factory
 
+    def _default_grpc(self, max_message_bytes: int | None) -> Callable[[str], Backend]:
+        def factory(url: str) -> Backend:
+            if self._owned_grpc is None:
+                try:
+                    from .grpc.backend import GrpcBackendFactory
+                except ImportError as exc:
+                    raise ValueError(f"{url}: gRPC steps need the grpc extra: pip install 'graph-router[grpc]' "
+                                     f"({exc})") from None
+                self._owned_grpc = GrpcBackendFactory(max_message_bytes=max_message_bytes or 64 * 1024 * 1024)
+            backend: Backend = self._owned_grpc.get(url)
+            return backend
+
+        return factory
+
     def _install(self, docs: Sequence[GraphDocument]) -> None:
         pw = self.prewarmer
         mode = pw.settings.mode if pw is not None else Prewarm.OFF
@@ -165,12 +181,13 @@ class GraphRouter:
         return await self.run(g, raw, incoming, span=span)
 
     async def run(self, g: CompiledGraph, raw: bytes, incoming: list[tuple[str, str]], *,
-                  span: Any = None) -> Result:
+                  span: Any = None, deadline: float | None = None) -> Result:
+        """``deadline``: the caller's own (loop time), e.g. a gRPC deadline; the graph's timeout still applies."""
         backend_headers = self.policies[g.name].select(incoming)
         if g.wake and self.prewarmer is not None:
             self.prewarmer.fire(g.wake, span)
         result = await execute(g, raw, incoming, backend_headers, hooks=self.hooks, span=span,
-                               answer_within=self.answer_within)
+                               answer_within=self.answer_within, deadline=deadline)
         if result.route:
             result.headers.append((ROUTE_HEADER, result.route))
         return result
@@ -202,6 +219,9 @@ class GraphRouter:
         if self._owned_http is not None:
             await self._owned_http.aclose()
             self._owned_http = None
+        if self._owned_grpc is not None:
+            await self._owned_grpc.aclose()
+            self._owned_grpc = None
         closed: set[int] = set()
         for g in self.graphs.values():
             for b in g.backends:  # shared between graphs through the resolver's cache: close once

@@ -7,6 +7,7 @@ Endpoints: with one graph, any path and method runs it (as KServe). With several
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -18,7 +19,7 @@ import orjson
 
 from .accesslog import AccessLog
 from .backend import redact_url
-from .engine import error_result
+from .engine import Result, error_result
 from .errors import GraphNotFound, Overloaded, Unauthorized, envelope
 from .http.budget import ByteBudget
 from .http.messages import HttpRequest, HttpResponse
@@ -28,6 +29,8 @@ log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")
 TEXT = ("Content-Type", "text/plain; charset=utf-8")
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+#: Recorded (metrics, access log, span) for a request whose caller went away before the answer (nginx's 499).
+CLIENT_CLOSED = 499
 
 
 class RequestTelemetry(Protocol):
@@ -87,13 +90,13 @@ class RouterApp:
                 body, ctype = self.telemetry.metrics_body()
                 return HttpResponse(200, [("Content-Type", ctype)], body)
             if path == "/graphs" or path.startswith("/graphs/"):
-                denied = self._check_auth(req)
+                denied = self.check_auth(req)
                 return denied or self._describe(req, path)
         name = self.router.default_graph
         if name is None:
             path = target.split("?", 1)[0]
             name = path[len("/graphs/"):] if path.startswith("/graphs/") and req.method == "POST" else ""
-        return await self._run(req, name)
+        return await self.run_graph(req, name)
 
     def _readyz(self) -> HttpResponse:
         # exactly KServe's answers (Go's http.Error for the 503)
@@ -103,7 +106,7 @@ class RouterApp:
             return HttpResponse(503, [TEXT, NOSNIFF], b"not ready: graphs not loaded\n")
         return HttpResponse(200, [], b"")
 
-    def _check_auth(self, req: HttpRequest) -> HttpResponse | None:
+    def check_auth(self, req: HttpRequest) -> HttpResponse | None:
         if self._token is None:
             return None
         got = req.header("authorization") or ""
@@ -136,20 +139,36 @@ class RouterApp:
 
     # --- graph runs ---------------------------------------------------------------------------
 
-    async def _run(self, req: HttpRequest, name: str) -> HttpResponse:
-        denied = self._check_auth(req)
+    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None,
+                        on_result: Callable[[Result], None] | None = None) -> HttpResponse:
+        """Run graph ``name`` with auth, telemetry and the access log (the gRPC front comes in here too).
+
+        ``deadline``: the caller's (loop time); ``on_result`` sees the graph's result before it is sent.
+        """
+        denied = self.check_auth(req)
         if denied is not None:
             return denied
         g = self.router.graphs.get(name)
         if g is None:
             self.refused(404, "unknown_graph", req.method, req.target, req.client, graph=name)
-            res = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
-            return HttpResponse(res.status, res.headers, res.body)
-        start = self._clock()
+            result = error_result(GraphNotFound(self.router.unknown_graph_message(name or None)))
+        else:
+            start = self._clock()
+            tel = self.telemetry
+            span = tel.start(name, req) if tel is not None else None
+            try:
+                result = await self.router.run(g, req.body, req.headers, span=span, deadline=deadline)
+            except asyncio.CancelledError:  # the caller went away (gRPC cancel or deadline, a dropped connection)
+                self._record(req, name, span, Result(CLIENT_CLOSED, b""), self._clock() - start)
+                raise
+            self._record(req, name, span, result, self._clock() - start)
+        if on_result is not None:
+            on_result(result)
+        return HttpResponse(result.status, result.headers, result.body)
+
+    def _record(self, req: HttpRequest, name: str, span: Any, result: Result, duration: float) -> None:
+        """Close the request's span, count it, and write its access-log line."""
         tel = self.telemetry
-        span = tel.start(name, req) if tel is not None else None
-        result = await self.router.run(g, req.body, req.headers, span=span)
-        duration = self._clock() - start
         if tel is not None and span is not None:
             tel.finish(span, name, result.status, duration)
         if self.access_log is not None:
@@ -158,7 +177,6 @@ class RouterApp:
                 tp = req.header("traceparent")
                 trace = tp[3:35] if tp is not None and len(tp) >= 55 and tp[2] == "-" else None
             self.access_log.record(name, req.method, req.target, result.status, duration, result.route, trace)
-        return HttpResponse(result.status, result.headers, result.body)
 
     def refused(self, status: int, reason: str, method: str, target: str, client: str, *,
                 graph: str = "") -> None:

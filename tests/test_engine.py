@@ -513,3 +513,18 @@ def test_header_policy_never_propagates_hop_by_hop_and_defaults_content_type() -
     assert HeaderPolicy().select([("content-type", "text/csv")]) == [("Content-Type", "application/json")]
     propagated = HeaderPolicy(compile_patterns(["Content-Type"]))
     assert propagated.select([("content-type", "text/csv")]) == [("Content-Type", "text/csv")]
+
+
+async def test_a_callers_deadline_bounds_the_graph() -> None:
+    """router.run(deadline=...) (the gRPC front's deadline): the earlier of it and the graph timeout wins."""
+    spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "a", "name": "stuck"}]}},
+            "timeout": 30}
+    async with GraphRouter.from_spec(spec, services={"a": Fake({"x": 1}, delay=5)}) as router:
+        g = router.graphs["graph"]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        res = await router.run(g, b"{}", [], deadline=start + 0.2)
+        assert loop.time() - start < 3
+    assert res.status == 504
+    assert res.json()["cause"] == "the caller's deadline exceeded while node 'root' step 'stuck' was running"
+    assert res.error is not None and res.error.code == "timeout"

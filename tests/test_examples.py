@@ -44,6 +44,7 @@ SERVICES = {
     "canary/graph.yaml": {"fraud-model"},
     "v2-chain/graph.yaml": {"v2-scaler", "v2-classifier"},
     "shadow/graph.yaml": {"sklearn-iris"},  # and xgboost-iris, its shadow (mirror)
+    "grpc-chain/graph.yaml": {"v2-scaler", "v2-classifier"},
 }
 
 

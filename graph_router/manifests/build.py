@@ -84,6 +84,7 @@ def _router_objects(
     used = g.service_names()
     urls = {svc: backend_url(svc, b, ns) for svc, b in spec.services.items() if svc in used}
     if mode is RouterMode.KSERVE:
+        warnings.extend(_kserve_grpc_warnings(spec, sorted(urls)))
         knative_urls = {s: u for s, u in urls.items() if isinstance(spec.services[s], KnativeBackend)}
         return [
             inference_graph(
@@ -96,6 +97,22 @@ def _router_objects(
     if mode is RouterMode.DEPLOYMENT:
         return deployment_router(g, name=name, namespace=ns, r=r, urls=urls)
     return knative_router(g, name=name, namespace=ns, r=r, urls=urls)
+
+
+def _kserve_grpc_warnings(spec: DeploySpec, names: Sequence[str]) -> list[str]:
+    """KServe's router calls every step over HTTP: say what that means for a backend declaring gRPC."""
+    out = []
+    for svc in names:
+        b = spec.services[svc]
+        if b.protocol != "grpc-v2":
+            continue
+        if isinstance(b, InferenceServiceBackend):
+            out.append(f"services.{svc}.protocol grpc-v2: KServe's router calls steps over HTTP only, so it calls "
+                       "this InferenceService's HTTP v2 endpoint; --router knative or deployment calls it over gRPC")
+        else:
+            out.append(f"services.{svc}.protocol grpc-v2: KServe's router calls steps over HTTP only and cannot "
+                       "call this gRPC-only Knative Service; use --router knative or deployment")
+    return out
 
 
 def _self_check(objects: Sequence[Obj]) -> None:

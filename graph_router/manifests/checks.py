@@ -132,6 +132,12 @@ def _warn_protocol(name: str, b: InferenceServiceBackend, at: str, warnings: lis
     """KServe's controller takes the URL's protocol from an explicit runtime, not from protocolVersion."""
     if b.runtime is None:
         return
+    if b.protocol == "grpc-v2":
+        versions = RUNTIME_PROTOCOLS.get(b.runtime)
+        if versions is not None and "v2" not in versions and "grpc-v2" not in versions:
+            warnings.append(f"{at}.protocol: grpc-v2, but runtime {b.runtime} serves neither v2 nor grpc-v2 "
+                            f"({', '.join(versions)}): the router's gRPC calls would find no endpoint")
+        return
     if b.runtime not in RUNTIME_PROTOCOLS:
         warnings.append(
             f"{at}.runtime: {b.runtime} is not a KServe built-in runtime: KServe's controller takes the "
@@ -184,7 +190,7 @@ def _check_ksvc(name: str, b: KnativeBackend, at: str, warnings: list[str]) -> l
         problems += rules.check_traffic(
             [t.model_dump(by_alias=True, exclude_none=True) for t in b.traffic], f"{at}.traffic", service=name
         )
-    if not 1 <= b.port <= 65535:
+    if b.port is not None and not 1 <= b.port <= 65535:
         problems.append(Problem(f"{at}.port", f"expected 1 <= {b.port} <= 65535"))
     if b.path is not None and not b.path.startswith("/"):
         problems.append(Problem(f"{at}.path", f"must start with '/', got {b.path!r}"))

@@ -20,6 +20,8 @@ from ..errors import Problem, SpecError
 from ..validation import did_you_mean
 
 DEFAULT_ROUTER_IMAGE = "ghcr.io/graph-router/graph-router:0.1.0"
+#: KServe's model servers answer gRPC on 8081; Knative routes HTTP/2 cleartext to a port named ``h2c``.
+GRPC_PORT = 8081
 Scalar = str | int | float
 
 
@@ -112,7 +114,8 @@ class InferenceServiceBackend(Scaling):
     storage_uri: str
     runtime: str | None = None
     runtime_version: str | None = None
-    protocol: Literal["v1", "v2"] = "v1"
+    #: ``grpc-v2``: the router calls the model's Open Inference Protocol gRPC endpoint (``h2c`` port 8081).
+    protocol: Literal["v1", "v2", "grpc-v2"] = "v1"
     env: dict[str, str] | None = None
     args: tuple[str, ...] | None = None
     tag_routing: bool = False
@@ -130,17 +133,26 @@ class TrafficTarget(_Model):
 class KnativeBackend(Scaling):
     kind: Literal["KnativeService"] = "KnativeService"
     image: str
-    port: int = 8080
+    #: The container port; default 8080, or 8081 (KServe's gRPC port) with ``protocol: grpc-v2``.
+    port: int | None = None
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: dict[str, str] | None = None
-    protocol: Literal["v1", "v2"] = "v1"
+    #: ``grpc-v2``: the container serves the Open Inference Protocol over gRPC (Knative's ``h2c`` port name).
+    protocol: Literal["v1", "v2", "grpc-v2"] = "v1"
     #: Path the router POSTs to; default: the protocol's predict path for the service's name.
     path: str | None = None
     model_name: str | None = None
     revision_name: str | None = None
     traffic: tuple[TrafficTarget, ...] | None = None
     service_account_name: str | None = None
+
+
+    @property
+    def container_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return GRPC_PORT if self.protocol == "grpc-v2" else 8080
 
 
 Backend = InferenceServiceBackend | KnativeBackend

@@ -90,7 +90,8 @@ def backend_service(name: str, b: KnativeBackend, *, namespace: str, graph: str)
         container["args"] = list(b.args)
     if b.env:
         container["env"] = env_list(b.env)
-    container["ports"] = [{"containerPort": b.port, "name": "http1"}]
+    # Knative routes a port named h2c as HTTP/2 cleartext (gRPC); http1 otherwise
+    container["ports"] = [{"containerPort": b.container_port, "name": "h2c" if b.protocol == "grpc-v2" else "http1"}]
     if b.resources is not None and b.resources.wire():
         container["resources"] = b.resources.wire()
     extra: Obj = {"serviceAccountName": b.service_account_name} if b.service_account_name else {}

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from ..spec import EXTENSION_FIELDS, GraphDocument
-from .deploy import DEFAULT_ROUTER_IMAGE, InferenceServiceBackend, KnativeBackend, RouterSettings
+from .deploy import DEFAULT_ROUTER_IMAGE, GRPC_PORT, InferenceServiceBackend, KnativeBackend, RouterSettings
 from .knative import labels, scaling_annotations
 from .rules import AUTOSCALING
 
@@ -42,7 +42,8 @@ def inference_service(name: str, b: InferenceServiceBackend, *, namespace: str, 
     model: Obj = {"modelFormat": {"name": b.model_format}}
     if b.model_format_version:
         model["modelFormat"]["version"] = b.model_format_version
-    if b.protocol == "v2":
+    if b.protocol in ("v2", "grpc-v2"):
+        # KServe's documented gRPC setup: protocolVersion v2 (what the runtimes list) plus an h2c port
         model["protocolVersion"] = "v2"
     if b.runtime:
         model["runtime"] = b.runtime
@@ -53,6 +54,8 @@ def inference_service(name: str, b: InferenceServiceBackend, *, namespace: str, 
         model["args"] = list(b.args)
     if b.env:
         model["env"] = [{"name": k, "value": v} for k, v in b.env.items()]
+    if b.protocol == "grpc-v2":
+        model["ports"] = [{"name": "h2c", "protocol": "TCP", "containerPort": GRPC_PORT}]
     if b.resources is not None and b.resources.wire():
         model["resources"] = b.resources.wire()
     predictor: Obj = {"minReplicas": b.min_replicas if b.min_replicas is not None else 0}

@@ -49,14 +49,24 @@ def isvc_model_name(name: str, b: InferenceServiceBackend) -> str:
 
 def isvc_protocol(b: InferenceServiceBackend) -> str:
     """The protocol KServe's controller uses for the URL (a built-in runtime's list wins)."""
+    if b.protocol == "grpc-v2":
+        return b.protocol
     versions = RUNTIME_PROTOCOLS.get(b.runtime or "")
     if versions is None:
         return b.protocol
     return next(v for v in versions if v in ("v1", "v2"))
 
 
+def grpc_url(name: str, namespace: str, model: str) -> str:
+    """A gRPC backend: the same cluster-local host, port 80 (Knative serves h2c there), the model in the path."""
+    return f"grpc://{name}.{namespace}.svc.cluster.local:80/{model}"
+
+
 def backend_url(name: str, b: Backend, namespace: str) -> str:
     """The URL for ``serviceName: name``; a Knative Service uses ``path`` or the same predict path."""
+    if b.protocol == "grpc-v2":
+        model = isvc_model_name(name, b) if isinstance(b, InferenceServiceBackend) else b.model_name or name
+        return grpc_url(name, namespace, model)
     host = f"http://{name}.{namespace}.svc.cluster.local"
     if isinstance(b, InferenceServiceBackend):
         return host + predict_path(isvc_model_name(name, b), isvc_protocol(b))

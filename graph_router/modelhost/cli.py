@@ -42,6 +42,9 @@ def add_commands(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="serve example models on one port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument("--grpc-port", type=int, metavar="PORT",
+                       help="also serve the v2 models over gRPC (Open Inference Protocol) on PORT; needs the "
+                            "grpc extra: pip install 'graph-router[grpc]'")
     serve.add_argument(
         "--models", default="all", help="comma-separated model names, or 'all' (default)", metavar="NAMES"
     )
@@ -93,12 +96,18 @@ def serve_command(args: argparse.Namespace) -> int:
     if stz is not None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        host = ModelHost(example_models(names), host=args.host, port=args.port, scale_to_zero=stz, cold_start=cold)
+        host = ModelHost(example_models(names), host=args.host, port=args.port, scale_to_zero=stz, cold_start=cold,
+                         grpc_port=args.grpc_port)
         asyncio.run(serve_until_signalled(host))
+    except ImportError as exc:
+        print(f"graph-router models serve: --grpc-port needs the grpc extra: pip install 'graph-router[grpc]' "
+              f"({exc})", file=sys.stderr)
+        return 2
     except OSError as exc:
+        ports = f"{args.port}" if args.grpc_port is None else f"{args.port} (gRPC {args.grpc_port})"
         hint = " (another process has it: pick another --port)" if exc.errno == errno.EADDRINUSE else ""
         why = os.strerror(exc.errno) if exc.errno else str(exc)
-        print(f"graph-router models serve: cannot listen on {args.host}:{args.port}: {why}{hint}", file=sys.stderr)
+        print(f"graph-router models serve: cannot listen on {args.host}:{ports}: {why}{hint}", file=sys.stderr)
         return 2
     return 0
 
@@ -114,6 +123,11 @@ async def serve_until_signalled(host: ModelHost) -> None:
             print(f"model host listening on {host.base_url}", flush=True)
             for name in host.models:
                 print(f"  {name:<20} {host.url_for(name)}", flush=True)
+            if host.grpc_port is not None:
+                print(f"gRPC (Open Inference Protocol) on {host.host}:{host.grpc_port}", flush=True)
+                for name, model in host.models.items():
+                    if model.supports_v2:
+                        print(f"  {name:<20} {host.grpc_url_for(name)}", flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -80,7 +80,8 @@ class ModelHost:
     """
 
     def __init__(self, models: Iterable[Model] = (), *, host: str = "127.0.0.1", port: int = 0,
-                 scale_to_zero: float | None = None, cold_start: float = 0.0) -> None:
+                 scale_to_zero: float | None = None, cold_start: float = 0.0,
+                 grpc_port: int | None = None) -> None:
         if scale_to_zero is not None and not (scale_to_zero > 0 and cold_start >= 0):
             raise ValueError(f"scale_to_zero must be > 0 and cold_start >= 0, got {scale_to_zero!r}, {cold_start!r}")
         self.scale_to_zero = scale_to_zero
@@ -96,6 +97,9 @@ class ModelHost:
         self.seen: list[tuple[str, str]] = []
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
+        #: The Open Inference Protocol over gRPC too, when a port is given (0: any free one); needs the grpc extra.
+        self._grpc_port = grpc_port
+        self._grpc: Any = None
 
     def add(self, model: Model) -> None:
         if model.served_name in self.models:
@@ -118,10 +122,22 @@ class ModelHost:
             raise
         self._port = runner.addresses[0][1]
         self._runner = runner
+        if self._grpc_port is not None:
+            from .grpc_endpoint import start_grpc_endpoint
+
+            try:
+                self._grpc = await start_grpc_endpoint(self, self.host, self._grpc_port)
+            except BaseException:
+                await self.stop()
+                raise
+            self._grpc_port = self._grpc.port
 
     async def stop(self) -> None:
         for lc in self.lifecycles.values():
             lc.close()
+        if self._grpc is not None:
+            endpoint, self._grpc = self._grpc, None
+            await endpoint.stop()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -156,6 +172,20 @@ class ModelHost:
         if protocol == "v1":
             return f"{self.base_url}/v1/models/{name}:predict"
         return f"{self.base_url}/v2/models/{name}/infer"
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The gRPC port (known after ``start``), or None without a gRPC endpoint."""
+        return self._grpc_port
+
+    def grpc_url_for(self, name: str) -> str:
+        """The ``grpc://`` URL a graph's step uses to call a v2 model over gRPC."""
+        model = self.models.get(name)
+        if model is None or not model.supports_v2:
+            raise KeyError(f"no v2 model named {name!r}")
+        if self._grpc_port is None:
+            raise KeyError("this model host has no gRPC endpoint (grpc_port)")
+        return f"grpc://{self.host}:{self._grpc_port}/{name}"
 
     def service_urls(self) -> dict[str, str]:
         """Every model's inference URL by name (the router's ``services`` overrides)."""
@@ -258,19 +288,24 @@ class ModelHost:
     async def _v2_infer(self, request: web.Request) -> web.Response:
         model = self._model(request)
         body = await self._body(request, model, "v2")
-        parsed = parse_infer_request(body)
-        outputs = model.infer(parsed)
-        answer: dict[str, Any] = {
-            "model_name": model.served_name,
-            "model_version": "1",
-            # KServe makes up an id when the request has none.
-            "id": parsed.id if parsed.id is not None else str(uuid.uuid4()),
-            "outputs": [t.to_json() for t in outputs],
-        }
-        parameters = model.response_parameters(parsed)
-        if parameters:
-            answer["parameters"] = dict(parameters)
-        return _json(answer)
+        return _json(v2_answer(model, body))
+
+
+def v2_answer(model: Model, body: Any) -> dict[str, Any]:
+    """A v2 model's answer to a decoded request body (over HTTP or gRPC). Raises InvalidInput."""
+    parsed = parse_infer_request(body)
+    outputs = model.infer(parsed)
+    answer: dict[str, Any] = {
+        "model_name": model.served_name,
+        "model_version": "1",
+        # KServe makes up an id when the request has none.
+        "id": parsed.id if parsed.id is not None else str(uuid.uuid4()),
+        "outputs": [t.to_json() for t in outputs],
+    }
+    parameters = model.response_parameters(parsed)
+    if parameters:
+        answer["parameters"] = dict(parameters)
+    return answer
 
 
 def parse_infer_request(body: Any) -> InferRequest:

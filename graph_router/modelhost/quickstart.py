@@ -64,8 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="with --serverless: seconds a model at zero takes to start (default 2)")
     q.add_argument("--scale-to-zero", type=float, default=30.0, metavar="IDLE_S",
                    help="with --serverless: seconds idle before a model is at zero again (default 30)")
+    q.add_argument("--grpc-port", type=int, default=8081,
+                   help="gRPC examples: the router's gRPC port (default 8081) and the model host's (--models-port + 1)")
     q.set_defaults(func=lambda a: run_quickstart(
-        a.example, port=a.port, models_port=a.models_port,
+        a.example, port=a.port, models_port=a.models_port, grpc_port=a.grpc_port,
         serverless=Serverless(a.scale_to_zero, a.cold_start) if a.serverless else None))
 
 
@@ -89,6 +91,19 @@ def find_example(example: str) -> Path:
         if (directory / example / "graph.yaml").is_file():
             return directory / example
     raise QuickstartError(f"no example {example!r}; examples: {', '.join(examples()) or 'none found'}")
+
+
+def grpc_services(example_dir: Path) -> set[str]:
+    """Services the example's ``deploy.yaml`` declares ``protocol: grpc-v2``: the quick start calls them over gRPC."""
+    deploy = example_dir / "deploy.yaml"
+    if not deploy.is_file():
+        return set()
+    with deploy.open() as f:
+        doc: Any = yaml.safe_load(f)
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict):
+        return set()
+    return {n for n, b in services.items() if isinstance(b, dict) and b.get("protocol") == "grpc-v2"}
 
 
 def service_names(graph_file: Path) -> list[str]:
@@ -186,7 +201,7 @@ def curl_command(example_dir: Path, port: int) -> str:
     return shlex.join([*parts, "-d", f"@{request}"])
 
 
-def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000,
+def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000, grpc_port: int = 8081,
                    serverless: Serverless | None = None) -> int:
     """Run an example until SIGINT/SIGTERM; 0 when stopped that way, 1 if a child failed, 2 bad input."""
     if serverless is not None and not (serverless.scale_to_zero > 0 and serverless.cold_start >= 0):
@@ -211,9 +226,10 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000,
     children: list[Child] = []
     with _signals(stop):
         try:
+            grpc = Grpc(grpc_services(example_dir), grpc_port, models_port + 1)
             if serverless is not None:
                 return _run_serverless(example_dir, services, port, models_port, stop, children, serverless)
-            return _run(example_dir, services, port, models_port, stop, children)
+            return _run(example_dir, services, port, models_port, stop, children, grpc)
         except QuickstartError as exc:
             print(f"graph-router quickstart: {exc}", file=sys.stderr)
             return 1
@@ -222,27 +238,38 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000,
             print("quickstart: stopped", flush=True)
 
 
-def model_host_argv(services: list[str], models_port: int, extra: list[str] | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Grpc:
+    """A gRPC example: which services are called over gRPC, the router's and the model host's gRPC ports."""
+
+    services: set[str]
+    port: int
+    models_port: int
+
+
+NO_GRPC = Grpc(set(), 0, 0)
+
+
+def model_host_argv(services: list[str], models_port: int, grpc: Grpc = NO_GRPC,
+                    extra: list[str] | None = None) -> list[str]:
     names = ",".join(services)
-    return [
-        sys.executable,
-        "-m",
-        "graph_router.modelhost",
-        "serve",
-        "--port",
-        str(models_port),
-        "--models",
-        names,
-        *(extra or ()),
-    ]
+    argv = [sys.executable, "-m", "graph_router.modelhost", "serve", "--port", str(models_port), "--models", names]
+    if grpc.services:
+        argv += ["--grpc-port", str(grpc.models_port)]
+    return argv + list(extra or ())
 
 
-def router_argv(graph_file: Path, services: list[str], port: int, models_port: int,
+def router_argv(graph_file: Path, services: list[str], port: int, models_port: int, grpc: Grpc = NO_GRPC,
                 extra: list[str] | None = None) -> list[str]:
     """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop."""
     argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1", *(extra or ())]
     argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text"]
+    if grpc.services:
+        argv += ["--grpc-port", str(grpc.port)]
     for name in services:
+        if name in grpc.services:
+            argv += ["--service", f"{name}=grpc://127.0.0.1:{grpc.models_port}/{name}"]
+            continue
         v1 = EXAMPLE_MODELS[name]().supports_v1
         path = f"/v1/models/{name}:predict" if v1 else f"/v2/models/{name}/infer"
         argv += ["--service", f"{name}=http://127.0.0.1:{models_port}{path}"]
@@ -256,21 +283,26 @@ def _run(
     models_port: int,
     stop: threading.Event,
     children: list[Child],
+    grpc: Grpc = NO_GRPC,
 ) -> int:
-    host = _start("model host", model_host_argv(services, models_port))
+    host = _start("model host", model_host_argv(services, models_port, grpc))
     children.append(host)
     _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)
     if stop.is_set():
         return 0
-    router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port))
+    router = _start("router", router_argv(example_dir / "graph.yaml", services, port, models_port, grpc))
     children.append(router)
     _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)
     # "ready" only once everything started answers, and is still ours.
     _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)
     if not stop.is_set():
         curl = curl_command(example_dir, port)
+        also = ""
+        if grpc.services:
+            also = (f"\n\nThe steps {', '.join(sorted(grpc.services))} are called over gRPC; the router also serves "
+                    f"gRPC (inference.GRPCInferenceService) on 127.0.0.1:{grpc.port}.")
         print(
-            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}\n\nPress Ctrl-C to stop.",
+            f"\nquickstart: {example_dir.name} is ready. Try:\n\n  {curl}{also}\n\nPress Ctrl-C to stop.",
             flush=True,
         )
     return _supervise(children, stop)
@@ -313,12 +345,12 @@ def _run_serverless(
     """Models at zero, first request with prewarming off, then (fresh models at zero) on; then serve."""
     cost: dict[str, tuple[int, float]] = {}
     for mode in ("off", "certain"):
-        host = _start("model host (serverless)", model_host_argv(services, models_port, sl.host_args()))
+        host = _start("model host (serverless)", model_host_argv(services, models_port, extra=sl.host_args()))
         children.append(host)
         _wait_ready(host, f"http://127.0.0.1:{models_port}/v2/health/ready", stop)  # wakes no model
         if stop.is_set():
             return 0
-        argv = router_argv(example_dir / "graph.yaml", services, port, models_port, ["--prewarm", mode])
+        argv = router_argv(example_dir / "graph.yaml", services, port, models_port, extra=["--prewarm", mode])
         router = _start(f"router (prewarm {mode})", argv)
         children.append(router)
         _wait_ready(router, f"http://127.0.0.1:{port}/readyz", stop)

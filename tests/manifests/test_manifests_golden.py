@@ -19,6 +19,7 @@ EXAMPLES = {
     "canary": ["graph.yaml"],
     "v2-chain": ["graph.yaml"],
     "shadow": ["graph.yaml"],
+    "grpc-chain": ["graph.yaml"],
 }
 MODES = ("knative", "deployment", "kserve")
 CASES = [(app, mode) for app in EXAMPLES for mode in MODES]

@@ -1,0 +1,1 @@
+"""Open Inference Protocol v2 over gRPC: the front (server), the step client (backend), conversion."""
