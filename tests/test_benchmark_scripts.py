@@ -32,3 +32,10 @@ def test_telemetry_overhead_runs_the_ensemble_and_counts_its_spans() -> None:
     assert set(rows) == {"off", "metrics+otlp 100%"}
     assert rows["off"][5] == "0.00" and rows["metrics+otlp 100%"][5] == "8.00"
     assert rows["off"][4] == "1.00"
+
+
+def test_hostile_backends_prints_a_row_per_scenario() -> None:
+    out = run_script("benchmarks/hostile_backends.py", "--size-mib", "1", "--max-mib", "4", "--timeout", "30",
+                     "--only", "endless-header,endless-trailer,tiny-chunks")
+    rows = {m[0]: m[1] for m in re.findall(r"^  (\S+)\s+(\d+|-)\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+-?[\d.]+$", out, re.M)}
+    assert rows == {"endless-header": "502", "endless-trailer": "502", "tiny-chunks": "200"}
