@@ -39,3 +39,8 @@ def test_hostile_backends_prints_a_row_per_scenario() -> None:
                      "--only", "endless-header,endless-trailer,tiny-chunks")
     rows = {m[0]: m[1] for m in re.findall(r"^  (\S+)\s+(\d+|-)\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+-?[\d.]+$", out, re.M)}
     assert rows == {"endless-header": "502", "endless-trailer": "502", "tiny-chunks": "200"}
+
+
+def test_client_parse_micro_times_this_tree() -> None:
+    out = run_script("benchmarks/client_parse_micro.py", "--exchanges", "2000", "--rounds", "1")
+    assert re.search(r"^  this tree\s+[\d.]+ us/exchange", out, re.M), out
