@@ -1,6 +1,7 @@
 """No request sent twice unless asked, and every accepted request answered (issue 13, items 4 and 5).
 
-Each test runs a real ``graph-router serve`` against a raw-socket backend on 127.0.0.1.
+Most tests run a real ``graph-router serve`` against a raw-socket backend on 127.0.0.1; the rest
+use the client or the library directly.
 """
 
 from __future__ import annotations
