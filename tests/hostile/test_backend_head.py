@@ -179,7 +179,7 @@ def test_each_limit_is_a_serve_flag(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--max-response-head-bytes", "--max-response-headers",
-                                  "--max-response-trailer-bytes", "--max-response-trailers"])
+                                  "--max-response-trailer-bytes", "--max-response-trailers", "--max-response-bytes"])
 @pytest.mark.parametrize("value", ["0", "lots"])
 def test_a_bad_limit_is_refused_at_start(tmp_path: Path, flag: str, value: str) -> None:
     import subprocess
