@@ -110,6 +110,9 @@ class InProcessBackend:
         return None
 
 
+TEXT_CT = ("content-type", "text/plain; charset=utf-8")
+
+
 def to_response(result: HandlerResult) -> BackendResponse:
     """Normalise what an in-process handler returned."""
     if isinstance(result, BackendResponse):
@@ -120,7 +123,7 @@ def to_response(result: HandlerResult) -> BackendResponse:
     if isinstance(result, bytes | bytearray | memoryview):
         return BackendResponse(status=status, body=bytes(result))  # bytes say nothing of their type
     if isinstance(result, str):
-        return BackendResponse(status=status, body=result.encode(), headers=[("content-type", "text/plain; charset=utf-8")])
+        return BackendResponse(status=status, body=result.encode(), headers=[TEXT_CT])
     return BackendResponse(status=status, body=orjson.dumps(result), headers=[("content-type", "application/json")])
 
 

@@ -140,7 +140,8 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--drain-seconds", type=float, default=30.0,
                    help="after SIGTERM keep serving this long with /readyz 503 (default 30, as KServe)")
     s.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit (413 above)")
-    s.add_argument("--max-response-bytes", type=int, default=64 * 1024 * 1024, help="backend body limit (502)")
+    s.add_argument("--max-response-bytes", type=_positive_int, default=64 * 1024 * 1024, metavar="N",
+                   help="backend body limit (502 above; default 64 MiB)")
     _limit_flags(s)
     s.add_argument("--max-response-head-bytes", type=_positive_int, default=1024 * 1024, metavar="N",
                    help="backend answer's status line and headers, 1xx answers included (502 above; default 1 MiB)")

@@ -72,15 +72,18 @@ class Outcome:
 class Context:
     """Per-request state: the headers every backend call gets, the deadline, the route so far."""
 
-    __slots__ = ("current", "deadline", "graph", "headers", "hooks", "incoming", "route", "span")
+    __slots__ = ("current", "deadline", "graph", "headers", "hooks", "incoming", "retry_until", "route", "span")
 
     def __init__(self, graph: CompiledGraph, headers: list[tuple[str, str]],
-                 incoming: list[tuple[str, str]], deadline: float | None, hooks: Hooks | None) -> None:
+                 incoming: list[tuple[str, str]], deadline: float | None, hooks: Hooks | None,
+                 retry_until: float | None = None) -> None:
         self.graph = graph
         self.headers = headers
         self.incoming = incoming
-        #: When retries must stop (loop time): the graph deadline or the time the answer is due.
+        #: The graph deadline (loop time), or None.
         self.deadline = deadline
+        #: When retries stop waiting (loop time): the graph deadline or when the answer is due.
+        self.retry_until = deadline if retry_until is None else retry_until
         self.route: list[str] = []
         self.current: tuple[str, str] = ("root", "")
         self.hooks = hooks
@@ -113,7 +116,7 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
         retry_until = deadline
         if answer_within is not None and (deadline is None or now + answer_within < deadline):
             retry_until = now + answer_within
-    ctx = Context(graph, backend_headers, incoming, retry_until, hooks)
+    ctx = Context(graph, backend_headers, incoming, deadline, hooks, retry_until)
     ctx.span = span
     try:
         if deadline is None:
@@ -273,7 +276,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
     shot = step.mirror.begin(req.body, req.headers, ctx.incoming) if step.mirror is not None else None
     try:
         resp, _ = await call_with_retries(
-            step.backend, req, step.retry, deadline=ctx.deadline, attempt_timeout=step.timeout,
+            step.backend, req, step.retry, deadline=ctx.retry_until, attempt_timeout=step.timeout,
             on_retry=None if rec is None else rec.on_retry)
     except (BackendError, GraphTimeout, Overloaded) as err:
         if shot is not None:

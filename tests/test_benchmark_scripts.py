@@ -68,3 +68,15 @@ def test_mirror_overhead_mirrors_every_request_and_drops_none(http: bool) -> Non
     assert (rows["off"][5], rows["mirror"][5]) == ("0.00", "1.00")  # copies per request
     assert rows["off"][6] == rows["mirror"][6] == "0"  # nothing dropped
     assert rows["off"][4] == "1.00"
+
+
+def test_hostile_backends_prints_a_row_per_scenario() -> None:
+    out = run_script("benchmarks/hostile_backends.py", "--size-mib", "1", "--max-mib", "4", "--timeout", "30",
+                     "--only", "endless-header,endless-trailer,tiny-chunks")
+    rows = {m[0]: m[1] for m in re.findall(r"^  (\S+)\s+(\d+|-)\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+-?[\d.]+$", out, re.M)}
+    assert rows == {"endless-header": "502", "endless-trailer": "502", "tiny-chunks": "200"}
+
+
+def test_client_parse_micro_times_this_tree() -> None:
+    out = run_script("benchmarks/client_parse_micro.py", "--exchanges", "2000", "--rounds", "1")
+    assert re.search(r"^  this tree\s+[\d.]+ us/exchange", out, re.M), out

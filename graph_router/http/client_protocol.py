@@ -1,16 +1,26 @@
-"""One backend connection: an asyncio protocol reading responses with llhttp; the client's errors.
+"""One backend connection: an asyncio protocol reading responses with llhttp.
 
-Error ``detail`` strings read like the tail of Go's ``net/http`` errors, so ``transport`` can build
-the causes KServe's router reports (``Post "<url>": <detail>``).
+The errors it reports are in :mod:`.client_errors` (re-exported here and by :mod:`.client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import httptools
+
+from .client_errors import (
+    BudgetExhausted,
+    ClientError,
+    ClientResponse,
+    ConnectFailed,
+    Disconnected,
+    ProtocolViolation,
+    ReadTimeout,
+    ResponseLimitExceeded,
+    ResponseTooLarge,
+)
 
 if TYPE_CHECKING:
     from .budget import ByteBudget
@@ -19,76 +29,14 @@ if TYPE_CHECKING:
 #: Chunk framing every chunk may use for free (its size line and CRLFs, as Go's chunked reader
 #: allows 16 bytes per chunk); only the rest counts towards ``max_trailer_bytes``.
 CHUNK_FRAMING_ALLOWANCE = 16
+#: While a head is arriving its bytes and field count are checked every this many bytes, so a head
+#: of tiny fields never holds more than this many bytes' worth of them past the count limit.
+HEAD_CHECK_STEP = 64 * 1024
 
-
-class ClientError(Exception):
-    """Base of the client's errors; ``detail`` reads like Go's (``EOF``, ``dial tcp ...``)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class ConnectFailed(ClientError):
-    """No connection (refused, unreachable, DNS, connect timeout): nothing was sent."""
-
-
-class Disconnected(ClientError):
-    """The connection broke before the response was complete."""
-
-    def __init__(self, detail: str, *, nothing_received: bool, in_body: bool = False) -> None:
-        super().__init__(detail)
-        #: No byte of a response arrived: the backend may not have processed the request.
-        self.nothing_received = nothing_received
-        #: The headers had arrived; the body was cut (Go reports this without the URL prefix).
-        self.in_body = in_body
-
-
-class ReadTimeout(ClientError):
-    """The timeout (connect + send + whole response) passed."""
-
-    def __init__(self, *, headers_received: bool) -> None:
-        super().__init__("timeout reading body" if headers_received else "timeout awaiting headers")
-        self.headers_received = headers_received
-
-
-class ProtocolViolation(ClientError):
-    """The backend's answer is not valid HTTP/1.x."""
-
-
-class ResponseTooLarge(ClientError):
-    """The response body is larger than ``ClientLimits.max_response_bytes``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"response body larger than {limit} bytes")
-        self.limit = limit
-
-
-class ResponseLimitExceeded(ProtocolViolation):
-    """The response's head, trailers or chunk framing passed one of ``ClientLimits``' bounds."""
-
-
-class BudgetExhausted(ClientError):
-    """The process-wide byte budget (``ClientLimits.budget``) cannot hold this response body."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the router's memory budget for bodies in flight ({limit} bytes) is spent; "
-                         "response body refused")
-        self.limit = limit
-
-
-@dataclass(slots=True)
-class ClientResponse:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """First value of header ``name`` (lower-case), or None."""
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+__all__ = [
+    "BudgetExhausted", "ClientConnection", "ClientError", "ClientResponse", "ConnectFailed", "Disconnected",
+    "ProtocolViolation", "ReadTimeout", "ResponseLimitExceeded", "ResponseTooLarge",
+]
 
 
 class _Stop(Exception):
@@ -116,6 +64,7 @@ class ClientConnection(asyncio.Protocol):
         "_cl",
         "_error",
         "_fut",
+        "_head_step",
         "_headers",
         "_headers_done",
         "_informational",
@@ -145,6 +94,7 @@ class ClientConnection(asyncio.Protocol):
         self._max = limits.max_response_bytes
         self._max_head = limits.max_head_bytes
         self._max_headers = limits.max_headers
+        self._head_step = min(self._max_head, HEAD_CHECK_STEP)
         self._budget = limits.budget
         self._transport: asyncio.Transport = cast(asyncio.Transport, None)
         self._parser = httptools.HttpResponseParser(self)
@@ -154,27 +104,27 @@ class ClientConnection(asyncio.Protocol):
         self.dead = False
         self.local = ""
         self.remote = ""
+        # per message (set again by on_message_begin / on_headers_complete before they are read)
+        self._headers: list[tuple[str, str]] = []
+        self._cl = -1
+        self._chunked = False
+        self._keep_alive = False
+        self._status = 0
+        self._mark = 0
+        self._chunks = self._trailers = self._trailer_bytes = 0
+        # the body so far: one read's bytes as they came, or a buffer once there are more
+        self._body = b""
+        self._buf: bytearray | None = None
         self._reset()
 
     def _reset(self) -> None:
         self._received = False
         self._headers_done = False
         self._informational = False
-        self._keep_alive = False
-        self._status = 0
-        self._headers: list[tuple[str, str]] = []
-        self._body = b""
-        self._buf: bytearray | None = None
         self._body_len = 0
-        self._cl = -1
-        self._chunked = False
         self._error: ClientError | None = None
         self._wire = 0  # bytes read in this exchange
-        self._wire_limit = self._max_head  # past it, _check_wire looks closer
-        self._mark = 0
-        self._chunks = 0
-        self._trailers = 0
-        self._trailer_bytes = 0
+        self._wire_limit = self._head_step  # past it, _check_wire looks closer
 
     def exchange(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
         """Send one request; the future resolves with the whole response or a ClientError."""
@@ -234,13 +184,19 @@ class ClientConnection(asyncio.Protocol):
     def _check_wire(self) -> None:
         """The bytes read so far against the head bound, or the chunk framing and trailer bound."""
         if not self._headers_done:
-            self._finish_error(ResponseLimitExceeded(
-                f"net/http: server response headers exceeded {self._max_head} bytes; aborted"))
+            if len(self._headers) > self._max_headers:
+                self._finish_error(self._too_many_headers())
+            elif self._wire > self._max_head:
+                self._finish_error(ResponseLimitExceeded(
+                    f"net/http: server response headers exceeded {self._max_head} bytes; aborted"))
+            else:
+                self._wire_limit = min(self._max_head, self._wire + HEAD_CHECK_STEP)
             return
         limit = self._lim.max_trailer_bytes
         # _mark is where the head ended at the latest, so body bytes of that read count here too
         # (an underestimate by at most one read, never a false refusal)
-        framing = self._wire - self._mark - self._body_len - CHUNK_FRAMING_ALLOWANCE * self._chunks
+        chunks = self._chunks if self._chunked else 0
+        framing = self._wire - self._mark - self._body_len - CHUNK_FRAMING_ALLOWANCE * chunks
         if framing > limit:
             self._finish_error(ResponseLimitExceeded(
                 f"net/http: server response chunk extensions and trailers exceeded {limit} bytes; aborted"))
@@ -292,14 +248,9 @@ class ClientConnection(asyncio.Protocol):
         if self._headers_done:
             self._on_trailer(name, value)
             return
-        headers = self._headers
-        if len(headers) >= self._max_headers:
-            self._error = ResponseLimitExceeded(
-                f"net/http: server response has more than {self._max_headers} header fields; aborted")
-            raise _Stop
         key = name.decode("latin-1").lower()
         val = value.decode("latin-1")
-        headers.append((key, val))
+        self._headers.append((key, val))
         if key == "content-length":
             self._cl = int(val)
             if self._cl > self._max:
@@ -335,6 +286,9 @@ class ClientConnection(asyncio.Protocol):
                 raise _Stop
             self._informational = True  # 100 Continue, 103 Early Hints: skipped
             return
+        if len(self._headers) > self._max_headers:
+            self._error = self._too_many_headers()
+            raise _Stop
         if self._wire > self._max_head and self._head_too_large():
             self._error = ResponseLimitExceeded(
                 f"net/http: server response headers exceeded {self._max_head} bytes; aborted")
@@ -343,6 +297,12 @@ class ClientConnection(asyncio.Protocol):
         self._keep_alive = parser.should_keep_alive()
         self._mark = self._wire
         self._wire_limit = self._wire + self._lim.max_trailer_bytes
+        if self._chunked:
+            self._chunks = self._trailers = self._trailer_bytes = 0
+
+    def _too_many_headers(self) -> ResponseLimitExceeded:
+        return ResponseLimitExceeded(
+            f"net/http: server response has more than {self._max_headers} header fields; aborted")
 
     def _head_too_large(self) -> bool:
         """The head ended in the read that crossed the bound: count it (the shortest status line,
@@ -390,10 +350,14 @@ class ClientConnection(asyncio.Protocol):
         if not self._keep_alive:
             self.dead = True
         buf = self._buf
-        body = self._body if buf is None else bytes(buf)
-        self._buf = None
+        if buf is None:
+            body = self._body
+        else:
+            body = bytes(buf)
+            self._buf = None
         self._body = b""
-        self._give_back()
+        if self._charged:
+            self._give_back()
         if not fut.done():
             fut.set_result(ClientResponse(self._status, self._headers, body))
 

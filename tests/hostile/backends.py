@@ -185,8 +185,9 @@ def one_step_graph(url: str, spec_extra: str = "", step_extra: str = "") -> str:
 
 
 @contextlib.contextmanager
-def serve_graph(workdir: Path, graph_yaml: str, *args: str) -> Iterator[RouterProcess]:
-    """``graph-router serve`` on ``graph_yaml`` (127.0.0.1, a free port); killed on exit."""
+def serve_graph(workdir: Path, graph_yaml: str, *args: str,
+                env: dict[str, str] | None = None) -> Iterator[RouterProcess]:
+    """``graph-router serve`` on ``graph_yaml`` (127.0.0.1, a free port; ``env`` added); killed on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "graph.yaml"
     path.write_text(graph_yaml)
@@ -195,7 +196,8 @@ def serve_graph(workdir: Path, graph_yaml: str, *args: str) -> Iterator[RouterPr
     cmd = [sys.executable, "-m", "graph_router", "serve", str(path), "--host", "127.0.0.1", "--port", str(port),
            "--drain-seconds", "0", "--no-access-log", *args]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
     rp = RouterProcess(proc, port, log_path)
     try:
         wait_ready(rp)

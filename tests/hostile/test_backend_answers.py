@@ -19,7 +19,8 @@ from graph_router import GraphRouter
 from ..conftest import ROOT, free_port
 from .backends import Conn, hostile, one_step_graph, post, serve_graph
 
-KSERVE_ROUTER = ROOT.parent / "shared" / "kserve-router" / "router"
+#: KServe's own router binary, built for comparison: ``$KSERVE_ROUTER``, or one beside the checkout.
+KSERVE_ROUTER = Path(os.environ.get("KSERVE_ROUTER") or ROOT.parent / "shared" / "kserve-router" / "router")
 
 
 @pytest.mark.parametrize(("content_type", "body"), [

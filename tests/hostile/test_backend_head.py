@@ -6,6 +6,7 @@ fail fast with 502 and a cause naming the limit, at bounded CPU, and the next re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,9 +38,14 @@ def by_path(hostile_answers: dict[str, bytes | tuple[bytes, bytes]]):  # type: i
             else:
                 conn.write(what)
                 await conn.writer.drain()
-            await conn.closed_by_peer()
+            if await conn.closed_by_peer():
+                CLOSED_BY_ROUTER.append(req.path.rsplit("/", 1)[-1])
             return
     return script
+
+
+#: Behaviours whose connection the router closed (in order).
+CLOSED_BY_ROUTER: list[str] = []
 
 
 ENDLESS = {
@@ -116,6 +122,11 @@ def test_an_endless_head_or_trailer_fails_fast_with_502(
     assert cpu < 2.0  # was 27 s of CPU for an endless header value
     # the router stopped reading near the limit: the limit plus what was in flight, not 64 MiB
     assert backend.streamed - streamed < 16 * MIB
+    for _ in range(100):  # the backend notices the close on its own thread
+        if name in CLOSED_BY_ROUTER:
+            break
+        time.sleep(0.02)
+    assert name in CLOSED_BY_ROUTER  # the router hung up on it
     still_serving(router)
 
 
@@ -168,7 +179,7 @@ def test_each_limit_is_a_serve_flag(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--max-response-head-bytes", "--max-response-headers",
-                                  "--max-response-trailer-bytes", "--max-response-trailers"])
+                                  "--max-response-trailer-bytes", "--max-response-trailers", "--max-response-bytes"])
 @pytest.mark.parametrize("value", ["0", "lots"])
 def test_a_bad_limit_is_refused_at_start(tmp_path: Path, flag: str, value: str) -> None:
     import subprocess

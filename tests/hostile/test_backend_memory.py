@@ -88,6 +88,17 @@ def test_sixteen_mib_in_two_byte_chunks_costs_about_its_size(tmp_path: Path) -> 
             assert (again - idle) * 1024 <= 2.25 * size, (idle, peak, after, again)
 
 
+def test_with_a_fixed_mmap_threshold_the_memory_comes_back_at_once(tmp_path: Path) -> None:
+    script, size = tiny_chunks(8 * MIB)
+    with hostile(script) as b, serve_graph(tmp_path, one_step_graph(b.url("/v1/models/big")),
+                                           env={"MALLOC_MMAP_THRESHOLD_": "1048576"}) as rp:
+        idle = settled_rss(rp.proc.pid)
+        for _ in range(2):
+            assert post(rp, within=120).status == 200
+            after = settled_rss(rp.proc.pid)
+            assert (after - idle) * 1024 <= size // 4, (idle, after)
+
+
 def settled_rss(pid: int) -> int:
     time.sleep(0.3)
     return rss_kib(pid)

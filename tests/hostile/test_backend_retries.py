@@ -1,6 +1,7 @@
 """No request sent twice unless asked, and every accepted request answered (issue 13, items 4 and 5).
 
-Each test runs a real ``graph-router serve`` against a raw-socket backend on 127.0.0.1.
+Most tests run a real ``graph-router serve`` against a raw-socket backend on 127.0.0.1; the rest
+use the client or the library directly.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
+from graph_router import GraphRouter
 from graph_router.backend import DEFAULT_RETRY_WINDOW
 from graph_router.http.client import ClientLimits, HttpClient, Url
 
@@ -146,3 +149,18 @@ async def test_a_replayable_request_is_sent_again_once(tmp_path: Path) -> None:
         finally:
             await client.aclose()
     assert [(r.conn, r.body) for r in b.requests] == [(0, b"1"), (0, b"2"), (1, b"2")]
+
+
+async def test_the_library_answers_before_its_write_timeout_too(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
+    spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": url}]}}}
+    async with GraphRouter.from_spec(spec, default_retry_window=30, write_timeout=1.0) as router:
+        started = time.monotonic()
+        with caplog.at_level("INFO", logger="graph_router.retry"):
+            res = await router.infer({})
+        elapsed = time.monotonic() - started
+    assert any(r.getMessage().startswith("retrying ") for r in caplog.records)  # the window did apply
+    assert res.status == 500 and orjson.loads(res.body)["cause"].endswith("connect: connection refused")
+    assert elapsed < 1.0  # retried (never sleeping past the answer due), then answered in time
+    with pytest.raises(ValueError, match="default_retry_window must be >= 0 seconds"):
+        GraphRouter.from_spec(spec, default_retry_window=-1)
