@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import nginx, payload, procs, router
+from . import nginx, payload, procs, router, wrk
 from .measure import Settings, Target, measure
 from .procs import StartError, Supervisor
 from .rounds import Series
@@ -177,6 +177,10 @@ class Bench:
                 raise StartError(f"smoke POST answered {len(answer)} bytes, not the backend's {len(job.expect)}")
             job.answer_bytes.append(len(answer))
             measure(row, Target(port, path, proc.pid, (job.backends.pid,)), job.settings)
+            idle = [x.connections for x in row.loads if x.wrk.requests == 0]
+            if idle:
+                row.note = (f"no request completed at c{idle[0]} in {job.settings.seconds} s "
+                            f"(each took longer than wrk's {wrk.TIMEOUT_S} s timeout)")
         finally:
             self.sup.stop(proc, kill=kill)
 
