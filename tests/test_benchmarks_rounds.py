@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -220,3 +221,48 @@ def test_profile_samples_go_to_the_deepest_part_of_ours() -> None:
     table = prof.render(counts, 44.0).splitlines()
     assert table[2] == "| client (pool, request, response) | 7 | 31.8% | 14.0 |"
     assert table[-1] == "| total | 22 | 100% | 44.0 |"
+
+
+FAKE_KSERVE = """\
+import json, os, signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as KServe's router: SIGTERM alone does not stop it soon
+assert sys.argv[1] == "--graph-json"
+spec = json.loads(sys.argv[2])
+host, port = os.environ["ORACLE_LISTEN_ADDR"].rsplit(":", 1)
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/readyz" else 404); self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(sorted(spec["nodes"])).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+HTTPServer((host, int(port)), H).serve_forever()
+"""
+
+
+def test_kserve_is_started_on_its_env_port_and_stopped_with_sigkill(tmp_path: Path) -> None:
+    """A stand-in binary with KServe's interface: the port from ORACLE_LISTEN_ADDR, the spec as --graph-json."""
+    from benchmarks.benchkit.bench import Bench
+
+    fake = tmp_path / "router"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_KSERVE}")
+    fake.chmod(0o755)
+    sup = procs.Supervisor(install=False)
+    bench = Bench(sup, tmp_path, "nginx", ["graph-router"], 60.0, procs.free_port())
+    backends = Backends(0, [1, 2, 3], {n: router.service_url(n, 9) for n in router.SERVICES}, b"")
+    try:
+        started = time.monotonic()
+        proc, port, kill = bench.other(router.kserve_router(fake), router.PATTERNS["ens3"], backends, None)()
+        assert kill is True and proc.poll() is None
+        assert procs.post_once(port, "/", b"{}") == (200, b'["root"]')
+        argv = shlex.split((tmp_path / "other-ens3.cmd").read_text())
+        assert argv[:2] == [str(fake), "--graph-json"] and "ensemble" in argv[2].lower()
+        sup.stop(proc, kill=kill)
+        assert proc.poll() is not None and time.monotonic() - started < 20
+    finally:
+        sup.stop_all()
