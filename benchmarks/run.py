@@ -40,7 +40,7 @@ DEFAULT_SETS = ("compare", "aiohttp", "tracing", "payload", "both-cores")
 MODES = {
     # seconds per measured wrk run, warm-up seconds, rounds, payload seconds, budget (s)
     "quick": {"seconds": 2, "warmup": 1, "rounds": 1, "payload_seconds": 2, "budget": 240.0},
-    "full": {"seconds": 5, "warmup": 2, "rounds": 3, "payload_seconds": 4, "budget": 1080.0},
+    "full": {"seconds": 4, "warmup": 2, "rounds": 3, "payload_seconds": 4, "budget": 1200.0},
 }
 MAIN_PATTERNS = ("1hop", "seq3", "ens3")  # the patterns the speed targets name
 QUICK = {"patterns": ("1hop",), "sizes": ("1KB", "1MB")}
@@ -72,7 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--compare-name", help="name of the --compare-with router in the table (default: its program)")
     p.add_argument("--router", metavar="CMD", help="graph-router command (default: .venv/bin/graph-router)")
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for results-<timestamp>.md")
-    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 2, full 5)")
+    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 2, full 4)")
     p.add_argument("--no-references", action="store_true", help="skip the backend direct and nginx rows")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs and configs even on success")
     p.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers to cores")

@@ -170,7 +170,8 @@ class Bench:
             return
         proc, port, kill = job.start()
         try:
-            status, answer = procs.post_once(port, path, job.body)
+            # An Ensemble of 8 MB answers takes KServe's router seconds: the smoke POST may wait for it.
+            status, answer = procs.post_once(port, path, job.body, timeout=60.0)
             if status != 200:
                 raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")
             if job.expect is not None and answer != job.expect:
