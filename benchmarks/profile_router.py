@@ -6,9 +6,10 @@
 Starts the nginx backends and ``graph-router serve`` (defaults; the router alone on core 1, wrk and
 the backends on core 0), drives it with wrk, records it with ``py-spy record --format raw``
 (installed with pip when missing), and prints each part's share of the samples and, from the CPU
-per request measured without the profiler over the same load, its microseconds per request. A sample counts for the deepest graph-router frame on its
-stack: the kernel work of a ``send`` is the write's, of a ``recv`` the parser's caller's. nginx
-``proxy_pass`` to the same backend is measured first on the same load and core: the floor of a hop.
+per request measured without the profiler over the same load, its microseconds per request. A
+sample counts for the deepest graph-router frame on its stack: the kernel work of a ``send`` is the
+write's, of a ``recv`` the parser's caller's. nginx ``proxy_pass`` to the same backend is measured
+first on the same load and core: the floor of a hop.
 """
 
 from __future__ import annotations

@@ -39,3 +39,9 @@ def test_json_scan_micro_times_the_parse_and_the_scan() -> None:
     rows = re.findall(r"^\| (1KB|100KB) \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \| ([\d,]+) us \|", out, re.M)
     assert [r[0] for r in rows] == ["1KB", "100KB"]
     assert "is_json (msgspec scan)" in out
+
+
+def test_engine_micro_prints_every_pattern() -> None:
+    out = run_script("benchmarks/engine_micro.py", "--requests", "200", "--repeat", "1")
+    rows = re.findall(r"^  (1 hop|Sequence of 3|Ensemble of 3)\s+([\d.]+) us$", out, re.M)
+    assert [name for name, _ in rows] == ["1 hop", "Sequence of 3", "Ensemble of 3"]
