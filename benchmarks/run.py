@@ -51,7 +51,7 @@ TRACING_VARIANTS = ("tel-off", "tel-10", "tel-on")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short runs, one round, fewer rows (about 3 minutes)")
+    p.add_argument("--quick", action="store_true", help="short runs, one round, fewer rows (under 2 minutes)")
     p.add_argument("--sets", nargs="+", choices=SETS, help=f"row sets to run (default: {' '.join(DEFAULT_SETS)})")
     p.add_argument("--rounds", type=int, help="interleaved rounds of the compare, tracing and both-cores rows "
                    "(quick 1, full 3)")
