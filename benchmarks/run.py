@@ -214,7 +214,9 @@ class Run:
 
     def _payload_size(self, size_key: str, size: int, b: Backends, seconds: int) -> None:
         body = payload.request_body(size)
-        script = wrk.write_script(self.bench.workdir / f"payload-{size}", body.decode())
+        scripts = self.bench.workdir / f"payload-{size}"
+        scripts.mkdir(parents=True, exist_ok=True)
+        script = wrk.write_script(scripts, body.decode())
         s = Settings(seconds, 1, (payload.CONNECTIONS,), self.small.wrk_cpu, script)
         table, cpu = f"payload {size_key}", self.cpu
         jobs = [self._job(table, "nginx proxy_pass", "1 hop", size_key, self.bench.nginx_proxy(b, cpu), s, b, body,

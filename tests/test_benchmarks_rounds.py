@@ -266,3 +266,56 @@ def test_kserve_is_started_on_its_env_port_and_stopped_with_sigkill(tmp_path: Pa
         assert proc.poll() is not None and time.monotonic() - started < 20
     finally:
         sup.stop_all()
+
+
+class PlanOnly:
+    """A Bench that records the rows a run measures, round by round, and starts nothing."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir, self.router_cmd, self.event_loop = workdir, [sys.executable, "-m", "graph_router"], "-"
+        self.seen: list[str] = []
+
+    def run_job(self, job: Job) -> None:
+        s, loads = job.series, ",".join(map(str, job.settings.concurrencies))
+        self.seen.append(f"{s.router} | {s.pattern} | {s.variant} | c{loads}")
+
+    def small_backends(self, name: str, cpu: int | None) -> Backends:
+        return Backends(1, [1, 2, 3], {n: router.service_url(n, 9) for n in router.SERVICES}, b"x")
+
+    def payload_backends(self, size: int, cpu: int | None) -> Backends:
+        return self.small_backends("payload", cpu)
+
+    def stop_backends(self, b: Backends) -> None:
+        return None
+
+    def _never(self, *args: object) -> Any:
+        return lambda: None
+
+    graph_router = other = nginx_proxy = aiohttp_proxy = _never
+
+
+def test_a_run_interleaves_kserve_and_ours_and_runs_each_set(tmp_path: Path) -> None:
+    binary = tmp_path / "router"
+    binary.write_text("")
+    args = run.parse_args(["--kserve", str(binary), "--patterns", "1hop", "seq3", "--sizes", "1MB", "--rounds", "2"])
+    bench = PlanOnly(tmp_path)
+    the_run = run.Run(args, bench, run.other_router(args))  # type: ignore[arg-type]
+    the_run.all()
+    small = ["backend direct | - | nginx fixed response | c64,1",
+             "nginx proxy_pass | 1 hop | keepalive upstream | c64,1",
+             "aiohttp server + client | 1 hop | benchmarks/aiohttp_proxy.py | c64,1",
+             "KServe router | 1 hop | as shipped | c64,1", "graph-router | 1 hop | 1 worker, defaults | c64,1",
+             "KServe router | Sequence of 3 | as shipped | c64,1",
+             "graph-router | Sequence of 3 | 1 worker, defaults | c64,1"]
+    tracing = [f"graph-router | {p} | 1 worker, {t} | c64" for p in ("1 hop", "Sequence of 3") for t in (
+        "metrics off, tracing off", "metrics on, 10% of requests traced, OTLP to a local sink",
+        "metrics on, every request traced, OTLP to a local sink")]
+    both = ["graph-router | 1 hop | 1 worker, defaults, unpinned | c64",
+            "graph-router | 1 hop | 2 workers, defaults, unpinned | c64",
+            "KServe router | 1 hop | as shipped, unpinned | c64"]
+    payload_rows = ["nginx proxy_pass | 1 hop | 1MB | c8", "KServe router | 1 hop | 1MB | c8",
+                    "graph-router | 1 hop | 1MB | c8", "KServe router | Sequence of 3 | 1MB | c8",
+                    "graph-router | Sequence of 3 | 1MB | c8"]
+    assert bench.seen == small * 2 + tracing * 2 + both * 2 + payload_rows
+    assert list(the_run.tables) == ["compare", "tracing", "both-cores", "payload 1MB"]
+    assert all(len(s.runs) == 0 for t in the_run.tables.values() for s in t)  # PlanOnly measured nothing
