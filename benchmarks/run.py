@@ -59,7 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--patterns", nargs="+", choices=list(PATTERNS), help="patterns (default: 1hop seq3 ens3)")
     p.add_argument("--sizes", nargs="+", choices=list(payload.SIZES), help="payload sizes (default: all)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   help="the variants set: variants to run (default: w1 on all patterns, the others on a few)")
+                   help="the variants set: variants to run (default: w1 on all patterns, the others on a few); "
+                        "without --sets, runs that set alone")
     p.add_argument("--kserve", type=Path, default=router.KSERVE_ROUTER,
                    help="KServe's router binary (default: ../shared/kserve-router/router beside the checkout; "
                         "skipped with a note when absent)")
@@ -126,7 +127,8 @@ class Run:
                               concurrencies=(64, 1), wrk_cpu=0 if pin else None,
                               script=wrk.write_script(bench.workdir, router.BODY))
         self.rounds = args.rounds or int(m["rounds"])
-        self.sets = args.sets or list(DEFAULT_SETS)
+        # --variants alone means the variants set (as run.py's rows were chosen before the sets).
+        self.sets = args.sets or (["variants"] if args.variants else list(DEFAULT_SETS))
         self.tables: dict[str, list[Series]] = {}
         self.jobs: list[Job] = []
         self.notes: list[str] = []

@@ -153,13 +153,16 @@ def test_kserve_runs_by_default_when_its_binary_exists(tmp_path: Path) -> None:
     assert router.KSERVE_ROUTER.parts[-3:] == ("shared", "kserve-router", "router")
 
 
-def test_sets_and_modes() -> None:
+def test_sets_and_modes(tmp_path: Path) -> None:
     quick = run.parse_args(["--quick"])
     assert [p.key for p in run.patterns(quick)] == ["1hop"] and run.sizes(quick) == ["1KB", "1MB"]
     full = run.parse_args(["--sets", "tracing", "--rounds", "3"])
     assert [p.key for p in run.patterns(full)] == ["1hop", "seq3", "ens3"]
     assert run.sizes(full) == ["1KB", "100KB", "1MB", "8MB"] and full.rounds == 3 and full.sets == ["tracing"]
     assert run.MODES["full"]["rounds"] == 3 and run.MODES["quick"]["rounds"] == 1
+    variants_only = run.Run(run.parse_args(["--variants", "tel-on", "--no-kserve"]), PlanOnly(tmp_path),
+                            None)  # type: ignore[arg-type]
+    assert variants_only.sets == ["variants"]
 
 
 async def test_the_aiohttp_proxy_passes_status_and_body_and_marks_json() -> None:
