@@ -374,7 +374,6 @@ def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     return MergedDoc(raw, parts)
 
 
-
 def go_unmarshal_error(raw: bytes) -> str:
     """The text of Go's ``json.Unmarshal`` error into ``map[string]interface{}``, as KServe reports it."""
     # Call sites only get here for a body that is not an object or null, so Go always fails.
