@@ -4,11 +4,12 @@
     python benchmarks/profile_router.py [--pattern 1hop] [--concurrency 64] [--seconds 8] [--rate 250]
 
 Starts the nginx backends and ``graph-router serve`` (defaults; the router alone on core 1, wrk and
-the backends on core 0), drives it
-with wrk, records it with ``py-spy record --format raw`` (installed with pip when missing), and
-prints each part's share of the samples and, from the CPU per request measured over the same
-load, its microseconds per request. A sample counts for the deepest graph-router frame on its
-stack: the kernel work of a ``send`` is the write's, of a ``recv`` the parser's caller's.
+the backends on core 0), drives it with wrk, records it with ``py-spy record --format raw``
+(installed with pip when missing), and prints each part's share of the samples and, from the CPU
+per request measured without the profiler over the same load, its microseconds per request. A
+sample counts for the deepest graph-router frame on its stack: the kernel work of a ``send`` is the
+write's, of a ``recv`` the parser's caller's. nginx ``proxy_pass`` to the same backend is measured
+first on the same load and core: the floor of a hop.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def ensure_py_spy(python: str) -> str:
     return str(spy)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pattern", choices=list(router.PATTERNS), default="1hop")
     p.add_argument("--variant", choices=list(router.VARIANTS), default="w1")
@@ -117,7 +118,49 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(backends answer the same size)")
     p.add_argument("--native", action="store_true", help="sample C frames too (uvloop, syscalls); slower")
     p.add_argument("--keep", type=Path, help="copy py-spy's raw output here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def start_backends(sup: procs.Supervisor, nginx_bin: str, work: Path, size: str | None,
+                   cpu: int | None) -> tuple[subprocess.Popen[bytes], list[int], bytes]:
+    """The three model backends (small fixed answer, or a payload file); returns them, their ports, the body."""
+    ports = [procs.free_port() for _ in router.SERVICES]
+    if size is None:
+        body = router.BODY.encode()
+        return nginx.start_backends(sup, nginx_bin, work / "backends", ports, cpu, body), ports, body
+    root = work / "html"
+    root.mkdir()
+    (root / "answer.json").write_bytes(payload.response_body(payload.SIZES[size]))
+    config = payload.backend_config(work / "backends", root, [(port, "answer.json") for port in ports])
+    proc = nginx.start(sup, nginx_bin, work / "backends", config, ports[0], cpu)
+    return proc, ports, payload.request_body(payload.SIZES[size])
+
+
+def floor_cpu_us(sup: procs.Supervisor, nginx_bin: str, work: Path, upstream: int, settings: Settings,
+                 others: tuple[int, ...], cpu: int | None) -> float | None:
+    """nginx proxy_pass's CPU per request on the same load, on the router's core: the floor of a hop."""
+    port = procs.free_port()
+    config = nginx.proxy_config(work / "proxy", port, upstream)
+    proxy = nginx.start(sup, nginx_bin, work / "proxy", config, port, cpu)
+    try:
+        target = Target(port, "/v1/models/model-a:predict", proxy.pid, others)
+        run_wrk(wrk.command(target.url, settings.script, settings.concurrencies[0], 2, settings.wrk_cpu), 2, None)
+        return measure_load(target, settings, settings.concurrencies[0])[0].cpu_us
+    finally:
+        sup.stop(proxy)
+
+
+def record(spy: str, pid: int, args: argparse.Namespace, out: Path) -> threading.Thread:
+    argv = [spy, "record", "--format", "raw", "-r", str(args.rate), "-d", str(args.seconds - 1),
+            "-p", str(pid), "-o", str(out), *(["--native"] if args.native else [])]
+    thread = threading.Thread(target=subprocess.run, args=(argv,),
+                              kwargs={"capture_output": True, "timeout": args.seconds + 60})
+    thread.start()
+    return thread
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     tools = ensure_tools()
     router_cmd = router.default_router_cmd()
     print(f"# event loop: {ensure_uvloop(router_cmd, router.REPO / 'pyproject.toml')}", flush=True)
@@ -127,50 +170,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     sup = procs.Supervisor()
     work = Path(tempfile.mkdtemp(prefix="graph-router-profile-"))
     try:
-        ports = [procs.free_port() for _ in router.SERVICES]
         # The backends run beside wrk, not on the router's core: py-spy counts a thread that is runnable
         # but preempted as busy, so a backend woken on the router's core would inflate the send that woke it.
-        body = router.BODY.encode()
-        if args.size is None:
-            backends = nginx.start_backends(sup, tools["nginx"], work / "backends", ports, wrk_cpu, body)
-        else:
-            body, root = payload.request_body(payload.SIZES[args.size]), work / "html"
-            root.mkdir()
-            (root / "answer.json").write_bytes(payload.response_body(payload.SIZES[args.size]))
-            config = payload.backend_config(work / "backends", root, [(port, "answer.json") for port in ports])
-            backends = nginx.start(sup, tools["nginx"], work / "backends", config, ports[0], wrk_cpu)
+        backends, ports, body = start_backends(sup, tools["nginx"], work, args.size, wrk_cpu)
+        settings = Settings(args.seconds, 0, (args.concurrency,), wrk_cpu, wrk.write_script(work, body.decode()))
+        floor = floor_cpu_us(sup, tools["nginx"], work, ports[0], settings, (backends.pid,), cpu)
         services = {n: router.service_url(n, port) for n, port in zip(router.SERVICES, ports, strict=True)}
         port, variant = procs.free_port(), router.VARIANTS[args.variant]
         argv_ = router.serve_argv(router_cmd, router.PATTERNS[args.pattern].graph, port, services, variant)
         proc = sup.start(procs.pinned(argv_, cpu), work / "router.log", router.router_env(variant, 1),
                          discard_stdout=True)
         procs.wait_http_ready(proc, port, router.READY_PATH, work / "router.log", timeout=30)
-        settings = Settings(args.seconds, 0, (args.concurrency,), wrk_cpu, wrk.write_script(work, body.decode()))
         target = Target(port, router.GRAPH_PATH, proc.pid, (backends.pid,))
         run_wrk(wrk.command(target.url, settings.script, args.concurrency, 2, wrk_cpu), 2, None)  # warm-up
+        plain = measure_load(target, settings, args.concurrency)[0]
         out = work / "profile.txt"
-        record = [spy, "record", "--format", "raw", "-r", str(args.rate), "-d", str(args.seconds - 1),
-                  "-p", str(proc.pid), "-o", str(out), *(["--native"] if args.native else [])]
-        spy_thread = threading.Thread(target=subprocess.run, args=(record,),
-                                      kwargs={"capture_output": True, "timeout": args.seconds + 60})
-        spy_thread.start()
-        load, _ = measure_load(target, settings, args.concurrency)
+        spy_thread = record(spy, proc.pid, args, out)
+        profiled = measure_load(target, settings, args.concurrency)[0]
         spy_thread.join(args.seconds + 90)
         raw = out.read_text() if out.exists() else ""
         if args.keep is not None:
             args.keep.write_text(raw)
-        counts = summarise(raw)
-        print(f"## {router.PATTERNS[args.pattern].title}, {variant.title}, c{args.concurrency}: "
-              f"{load.wrk.rps:,.0f} req/s, CPU/req {load.cpu_us or 0:.1f} us (py-spy samples this CPU; "
-              "profiling slows the router, so read the shares, not the absolute figures)\n")
-        print(render(counts, load.cpu_us))
-        total = sum(counts.values()) or 1
-        print("Where samples end, by line of graph-router (its deepest frame on the stack):\n")
-        for where, k in top_lines(raw):
-            print(f"- {100 * k / total:4.1f}% {where}")
+        report(args, variant, raw, plain.cpu_us, profiled.cpu_us, floor, plain.wrk.rps)
     finally:
         sup.stop_all()
     return 0
+
+
+def report(args: argparse.Namespace, variant: router.Variant, raw: str, cpu: float | None,
+           profiled: float | None, floor: float | None, rps: float) -> None:
+    counts = summarise(raw)
+    print(f"## {router.PATTERNS[args.pattern].title}, {variant.title}, c{args.concurrency}"
+          f"{', ' + args.size + ' in and out' if args.size else ''}\n")
+    print(f"Same run, without the profiler: graph-router {cpu or 0:.1f} us of CPU a request ({rps:,.0f} req/s); "
+          f"nginx proxy_pass to the same backend, on the same load and core: {floor or 0:.1f} us. "
+          f"While profiled: {profiled or 0:.1f} us. The us/request column spreads the unprofiled figure "
+          "by the shares.\n")
+    print(render(counts, cpu))
+    total = sum(counts.values()) or 1
+    print("Where samples end, by line of graph-router (its deepest frame on the stack):\n")
+    for where, k in top_lines(raw):
+        print(f"- {100 * k / total:4.1f}% {where}")
 
 
 if __name__ == "__main__":

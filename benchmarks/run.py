@@ -40,7 +40,7 @@ DEFAULT_SETS = ("compare", "aiohttp", "tracing", "payload", "both-cores")
 MODES = {
     # seconds per measured wrk run, warm-up seconds, rounds, payload seconds, budget (s)
     "quick": {"seconds": 2, "warmup": 1, "rounds": 1, "payload_seconds": 2, "budget": 240.0},
-    "full": {"seconds": 5, "warmup": 2, "rounds": 3, "payload_seconds": 4, "budget": 1080.0},
+    "full": {"seconds": 4, "warmup": 2, "rounds": 3, "payload_seconds": 4, "budget": 1200.0},
 }
 MAIN_PATTERNS = ("1hop", "seq3", "ens3")  # the patterns the speed targets name
 QUICK = {"patterns": ("1hop",), "sizes": ("1KB", "1MB")}
@@ -51,7 +51,7 @@ TRACING_VARIANTS = ("tel-off", "tel-10", "tel-on")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short runs, one round, fewer rows (about 3 minutes)")
+    p.add_argument("--quick", action="store_true", help="short runs, one round, fewer rows (under 2 minutes)")
     p.add_argument("--sets", nargs="+", choices=SETS, help=f"row sets to run (default: {' '.join(DEFAULT_SETS)})")
     p.add_argument("--rounds", type=int, help="interleaved rounds of the compare, tracing and both-cores rows "
                    "(quick 1, full 3)")
@@ -59,7 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--patterns", nargs="+", choices=list(PATTERNS), help="patterns (default: 1hop seq3 ens3)")
     p.add_argument("--sizes", nargs="+", choices=list(payload.SIZES), help="payload sizes (default: all)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   help="the variants set: variants to run (default: w1 on all patterns, the others on a few)")
+                   help="the variants set: variants to run (default: w1 on all patterns, the others on a few); "
+                        "without --sets, runs that set alone")
     p.add_argument("--kserve", type=Path, default=router.KSERVE_ROUTER,
                    help="KServe's router binary (default: ../shared/kserve-router/router beside the checkout; "
                         "skipped with a note when absent)")
@@ -72,7 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--compare-name", help="name of the --compare-with router in the table (default: its program)")
     p.add_argument("--router", metavar="CMD", help="graph-router command (default: .venv/bin/graph-router)")
     p.add_argument("--out", type=Path, default=HERE / "out", help="directory for results-<timestamp>.md")
-    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 2, full 5)")
+    p.add_argument("--seconds", type=int, help="seconds per measured wrk run (quick 2, full 4)")
     p.add_argument("--no-references", action="store_true", help="skip the backend direct and nginx rows")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs and configs even on success")
     p.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers to cores")
@@ -126,7 +127,8 @@ class Run:
                               concurrencies=(64, 1), wrk_cpu=0 if pin else None,
                               script=wrk.write_script(bench.workdir, router.BODY))
         self.rounds = args.rounds or int(m["rounds"])
-        self.sets = args.sets or list(DEFAULT_SETS)
+        # --variants alone means the variants set (as run.py's rows were chosen before the sets).
+        self.sets = args.sets or (["variants"] if args.variants else list(DEFAULT_SETS))
         self.tables: dict[str, list[Series]] = {}
         self.jobs: list[Job] = []
         self.notes: list[str] = []
@@ -214,7 +216,9 @@ class Run:
 
     def _payload_size(self, size_key: str, size: int, b: Backends, seconds: int) -> None:
         body = payload.request_body(size)
-        script = wrk.write_script(self.bench.workdir / f"payload-{size}", body.decode())
+        scripts = self.bench.workdir / f"payload-{size}"
+        scripts.mkdir(parents=True, exist_ok=True)
+        script = wrk.write_script(scripts, body.decode())
         s = Settings(seconds, 1, (payload.CONNECTIONS,), self.small.wrk_cpu, script)
         table, cpu = f"payload {size_key}", self.cpu
         jobs = [self._job(table, "nginx proxy_pass", "1 hop", size_key, self.bench.nginx_proxy(b, cpu), s, b, body,

@@ -11,6 +11,7 @@ import inspect
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -208,10 +209,9 @@ async def call_with_retries(
     Returns the response and the number of retries made. Raises the last error.
     """
     attempt = 0
-    if policy.max_elapsed is not None:
-        # Looked up only when needed: on Python 3.11 get_running_loop() makes a getpid() system call.
-        give_up = asyncio.get_running_loop().time() + policy.max_elapsed
-        deadline = give_up if deadline is None else min(deadline, give_up)
+    # The retry budget counts from here. time.monotonic() is a vDSO read; the loop's clock is looked
+    # up only when a retry is weighed (on Python 3.11 get_running_loop() makes a getpid() system call).
+    started = time.monotonic()
     while True:
         attempt += 1
         try:
@@ -231,12 +231,12 @@ async def call_with_retries(
             retry = attempt <= policy.max_retries and (
                 policy.should_retry_error(err) if isinstance(err, BackendError) else "timeout" in policy.on
             )
-            delay = _next_delay(policy, attempt, deadline) if retry else None
+            delay = _next_delay(policy, attempt, deadline, started) if retry else None
             if delay is None:
                 raise
         else:
             retry = attempt <= policy.max_retries and policy.should_retry_status(resp.status)
-            delay = _next_delay(policy, attempt, deadline) if retry else None
+            delay = _next_delay(policy, attempt, deadline, started) if retry else None
             if delay is None:
                 return resp, attempt - 1
             outcome = str(resp.status)
@@ -246,8 +246,13 @@ async def call_with_retries(
         await asyncio.sleep(delay)
 
 
-def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None) -> float | None:
+def _next_delay(policy: RetryPolicy, attempt: int, deadline: float | None, started: float) -> float | None:
+    """The pause before the next attempt, or None when it would end past the deadline or the budget."""
     delay = policy.delay(attempt)
-    if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
+    now = asyncio.get_running_loop().time()
+    if policy.max_elapsed is not None:
+        give_up = now - (time.monotonic() - started) + policy.max_elapsed  # on the loop's clock
+        deadline = give_up if deadline is None else min(deadline, give_up)
+    if deadline is not None and now + delay >= deadline:
         return None
     return delay

@@ -405,8 +405,17 @@ async def _run_steps(ctx: Context, node: CompiledNode, doc: JsonDoc,
 
 
 def _ensemble_check(node: CompiledNode, step: CompiledStep, out: Outcome) -> Outcome | BaseException:
-    """KServe unmarshals every answer into a JSON object; anything else fails the node with 500."""
-    if not out.doc.object_or_null():
+    """KServe unmarshals every answer into a JSON object; anything else fails the node with 500.
+
+    Merging keeps the answers' bytes, so a scan decides; an aggregation reads every answer's
+    value anyway, so the check parses it (once, for both).
+    """
+    if node.aggregate is None or node.aggregate == Aggregate.MERGE:
+        ok = out.doc.object_or_null()
+    else:
+        value = out.doc.value
+        ok = value is None or isinstance(value, dict)
+    if not ok:
         return GraphRouterError(go_unmarshal_error(out.doc.raw), node=node.name, step=step.label)
     return out
 
@@ -433,7 +442,6 @@ def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     parts = {key: o.doc for key, o in zip(node.keys, outs, strict=True)}
     raw = b"{" + b",".join(orjson.dumps(k) + b":" + d.raw.strip() for k, d in parts.items()) + b"}"
     return MergedDoc(raw, parts)
-
 
 
 def go_unmarshal_error(raw: bytes) -> str:

@@ -80,3 +80,9 @@ def test_hostile_backends_prints_a_row_per_scenario() -> None:
 def test_client_parse_micro_times_this_tree() -> None:
     out = run_script("benchmarks/client_parse_micro.py", "--exchanges", "2000", "--rounds", "1")
     assert re.search(r"^  this tree\s+[\d.]+ us/exchange", out, re.M), out
+
+
+def test_engine_micro_prints_every_pattern() -> None:
+    out = run_script("benchmarks/engine_micro.py", "--requests", "200", "--repeat", "1")
+    rows = re.findall(r"^  (1 hop|Sequence of 3|Ensemble of 3)\s+([\d.]+) us$", out, re.M)
+    assert [name for name, _ in rows] == ["1 hop", "Sequence of 3", "Ensemble of 3"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -152,13 +153,16 @@ def test_kserve_runs_by_default_when_its_binary_exists(tmp_path: Path) -> None:
     assert router.KSERVE_ROUTER.parts[-3:] == ("shared", "kserve-router", "router")
 
 
-def test_sets_and_modes() -> None:
+def test_sets_and_modes(tmp_path: Path) -> None:
     quick = run.parse_args(["--quick"])
     assert [p.key for p in run.patterns(quick)] == ["1hop"] and run.sizes(quick) == ["1KB", "1MB"]
     full = run.parse_args(["--sets", "tracing", "--rounds", "3"])
     assert [p.key for p in run.patterns(full)] == ["1hop", "seq3", "ens3"]
     assert run.sizes(full) == ["1KB", "100KB", "1MB", "8MB"] and full.rounds == 3 and full.sets == ["tracing"]
     assert run.MODES["full"]["rounds"] == 3 and run.MODES["quick"]["rounds"] == 1
+    variants_only = run.Run(run.parse_args(["--variants", "tel-on", "--no-kserve"]), PlanOnly(tmp_path),
+                            None)  # type: ignore[arg-type]
+    assert variants_only.sets == ["variants"]
 
 
 async def test_the_aiohttp_proxy_passes_status_and_body_and_marks_json() -> None:
@@ -220,3 +224,101 @@ def test_profile_samples_go_to_the_deepest_part_of_ours() -> None:
     table = prof.render(counts, 44.0).splitlines()
     assert table[2] == "| client (pool, request, response) | 7 | 31.8% | 14.0 |"
     assert table[-1] == "| total | 22 | 100% | 44.0 |"
+
+
+FAKE_KSERVE = """\
+import json, os, signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as KServe's router: SIGTERM alone does not stop it soon
+assert sys.argv[1] == "--graph-json"
+spec = json.loads(sys.argv[2])
+host, port = os.environ["ORACLE_LISTEN_ADDR"].rsplit(":", 1)
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/readyz" else 404); self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(sorted(spec["nodes"])).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+HTTPServer((host, int(port)), H).serve_forever()
+"""
+
+
+def test_kserve_is_started_on_its_env_port_and_stopped_with_sigkill(tmp_path: Path) -> None:
+    """A stand-in binary with KServe's interface: the port from ORACLE_LISTEN_ADDR, the spec as --graph-json."""
+    from benchmarks.benchkit.bench import Bench
+
+    fake = tmp_path / "router"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_KSERVE}")
+    fake.chmod(0o755)
+    sup = procs.Supervisor(install=False)
+    bench = Bench(sup, tmp_path, "nginx", ["graph-router"], 60.0, procs.free_port())
+    backends = Backends(0, [1, 2, 3], {n: router.service_url(n, 9) for n in router.SERVICES}, b"")
+    try:
+        started = time.monotonic()
+        proc, port, kill = bench.other(router.kserve_router(fake), router.PATTERNS["ens3"], backends, None)()
+        assert kill is True and proc.poll() is None
+        assert procs.post_once(port, "/", b"{}") == (200, b'["root"]')
+        argv = shlex.split((tmp_path / "other-ens3.cmd").read_text())
+        assert argv[:2] == [str(fake), "--graph-json"] and "ensemble" in argv[2].lower()
+        sup.stop(proc, kill=kill)
+        assert proc.poll() is not None and time.monotonic() - started < 20
+    finally:
+        sup.stop_all()
+
+
+class PlanOnly:
+    """A Bench that records the rows a run measures, round by round, and starts nothing."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir, self.router_cmd, self.event_loop = workdir, [sys.executable, "-m", "graph_router"], "-"
+        self.seen: list[str] = []
+
+    def run_job(self, job: Job) -> None:
+        s, loads = job.series, ",".join(map(str, job.settings.concurrencies))
+        self.seen.append(f"{s.router} | {s.pattern} | {s.variant} | c{loads}")
+
+    def small_backends(self, name: str, cpu: int | None) -> Backends:
+        return Backends(1, [1, 2, 3], {n: router.service_url(n, 9) for n in router.SERVICES}, b"x")
+
+    def payload_backends(self, size: int, cpu: int | None) -> Backends:
+        return self.small_backends("payload", cpu)
+
+    def stop_backends(self, b: Backends) -> None:
+        return None
+
+    def _never(self, *args: object) -> Any:
+        return lambda: None
+
+    graph_router = other = nginx_proxy = aiohttp_proxy = _never
+
+
+def test_a_run_interleaves_kserve_and_ours_and_runs_each_set(tmp_path: Path) -> None:
+    binary = tmp_path / "router"
+    binary.write_text("")
+    args = run.parse_args(["--kserve", str(binary), "--patterns", "1hop", "seq3", "--sizes", "1MB", "--rounds", "2"])
+    bench = PlanOnly(tmp_path)
+    the_run = run.Run(args, bench, run.other_router(args))  # type: ignore[arg-type]
+    the_run.all()
+    small = ["backend direct | - | nginx fixed response | c64,1",
+             "nginx proxy_pass | 1 hop | keepalive upstream | c64,1",
+             "aiohttp server + client | 1 hop | benchmarks/aiohttp_proxy.py | c64,1",
+             "KServe router | 1 hop | as shipped | c64,1", "graph-router | 1 hop | 1 worker, defaults | c64,1",
+             "KServe router | Sequence of 3 | as shipped | c64,1",
+             "graph-router | Sequence of 3 | 1 worker, defaults | c64,1"]
+    tracing = [f"graph-router | {p} | 1 worker, {t} | c64" for p in ("1 hop", "Sequence of 3") for t in (
+        "metrics off, tracing off", "metrics on, 10% of requests traced, OTLP to a local sink",
+        "metrics on, every request traced, OTLP to a local sink")]
+    both = ["graph-router | 1 hop | 1 worker, defaults, unpinned | c64",
+            "graph-router | 1 hop | 2 workers, defaults, unpinned | c64",
+            "KServe router | 1 hop | as shipped, unpinned | c64"]
+    payload_rows = ["nginx proxy_pass | 1 hop | 1MB | c8", "KServe router | 1 hop | 1MB | c8",
+                    "graph-router | 1 hop | 1MB | c8", "KServe router | Sequence of 3 | 1MB | c8",
+                    "graph-router | Sequence of 3 | 1MB | c8"]
+    assert bench.seen == small * 2 + tracing * 2 + both * 2 + payload_rows
+    assert list(the_run.tables) == ["compare", "tracing", "both-cores", "payload 1MB"]
+    assert all(len(s.runs) == 0 for t in the_run.tables.values() for s in t)  # PlanOnly measured nothing

@@ -188,3 +188,13 @@ def test_deep_nesting_within_the_parsers_limits_is_json() -> None:
         raw = b"[" * depth + b"1" + b"]" * depth
         assert is_json(raw) is True
     assert is_json(b"[" * 1100 + b"]" * 1100) is False  # beyond orjson's 1024 and the stdlib's recursion limit
+
+
+async def test_an_aggregating_ensemble_parses_each_answer_once(scanner: str, parses: list[bytes]) -> None:
+    spec = {"nodes": {"root": {"routerType": "Ensemble", "aggregate": "mean", "steps": [
+        {"serviceName": "a", "name": "a"}, {"serviceName": "b", "name": "b"}]}}}
+    answers = {"a": Raw(b'{"predictions":[1.0,3.0]}'), "b": Raw(b'{"predictions":[3.0,5.0]}')}
+    status, body, headers = await run(spec, answers, b"{}")
+    assert (status, json.loads(body)) == (200, {"predictions": [2.0, 4.0]})
+    assert headers["Content-Type"] == "application/json"
+    assert sorted(parses) == [b'{"predictions":[1.0,3.0]}', b'{"predictions":[3.0,5.0]}']

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import nginx, payload, procs, router
+from . import nginx, payload, procs, router, wrk
 from .measure import Settings, Target, measure
 from .procs import StartError, Supervisor
 from .rounds import Series
@@ -170,13 +170,18 @@ class Bench:
             return
         proc, port, kill = job.start()
         try:
-            status, answer = procs.post_once(port, path, job.body)
+            # An Ensemble of 8 MB answers takes KServe's router seconds: the smoke POST may wait for it.
+            status, answer = procs.post_once(port, path, job.body, timeout=60.0)
             if status != 200:
                 raise StartError(f"smoke POST answered {status}: {answer[:160]!r}")
             if job.expect is not None and answer != job.expect:
                 raise StartError(f"smoke POST answered {len(answer)} bytes, not the backend's {len(job.expect)}")
             job.answer_bytes.append(len(answer))
             measure(row, Target(port, path, proc.pid, (job.backends.pid,)), job.settings)
+            idle = [x.connections for x in row.loads if x.wrk.requests == 0]
+            if idle:
+                row.note = (f"no request completed at c{idle[0]} in {job.settings.seconds} s "
+                            f"(each took longer than wrk's {wrk.TIMEOUT_S} s timeout)")
         finally:
             self.sup.stop(proc, kill=kill)
 

@@ -171,9 +171,9 @@ def wait_http_ready(proc: subprocess.Popen[bytes], port: int, path: str, log: Pa
     raise StartError(f"not ready after {timeout:.0f}s on port {port} ({last}):\n{log_tail(log)}")
 
 
-def post_once(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+def post_once(port: int, path: str, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
     """POST ``body`` once and return (status, body): a smoke check before measuring."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=5.0)
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         resp = conn.getresponse()

@@ -145,8 +145,8 @@ def report(run: Any, command: list[str], elapsed: float) -> str:
         "RSS: sum of VmRSS over the same tree, idle (after start) and peak under load (sampled every 0.25 s)",
         "errors: non-2xx/3xx responses plus socket errors; other CPU: the most CPU (% of one core) used outside "
         "the benchmark during a load (other processes, steal): above ~10% the row is noisy",
-        f"KServe's router: {run.args.kserve.name} run as `ORACLE_LISTEN_ADDR=127.0.0.1:<port> router --graph-json "
-        "<spec>`, stopped with SIGKILL" if run.other is not None and run.other.kill else
+        f"KServe's router: the `{run.args.kserve.name}` binary, run as `ORACLE_LISTEN_ADDR=127.0.0.1:<port> "
+        "router --graph-json <spec>`, stopped with SIGKILL" if run.other is not None and run.other.kill else
         f"compared router: {run.other.name}" if run.other is not None else "no router to compare with",
         f"graph-router event loop: {run.bench.event_loop}",
         *run.notes,

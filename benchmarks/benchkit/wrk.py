@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "BENCHJSON "
+#: wrk's per-request timeout: an answer slower than this counts as a timeout error, not a request.
+TIMEOUT_S = 5
 
 _LUA = """\
 wrk.method = "POST"
@@ -75,7 +77,7 @@ def command(url: str, script: Path, connections: int, seconds: int, cpu: int | N
         f"-c{connections}",
         f"-d{seconds}s",
         "--timeout",
-        "5s",
+        f"{TIMEOUT_S}s",
         "--latency",
         "-s",
         str(script),
