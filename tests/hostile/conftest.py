@@ -236,6 +236,19 @@ def exchange(port: int, data: bytes | list[bytes], *, timeout: float = 5.0, clos
         return read_reply(sock, close_wait=close_wait)
 
 
+def closed_cleanly(sock: socket.socket, wait: float = 5.0) -> bool:
+    """True when the server ends the connection with a FIN (recv gives EOF), False on a reset: a reset
+    can destroy the answer still in flight, which is what a lingering close prevents."""
+    sock.settimeout(wait)
+    try:
+        for _ in range(1000):
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return False
+    return False
+
+
 def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
     """Everything until the server closes (bounded in bytes and by the socket's timeout)."""
     out = b""

@@ -13,6 +13,7 @@ from .conftest import (
     assert_serving,
     chunked_head,
     connect,
+    closed_cleanly,
     exchange,
     read_all,
     read_reply,
@@ -120,8 +121,10 @@ def test_a_client_still_sending_after_413_reads_the_whole_answer(router: Router)
             sock.sendall(b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 50000000\r\n\r\n")
             time.sleep(0.05)  # the answer and the close are under way while we keep sending
             send_for(sock, b"x" * 65536, 2.0, 4 << 20)
-            reply = read_reply(sock)
+            reply = read_reply(sock, close_wait=0.0001)
+            clean = closed_cleanly(sock)
         assert_refused(reply, 413, "request body larger than 10485760 bytes")
+        assert clean, "the connection was reset: an answer still in flight would have been lost"
     assert_serving(router)
 
 
@@ -131,8 +134,10 @@ def test_a_client_still_sending_after_431_reads_the_whole_answer(router: Router)
         with connect(router.port) as sock:
             sock.sendall(b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\n")
             send_for(sock, headers, 2.0, 4 << 20)
-            reply = read_reply(sock)
-        assert_refused(reply, 431, HEAD_431)
+            reply = read_reply(sock, close_wait=0.0001)
+            clean = closed_cleanly(sock)
+        assert reply.status == 431 and reply.json()["cause"] == HEAD_431, reply
+        assert clean, "the connection was reset: an answer still in flight would have been lost"
     assert_serving(router)
 
 
