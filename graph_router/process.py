@@ -130,13 +130,9 @@ class Watcher:
         return False
 
 
-async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
-                ready: Callable[[int], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+def build_app(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> tuple[RouterApp, Any]:
+    """The worker's application (with its byte budget as ``app.budget``) and its telemetry."""
     telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
-    # One budget per worker for every body this process holds: request bodies (the server) and,
-    # through the same instance, backend response bodies; reachable as ``app.budget``.
-    budget = ByteBudget(cfg.max_inflight_bytes or None)
     router = GraphRouter(
         docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
@@ -145,11 +141,21 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
-    app.budget = budget
+    # One budget per worker for every body this process holds: request bodies (the server) and,
+    # through the same instance, backend response bodies.
+    app.budget = ByteBudget(cfg.max_inflight_bytes or None)
+    return app, telemetry
+
+
+async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
+                ready: Callable[[int], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+    app, telemetry = build_app(cfg, docs, worker)
+    router, access = app.router, app.access_log
     limits = limits_for(cfg, docs)
     try:
         server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits,
-                                    on_error=error_response, reuse_port=cfg.workers > 1, budget=budget,
+                                    on_error=error_response, reuse_port=cfg.workers > 1, budget=app.budget,
                                     on_refused=app.refused)
     except OSError as exc:
         await router.aclose()
