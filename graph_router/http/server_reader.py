@@ -32,7 +32,7 @@ PAUSE_TURN = 4
 #: Fairness: at most this many bytes of one connection are parsed per event-loop turn; a larger read
 #: is parsed a slice per turn with reading paused meanwhile (libuv would otherwise read a busy socket
 #: up to 32 times in a row, and 256 KiB of 1-byte chunks is tens of milliseconds of callbacks).
-TURN_BYTES = 64 * 1024
+TURN_BYTES = 16 * 1024
 
 
 class RequestReader(asyncio.Protocol):

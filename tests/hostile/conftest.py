@@ -53,6 +53,7 @@ NORMAL = b'POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 8\r\n\r\n{"x
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -299,3 +300,34 @@ def send_for(sock: socket.socket, piece: bytes, seconds: float, max_bytes: int, 
     finally:
         sock.settimeout(5.0)
     return sent
+
+
+#: A hostile client in its own process (it must not compete with the measuring test for the GIL):
+#: sends its head, then its filler until the deadline; reconnects whenever refused.
+_ATTACKER = """
+import socket, sys, time
+port, head, unit, times, seconds = sys.argv[1:]
+head, filler = bytes.fromhex(head), bytes.fromhex(unit) * int(times)
+deadline = time.monotonic() + float(seconds)
+while time.monotonic() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as s:
+            s.sendall(head)
+            while time.monotonic() < deadline:
+                s.sendall(filler)
+    except OSError:
+        time.sleep(0.01)
+"""
+
+
+@contextlib.contextmanager
+def attacker(port: int, head: bytes, unit: bytes, times: int, seconds: float = 20.0) -> Iterator[None]:
+    """One hostile client process running (at most ``seconds``) while the block runs."""
+    argv = [sys.executable, "-c", _ATTACKER, str(port), head.hex(), unit.hex(), str(times), str(seconds)]
+    proc = subprocess.Popen(argv)
+    time.sleep(0.3)  # under way
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
