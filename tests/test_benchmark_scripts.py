@@ -37,7 +37,7 @@ def test_telemetry_overhead_runs_the_ensemble_and_counts_its_spans() -> None:
 def test_hostile_prints_fairness_memory_and_budget_rows() -> None:
     out = run_script("benchmarks/hostile.py", "--samples", "5", "--body-mb", "0.2", "--attackers", "4",
                      "--attack-kib", "256", "--budget-mib", "0.5")
-    rows = re.findall(r"^  (quiet|beside [^\d]+?)\s+([\d.]+) ms", out, re.M)
+    rows = re.findall(r"^  (quiet|beside .+?)\s{2,}([\d.]+) ms", out, re.M)
     assert [name for name, _ in rows] == ["quiet", "beside 1-byte chunks", "beside endless trailer",
                                           "beside endless chunk line"]
     assert re.search(r"^memory: 0.2 MB in 1-byte chunks \(HTTP/1.1 200 OK\): idle [\d.]+ MiB", out, re.M), out
