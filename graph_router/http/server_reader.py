@@ -254,8 +254,8 @@ class RequestReader(asyncio.Protocol):
             raise self._rejecting(guard.body_too_large(self._limits.max_body_bytes))
         budget = self._budget
         if budget is not None and (self._cl > 0 or chunked):
-            room = budget.available  # refuse before reading a body that cannot fit
-            if room is not None and room < (self._cl if self._cl > 0 else 1):
+            limit = budget.limit  # refuse before reading a body that cannot fit
+            if limit is not None and limit - budget.used < (self._cl if self._cl > 0 else 1):
                 budget.refused += 1
                 raise self._rejecting(guard.overloaded())
         if parser.should_upgrade():
