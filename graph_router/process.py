@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +134,9 @@ class Watcher:
 def build_app(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> tuple[RouterApp, Any]:
     """The worker's application (with its byte budget as ``app.budget``) and its telemetry."""
     telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
+    # One budget per worker for every body this process holds: request bodies (the server) and,
+    # through the same instance, backend response bodies.
+    budget = ByteBudget(cfg.max_inflight_bytes or None)
     router = GraphRouter(
         docs, services=cfg.services, namespace=cfg.namespace, protocol=cfg.protocol,
         propagate_headers=cfg.propagate_headers, default_retry=cfg.default_retry,
@@ -141,9 +145,7 @@ def build_app(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> tuple
     )
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
-    # One budget per worker for every body this process holds: request bodies (the server) and,
-    # through the same instance, backend response bodies.
-    app.budget = ByteBudget(cfg.max_inflight_bytes or None)
+    app.budget = budget
     return app, telemetry
 
 
@@ -242,7 +244,21 @@ def run(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
     """Run one worker in this process, or supervise ``cfg.workers`` forked workers."""
     if cfg.workers <= 1:
         return _run_loop(cfg, docs, 0)
+    _check_port(cfg)
     return _supervise(cfg, docs)
+
+
+def _check_port(cfg: ServeConfig) -> None:
+    """Before forking workers: is the port free? (One line instead of one per worker; and workers
+    binding with SO_REUSEPORT would otherwise share a port another process of this user listens on.)"""
+    if not cfg.port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((cfg.host, cfg.port))
+        except OSError as exc:
+            raise listen_error(cfg.host, cfg.port, exc) from None
 
 
 def _run_loop(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> int:

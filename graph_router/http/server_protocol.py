@@ -60,9 +60,10 @@ class ServerConnection(RequestReader):
     def eof_received(self) -> bool | None:
         # A client that half-closes after a whole request still gets its answer (keep the write
         # side open); with nothing to answer, or half a request, the connection closes.
-        if self._linger >= 0 or self._reading or not (self._busy or self._queue):
+        if self._linger >= 0 or not (self._busy or self._queue):
             return None
-        self._stop_parsing = True
+        self._stop_parsing = True  # a request still half read never completes: answer the others
+        self._reading = False
         return True
 
     def pause_writing(self) -> None:

@@ -97,10 +97,11 @@ def run_on_busy_port(*args: str) -> tuple[int, str, str, int]:
 
 @pytest.mark.parametrize("argv", [
     ["serve", "graphs/ensemble/graph.yaml", "--host", "127.0.0.1", "--port", "{port}"],
+    ["serve", "graphs/ensemble/graph.yaml", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"],
     ["models", "serve", "--host", "127.0.0.1", "--port", "{port}", "--models", "classifier"],
     ["quickstart", "ensemble", "--port", "{port}"],
     ["quickstart", "ensemble", "--models-port", "{port}"],
-], ids=["serve", "models-serve", "quickstart-router", "quickstart-models"])
+], ids=["serve", "serve-workers", "models-serve", "quickstart-router", "quickstart-models"])
 def test_a_busy_port_is_one_clean_line_and_exit_2(argv: list[str]) -> None:
     code, out, err, port = run_on_busy_port(*argv)
     assert code == 2, (out, err)
