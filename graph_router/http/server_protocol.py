@@ -40,6 +40,7 @@ class ServerConnection(RequestReader):
     __slots__ = ()
 
     # --- asyncio.Protocol -----------------------------------------------------------------------------
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._client = guard.format_peer(transport.get_extra_info("peername"))
@@ -99,6 +100,7 @@ class ServerConnection(RequestReader):
             self._start(req, keep_alive, charge)
 
     # --- request cycle --------------------------------------------------------------------------------
+
     def _start(self, req: HttpRequest, keep_alive: bool, charge: int) -> None:
         self._busy = True
         self._held = charge
@@ -201,6 +203,7 @@ class ServerConnection(RequestReader):
             self.deadline = self._loop.time() + self._s.idle_timeout
 
     # --- refusals: answer, report, linger -------------------------------------------------------------
+
     def _send_reject(self, reject: Reject) -> None:
         """Answer a refusal, report it, then close lingering: the client reads its status even when
         it is still sending (an unread byte at close would make the kernel reset the connection)."""
@@ -245,6 +248,7 @@ class ServerConnection(RequestReader):
         self._held = self._charge = 0
 
     # --- deadlines, shutdown --------------------------------------------------------------------------
+
     def deadline_passed(self) -> None:
         """Called by the server's sweeper once ``deadline`` is past."""
         self.deadline = math.inf

@@ -104,6 +104,7 @@ class RequestReader(asyncio.Protocol):
         self._trailer_bytes = 0
 
     # --- reading: feeding llhttp, bounded per turn and per message ------------------------------------
+
     def data_received(self, data: bytes) -> None:
         if len(data) > TURN_BYTES and not self._stop_parsing:
             self._pause(PAUSE_TURN)
@@ -184,6 +185,7 @@ class RequestReader(asyncio.Protocol):
                 self._transport.resume_reading()
 
     # --- llhttp callbacks -----------------------------------------------------------------------------
+
     def on_message_begin(self) -> None:
         self._began = True
         self._reading = True
@@ -302,6 +304,7 @@ class RequestReader(asyncio.Protocol):
             held += body
 
     # --- refusals while reading -----------------------------------------------------------------------
+
     def _rejecting(self, reject: Reject) -> Reject:
         self._reject = reject
         return reject
