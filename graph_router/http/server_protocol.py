@@ -242,7 +242,13 @@ class ServerConnection(RequestReader):
         cast("ByteBudget", self._budget).give_back(n)
 
     def _release(self) -> None:
-        """Return every byte this connection still holds (closing, or refusing with nothing to answer)."""
+        """Return every byte this connection still holds (closing, or refusing with nothing to answer).
+
+        The partial body is dropped now: the connection and its parser form a reference cycle, which
+        only the cyclic collector would free, at some later allocation.
+        """
+        self._body = b""
+        self._req = None
         if self._charged:
             self._give_back(self._charged)
         self._held = self._charge = 0

@@ -123,5 +123,7 @@ def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: Ro
     while exchange(budgeted.port, NORMAL).status != 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert_serving(budgeted)
+    after = settle(budgeted, idle + 2 * MiB)
+    assert after - idle < 2 * MiB, f"RSS stayed {(after - idle) / MiB:.1f} MiB above idle after the attackers left"
     metrics = exchange(budgeted.port, b"GET /metrics HTTP/1.1\r\nHost: r\r\n\r\n", close_wait=0.1).body.decode()
     assert 'graph_router_requests_refused_total{reason="overloaded",status="503"} 5.0' in metrics
