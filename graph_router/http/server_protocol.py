@@ -234,8 +234,8 @@ class ServerConnection(RequestReader):
     def _method(self) -> str:
         try:
             return self._parser.get_method().decode("latin-1")
-        except httptools.HttpParserError:
-            return ""  # refused before the method was read
+        except Exception:  # refused before the method was read: the answer matters, not the log
+            return ""
 
     def _give_back(self, n: int) -> None:
         self._charged -= n
