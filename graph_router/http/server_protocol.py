@@ -15,8 +15,6 @@ import logging
 import math
 from typing import TYPE_CHECKING, cast
 
-import httptools
-
 from . import server_guard as guard
 from .messages import HttpRequest, HttpResponse
 from .server_guard import Reject
@@ -232,10 +230,11 @@ class ServerConnection(RequestReader):
         self.deadline = self._loop.time() + guard.LINGER_SECONDS
 
     def _method(self) -> str:
-        try:
-            return self._parser.get_method().decode("latin-1")
-        except Exception:  # refused before the method was read: the answer matters, not the log
+        # llhttp reports a method only once it has read one (else its enum's 0, DELETE): the target
+        # follows the method, so a target seen means a valid method.
+        if not self._url:
             return ""
+        return self._parser.get_method().decode("latin-1")
 
     def _give_back(self, n: int) -> None:
         self._charged -= n

@@ -23,6 +23,7 @@ CASES = [
     (b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
      400, "malformed", "POST", "/graphs/echo"),
     (b"POST /graphs/echo HTTP/1.1\r\n" + AUTH + b"Content-Length: 0\r\n\r\n", 400, "bad_host", "POST", "/graphs/echo"),
+    (b"G@T /graphs/echo HTTP/1.1\r\nHost: r\r\n\r\n", 400, "malformed", "", ""),
     (b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 0\r\n\r\n", 401, "unauthorized",
      "POST", "/graphs/echo"),
     (b"POST /graphs/nope HTTP/1.1\r\nHost: r\r\n" + AUTH + b"Content-Length: 2\r\n\r\n{}", 404, "unknown_graph",
