@@ -6,9 +6,12 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from .conftest import (
     NORMAL,
     Router,
+    RouterFactory,
     assert_refused,
     assert_serving,
     chunked_head,
@@ -166,3 +169,28 @@ def test_half_a_request_then_eof_is_closed_without_an_answer(router: Router) -> 
         sock.settimeout(5.0)
         assert sock.recv(100) == b""
     assert_serving(router)
+
+
+@pytest.fixture(scope="module")
+def tight(start_router: RouterFactory) -> Router:
+    return start_router("--max-header-bytes", "2048", "--max-headers", "10", "--max-trailer-bytes", "100",
+                        "--max-trailers", "2", "--max-chunk-ext-bytes", "256", "--max-body-bytes", "1000")
+
+
+def test_every_limit_follows_its_flag(tight: Router) -> None:
+    head = b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\n"
+    cases = [
+        (head + b"".join(b"X-%d: v\r\n" % i for i in range(10)) + b"\r\n", 431, HEAD_431),
+        (head + b"X: " + b"v" * 2100 + b"\r\n\r\n", 431, HEAD_431),
+        (chunked_head() + b"1\r\nx\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431, TRAILERS_431),
+        (chunked_head() + b"1\r\nx\r\n0\r\nA: " + b"v" * 100 + b"\r\n\r\n", 431, TRAILERS_431),
+        (head + b"Content-Length: 1001\r\n\r\n", 413, "request body larger than 1000 bytes"),
+    ]
+    for data, status, cause in cases:
+        assert_refused(exchange(tight.port, data), status, cause)
+    ext = [chunked_head(), b"1;e=" + b"v" * 300, b"\r\nx\r\n0\r\n\r\n"]
+    assert_refused(exchange(tight.port, ext, pause=0.1), 400,
+                   "chunked encoding contains too much non-data (chunk extensions over 256 bytes)")
+    within = head + b"".join(b"X-%d: v\r\n" % i for i in range(8)) + b"Content-Length: 8\r\n\r\n{\"x\": 1}"
+    assert exchange(tight.port, within, close_wait=0.1).status == 200
+    assert_serving(tight)
