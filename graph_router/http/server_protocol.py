@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from . import server_guard as guard
 from .messages import HttpRequest, HttpResponse
 from .server_guard import Reject
 from .server_reader import PAUSE_PIPELINE, PAUSE_WRITE, RequestReader
 from .wire import CONTINUE, STATUS_LINES, header_block
-
-if TYPE_CHECKING:
-    from .budget import ByteBudget
 
 log = logging.getLogger("graph_router.http")
 
@@ -51,8 +48,8 @@ class ServerConnection(RequestReader):
         self._lost = True
         self._s.conns.discard(self)
         self.deadline = math.inf
-        self._queue.clear()
         self._release()
+        self._req = None
         if self._task is not None:
             self._task.cancel()
 
@@ -151,9 +148,11 @@ class ServerConnection(RequestReader):
             transport.write(body)
         else:
             transport.write(head + body)
-        if self._held:
-            self._give_back(self._held)
+        held = self._held
+        budget = self._budget
+        if held and budget is not None:  # the request's body is no longer held
             self._held = 0
+            budget.give_back(held)
         if not keep_alive:
             self._stop_parsing = True
             transport.close()
@@ -205,7 +204,7 @@ class ServerConnection(RequestReader):
     def _send_reject(self, reject: Reject) -> None:
         """Answer a refusal, report it, then close lingering: the client reads its status even when
         it is still sending (an unread byte at close would make the kernel reset the connection)."""
-        self._queue.clear()
+        self._release()
         self._busy = True
         self._keep_alive = False
         self._http10 = False
@@ -217,7 +216,6 @@ class ServerConnection(RequestReader):
         transport = self._transport
         transport.write(head + body)
         self._stop_parsing = True
-        self._release()
         if self._lost or transport.is_closing():
             return
         if not transport.can_write_eof():
@@ -236,21 +234,19 @@ class ServerConnection(RequestReader):
             return ""
         return self._parser.get_method().decode("latin-1")
 
-    def _give_back(self, n: int) -> None:
-        self._charged -= n
-        cast("ByteBudget", self._budget).give_back(n)
-
     def _release(self) -> None:
-        """Return every byte this connection still holds (closing, or refusing with nothing to answer).
+        """Return every byte this connection holds (the request being read, answered and queued) and
+        forget the queue: it is closing, or refusing with nothing more to answer.
 
         The partial body is dropped now: the connection and its parser form a reference cycle, which
         only the cyclic collector would free, at some later allocation.
         """
+        total = self._charge + self._held + sum(item[2] for item in self._queue if type(item) is tuple)
+        self._queue.clear()
         self._body = b""
-        self._req = None
-        if self._charged:
-            self._give_back(self._charged)
         self._held = self._charge = 0
+        if total and self._budget is not None:
+            self._budget.give_back(total)
 
     # --- deadlines, shutdown --------------------------------------------------------------------------
 

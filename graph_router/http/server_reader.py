@@ -39,7 +39,7 @@ class RequestReader(asyncio.Protocol):
     """The reading half of a server connection: state, llhttp callbacks and limits."""
 
     __slots__ = (
-        "_began", "_body", "_body_len", "_budget", "_busy", "_charge", "_charged", "_chunk_fed", "_chunk_hdr",
+        "_began", "_body", "_body_len", "_budget", "_busy", "_charge", "_chunk_fed", "_chunk_hdr",
         "_chunks", "_cl", "_client", "_closing", "_continue", "_expect", "_head_bytes", "_head_only",
         "_headers", "_held", "_hosts", "_http10", "_in_head", "_keep_alive", "_limits", "_linger", "_loop",
         "_lost", "_parser", "_paused", "_queue", "_raw_head", "_reading", "_reject", "_req",
@@ -70,9 +70,8 @@ class RequestReader(asyncio.Protocol):
         self._closing = False  # server shutdown: close after the current response
         self._lost = False
         self._linger = -1  # >= 0 while lingering after a refusal: input bytes still to discard
-        # Budget: bytes charged on this connection in all (returned when it closes), and those of
-        # the request being answered (returned once its response is written).
-        self._charged = 0
+        # Budget: bytes charged for the body of the request being answered (returned once its
+        # response is written); ``_charge``, below, for the one being read.
         self._held = 0
         # Per-message parse state.
         self._reading = False
@@ -105,13 +104,6 @@ class RequestReader(asyncio.Protocol):
 
     # --- reading: feeding llhttp, bounded per turn and per message ------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if len(data) > TURN_BYTES and not self._stop_parsing:
-            self._pause(PAUSE_TURN)
-            self._loop.call_soon(self._feed_later, data, TURN_BYTES)
-            data = data[:TURN_BYTES]
-        self._feed(data)
-
     def _feed_later(self, data: bytes, start: int) -> None:
         """The next slice of a large read, one event-loop turn later."""
         if self._lost:
@@ -121,13 +113,17 @@ class RequestReader(asyncio.Protocol):
             self._loop.call_soon(self._feed_later, data, end)
         else:
             self._resume(PAUSE_TURN)  # new data arrives no earlier than the next turn
-        self._feed(data[start:end])
+        self.data_received(data[start:end])  # a slice: never sliced again
 
-    def _feed(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
             if self._linger >= 0:
                 self._discard(len(data))
             return
+        if len(data) > TURN_BYTES:
+            self._pause(PAUSE_TURN)
+            self._loop.call_soon(self._feed_later, data, TURN_BYTES)
+            data = data[:TURN_BYTES]
         was_in_head = self._in_head
         chunked = self._chunk_fed >= 0
         if chunked:
@@ -275,7 +271,7 @@ class RequestReader(asyncio.Protocol):
                     self._transport.write(CONTINUE)
         method = parser.get_method().decode("ascii")
         url = self._url
-        target = (url if url[:1] == b"/" else guard.origin_form(url)).decode("latin-1")
+        target = (url if url.startswith(b"/") else guard.origin_form(url)).decode("latin-1")
         self._req = HttpRequest(method, target, self._headers, b"", version, self._client)
         self._req_keep_alive = keep_alive
 
@@ -294,7 +290,6 @@ class RequestReader(asyncio.Protocol):
             if not budget.take(n):
                 raise self._rejecting(guard.overloaded())
             self._charge += n
-            self._charged += n
         held = self._body
         if not held:
             self._body = body  # the usual case: one piece, kept without a copy
