@@ -374,7 +374,7 @@ def _limit_flags(s: argparse.ArgumentParser) -> None:
 def _positive(text: str) -> int:
     value = _non_negative(text)
     if value == 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
     return value
 
 

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,9 +153,8 @@ class Watcher:
         return False
 
 
-async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
-                ready: Callable[[int], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+def build_app(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> tuple[RouterApp, Any]:
+    """The worker's application (with its byte budget as ``app.budget``) and its telemetry."""
     telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
     # One budget per worker for every body this process holds: request bodies (the server) and
     # backend response bodies (the client); reachable as ``app.budget``.
@@ -172,10 +172,19 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     access = AccessLog() if cfg.access_log else None
     app = RouterApp(router, auth_token=cfg.auth_token, telemetry=telemetry, access_log=access, metrics=cfg.metrics)
     app.budget = budget
+    return app, telemetry
+
+
+async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
+                ready: Callable[[int], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, then drain. Returns the exit code."""
+    app, telemetry = build_app(cfg, docs, worker)
+    router, access = app.router, app.access_log
+    limits = limits_for(cfg, docs)
     grpc_front = await _start_grpc(cfg, app) if cfg.grpc_port is not None else None
     try:
         server = await start_server(app.handle, host=cfg.host, port=cfg.port, limits=limits,
-                                    on_error=error_response, reuse_port=cfg.workers > 1, budget=budget,
+                                    on_error=error_response, reuse_port=cfg.workers > 1, budget=app.budget,
                                     on_refused=app.refused)
     except OSError as exc:
         if grpc_front is not None:
@@ -285,7 +294,21 @@ def run(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
     """Run one worker in this process, or supervise ``cfg.workers`` forked workers."""
     if cfg.workers <= 1:
         return _run_loop(cfg, docs, 0)
+    _check_port(cfg)
     return _supervise(cfg, docs)
+
+
+def _check_port(cfg: ServeConfig) -> None:
+    """Before forking workers: is the port free? (One line instead of one per worker; and workers
+    binding with SO_REUSEPORT would otherwise share a port another process of this user listens on.)"""
+    if not cfg.port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((cfg.host, cfg.port))
+        except OSError as exc:
+            raise listen_error(cfg.host, cfg.port, exc) from None
 
 
 def _run_loop(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> int:

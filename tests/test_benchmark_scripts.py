@@ -86,3 +86,15 @@ def test_engine_micro_prints_every_pattern() -> None:
     out = run_script("benchmarks/engine_micro.py", "--requests", "200", "--repeat", "1")
     rows = re.findall(r"^  (1 hop|Sequence of 3|Ensemble of 3)\s+([\d.]+) us$", out, re.M)
     assert [name for name, _ in rows] == ["1 hop", "Sequence of 3", "Ensemble of 3"]
+
+
+def test_hostile_prints_fairness_memory_and_budget_rows() -> None:
+    out = run_script("benchmarks/hostile.py", "--samples", "5", "--body-mb", "0.2", "--attackers", "4",
+                     "--attack-kib", "256", "--budget-mib", "0.5")
+    rows = re.findall(r"^  (quiet|beside .+?)\s{2,}([\d.]+) ms", out, re.M)
+    assert [name for name, _ in rows] == ["quiet", "beside 1-byte chunks", "beside endless trailer",
+                                          "beside endless chunk line"]
+    assert re.search(r"^memory: 0.2 MB in 1-byte chunks \(HTTP/1.1 200 OK\): idle [\d.]+ MiB", out, re.M), out
+    # 0.5 MiB holds two 256 KiB attackers: the other two, and the request after them, get 503
+    assert "budget: 4 attackers x 0.25 MiB against 0.5 MiB: 2 refused with 503" in out, out
+    assert out.rstrip().endswith("a new request meanwhile: HTTP/1.1 503 Service Unavailable"), out

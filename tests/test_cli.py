@@ -106,3 +106,12 @@ def test_graph_prints_mermaid(tmp_path: Path) -> None:
 def test_no_command_prints_help() -> None:
     out = cli()
     assert out.returncode == 2 and "validate" in out.stdout
+
+
+def test_serve_limit_flags_refuse_bad_numbers() -> None:
+    for flag, value, why in [("--max-trailers", "0", "must be positive, got '0'"),
+                             ("--max-inflight-bytes", "-1", "must not be negative, got '-1'"),
+                             ("--max-chunk-ext-bytes", "16k", "not a whole number: '16k'")]:
+        done = cli("serve", "graphs/ensemble/graph.yaml", flag, value)
+        assert done.returncode == 2, done.stderr
+        assert f"argument {flag}: {why}" in done.stderr and "Traceback" not in done.stderr

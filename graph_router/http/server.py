@@ -23,6 +23,7 @@ from .messages import (
     ServerLimits,
     ServerState,
 )
+from .server_guard import LINGER_SECONDS
 from .server_protocol import ServerConnection
 
 __all__ = [
@@ -137,5 +138,6 @@ async def start_server(
             lambda: ServerConnection(state), host, port, reuse_port=reuse_port or None, backlog=backlog
         )
     timeouts = [t for t in (limits.read_timeout, limits.write_timeout, limits.idle_timeout) if t]
-    interval = min(1.0, max(0.02, min(timeouts) / 4)) if timeouts else math.inf
+    # Without timeouts the sweeper still ends lingering closes (after a refusal).
+    interval = min(1.0, max(0.02, min(timeouts) / 4)) if timeouts else LINGER_SECONDS
     return HttpServer(server, state, interval)

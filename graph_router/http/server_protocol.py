@@ -1,4 +1,4 @@
-"""One server connection: llhttp callbacks, keep-alive, pipelining, flow control and deadlines.
+"""One server connection answering its requests: keep-alive, pipelining, refusals, deadlines.
 
 A connection answers one request at a time, in order. A request is handed to the handler only once
 its body is complete; requests that arrive meanwhile (pipelining) wait in a queue with reading
@@ -13,103 +13,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import deque
-from typing import TYPE_CHECKING, cast
-
-import httptools
+from typing import cast
 
 from . import server_guard as guard
-from .messages import HttpRequest, HttpResponse, ServerState
+from .messages import HttpRequest, HttpResponse
 from .server_guard import Reject
+from .server_reader import PAUSE_PIPELINE, PAUSE_WRITE, RequestReader
 from .wire import CONTINUE, STATUS_LINES, header_block
-
-if TYPE_CHECKING:
-    from .budget import ByteBudget
 
 log = logging.getLogger("graph_router.http")
 
-_PAUSE_PIPELINE = 1
-_PAUSE_WRITE = 2
-_PAUSE_TURN = 4
-#: Fairness: at most this many bytes of one connection are parsed per event-loop turn; a larger read
-#: is parsed a slice per turn with reading paused meanwhile (libuv would otherwise read a busy socket
-#: up to 32 times in a row, and 256 KiB of 1-byte chunks is tens of milliseconds of callbacks).
-_TURN_BYTES = 64 * 1024
 #: Framing headers the server owns; a handler's copies are dropped.
 _RESERVED = frozenset({"content-length", "transfer-encoding", "connection", "date"})
 _NO_BODY = frozenset({204, 304})
 _SPLIT_WRITE = 256 * 1024
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(RequestReader):
     """asyncio protocol for one client connection (httptools calls the ``on_*`` methods)."""
 
-    __slots__ = (
-        "_began", "_body", "_body_len", "_budget", "_busy", "_charge", "_charged", "_chunk_fed", "_chunk_hdr",
-        "_chunks", "_cl", "_client", "_closing", "_continue", "_expect", "_head_bytes", "_head_only",
-        "_headers", "_held", "_hosts", "_http10", "_in_head", "_keep_alive", "_limits", "_linger", "_loop",
-        "_lost", "_parser", "_paused", "_queue", "_raw_head", "_reading", "_reject", "_req",
-        "_req_keep_alive", "_s", "_stall", "_stop_parsing", "_task", "_te", "_trailer_bytes", "_trailers",
-        "_transport", "_url", "_write_paused", "deadline",
-    )
+    __slots__ = ()
 
-    def __init__(self, state: ServerState) -> None:
-        self._s = state
-        self._loop = state.loop
-        self._limits = state.limits
-        self._budget = state.budget
-        self._transport: asyncio.Transport = cast(asyncio.Transport, None)
-        self._parser = httptools.HttpRequestParser(self)
-        self._client = ""
-        #: Loop time at which the current phase (read, write, idle or linger) times out.
-        self.deadline = math.inf
-        #: Complete requests waiting for their turn: (request, keep-alive, bytes charged) or a refusal.
-        self._queue: deque[tuple[HttpRequest, bool, int] | Reject] = deque()
-        self._task: asyncio.Future[HttpResponse] | None = None
-        self._busy = False  # a request is being answered: handler running or response draining
-        self._keep_alive = True
-        self._http10 = False
-        self._head_only = False  # answering HEAD: headers, no body
-        self._paused = 0
-        self._write_paused = False
-        self._stop_parsing = False  # we are closing: further input is ignored
-        self._closing = False  # server shutdown: close after the current response
-        self._lost = False
-        self._linger = -1  # >= 0 while lingering after a refusal: input bytes still to discard
-        # Budget: bytes charged on this connection in all (returned when it closes), and those of
-        # the request being answered (returned once its response is written).
-        self._charged = 0
-        self._held = 0
-        # Per-message parse state.
-        self._reading = False
-        self._in_head = True
-        self._began = False
-        self._raw_head = 0
-        self._head_bytes = 0
-        self._url = b""
-        self._headers: list[tuple[str, str]] = []
-        self._hosts = 0
-        #: The body so far: the first piece as is, a bytearray once a second arrives (a list of
-        #: tiny chunks would cost ~50 bytes of objects per byte of body).
-        self._body: bytes | bytearray = b""
-        self._body_len = 0
-        self._charge = 0
-        self._cl = -1
-        self._te: str | None = None
-        self._expect: str | None = None
-        self._continue = False
-        self._req: HttpRequest | None = None
-        self._req_keep_alive = True
-        self._reject: Reject | None = None
-        # Chunked bodies: bytes fed, chunks seen, bytes fed without progress, inside a chunk/trailers.
-        self._chunk_fed = -1  # -1: not reading a chunked body
-        self._chunks = 0
-        self._stall = 0
-        self._chunk_hdr = False
-        self._trailers = 0
-        self._trailer_bytes = 0
-
-    # --- asyncio.Protocol ----------------------------------------------------------------------
+    # --- asyncio.Protocol -----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -123,211 +48,30 @@ class ServerConnection(asyncio.Protocol):
         self._lost = True
         self._s.conns.discard(self)
         self.deadline = math.inf
-        self._queue.clear()
         self._release()
+        self._req = None
         if self._task is not None:
             self._task.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        if len(data) > _TURN_BYTES and not self._stop_parsing:
-            self._pause(_PAUSE_TURN)
-            self._loop.call_soon(self._feed_later, data, _TURN_BYTES)
-            data = data[:_TURN_BYTES]
-        self._feed(data)
-
-    def _feed_later(self, data: bytes, start: int) -> None:
-        """The next slice of a large read, one event-loop turn later."""
-        if self._lost:
-            return
-        end = start + _TURN_BYTES
-        if end < len(data):
-            self._loop.call_soon(self._feed_later, data, end)
-        else:
-            self._resume(_PAUSE_TURN)  # new data arrives no earlier than the next turn
-        self._feed(data[start:end])
-
-    def _feed(self, data: bytes) -> None:
-        if self._stop_parsing:
-            if self._linger >= 0:
-                self._discard(len(data))
-            return
-        was_in_head = self._in_head
-        chunked = self._chunk_fed >= 0
-        if chunked:
-            mark = self._body_len + self._chunks + self._trailers
-        self._began = False
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # The upgrade request itself was queued (answered, then the connection closes).
-            self._stop_parsing = True
-        except httptools.HttpParserError as exc:
-            self._parse_failed(exc)
-        else:
-            # llhttp buffers a header it has not finished without limit: bound the raw bytes of
-            # chunks that were all head (a chunk where a message began is covered by the exact
-            # count in the callbacks once its headers complete).
-            if was_in_head and self._in_head and not self._began:
-                self._raw_head += len(data)
-                if self._raw_head > self._limits.max_header_bytes:
-                    self._fail(guard.head_too_large())
-            elif chunked and self._chunk_fed >= 0:
-                self._chunk_guard(len(data), mark)
-
-    def _chunk_guard(self, n: int, mark: int) -> None:
-        """Bound a chunked body's non-data bytes (Go's rule) and any chunk line or trailer that does
-        not end (llhttp hands those to Python piece by piece, each piece copied again)."""
-        limits = self._limits
-        self._chunk_fed += n
-        if mark != self._body_len + self._chunks + self._trailers:
-            self._stall = 0
-        else:
-            self._stall += n
-            if self._chunk_hdr and self._stall > limits.max_trailer_bytes:
-                self._fail(guard.trailers_too_large())
-                return
-        limit = limits.max_chunk_ext_bytes
-        excess = self._chunk_fed - 3 * self._body_len - guard.CHUNK_FREE_BYTES * self._chunks
-        if excess > limit or (not self._chunk_hdr and self._stall > limit):
-            self._fail(guard.chunk_overhead(limit))
 
     def eof_received(self) -> bool | None:
         # A client that half-closes after a whole request still gets its answer (keep the write
         # side open); with nothing to answer, or half a request, the connection closes.
-        if self._linger >= 0 or self._reading or not (self._busy or self._queue):
+        if self._linger >= 0 or not (self._busy or self._queue):
             return None
-        self._stop_parsing = True
+        self._stop_parsing = True  # a request still half read never completes: answer the others
+        self._reading = False
         return True
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        self._pause(_PAUSE_WRITE)
+        self._pause(PAUSE_WRITE)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._resume(_PAUSE_WRITE)
+        self._resume(PAUSE_WRITE)
         if self._busy and self._task is None and not self._transport.is_closing() and self._linger < 0:
             self._busy = False
             self._next()
-
-    # --- llhttp callbacks ----------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self._began = True
-        self._reading = True
-        self._url = b""
-        self._headers = []
-        self._head_bytes = 0
-        self._hosts = 0
-        self._body = b""
-        self._body_len = 0
-        self._cl = -1
-        self._te = None
-        self._expect = None
-        if not self._busy:
-            self.deadline = self._loop.time() + self._s.read_timeout
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._head_bytes += len(url)
-        if self._head_bytes > self._limits.max_header_bytes:
-            raise self._rejecting(guard.head_too_large())
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
-            self._on_trailer(name, value)
-            return
-        self._head_bytes += len(name) + len(value) + 4
-        limits = self._limits
-        if self._head_bytes > limits.max_header_bytes or len(self._headers) >= limits.max_headers:
-            raise self._rejecting(guard.head_too_large())
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        self._headers.append((key, val))
-        if key == "host":
-            self._hosts += 1
-        elif key == "content-length":
-            self._cl = int(val)  # llhttp has validated it (digits only, no duplicates)
-        elif key == "transfer-encoding":
-            self._te = val
-        elif key == "expect":
-            self._expect = val
-
-    def _on_trailer(self, name: bytes, value: bytes) -> None:
-        # A trailer of a chunked body: counted against its own limits, not kept.
-        self._trailers += 1
-        self._trailer_bytes += len(name) + len(value) + 4
-        limits = self._limits
-        if self._trailer_bytes > limits.max_trailer_bytes or self._trailers > limits.max_trailers:
-            raise self._rejecting(guard.trailers_too_large())
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._raw_head = 0
-        parser = self._parser
-        version: str = parser.get_http_version()
-        keep_alive: bool = parser.should_keep_alive()
-        if version != "1.1" and version != "1.0":
-            raise self._rejecting(guard.bad_version())
-        if self._hosts != 1 and (self._hosts or version == "1.1"):
-            raise self._rejecting(guard.bad_host(self._hosts))
-        chunked = self._te is not None
-        if chunked:
-            if cast(str, self._te).strip().lower() != "chunked":
-                raise self._rejecting(Reject(501, f'unsupported transfer encoding: "{self._te}"',
-                                             "transfer_encoding"))
-            self._chunk_fed, self._chunks, self._stall, self._chunk_hdr = 0, 0, 0, False
-            self._trailers = self._trailer_bytes = 0
-        if self._cl > self._limits.max_body_bytes:
-            raise self._rejecting(guard.body_too_large(self._limits.max_body_bytes))
-        budget = self._budget
-        if budget is not None and (self._cl > 0 or chunked):
-            room = budget.available  # refuse before reading a body that cannot fit
-            if room is not None and room < (self._cl if self._cl > 0 else 1):
-                budget.refused += 1
-                raise self._rejecting(guard.overloaded())
-        if parser.should_upgrade():
-            # No upgrades (as Go's server, minus hijacking): answer the request, then close.
-            if self._cl > 0 or chunked:
-                raise self._rejecting(Reject(400, "upgrade requests with a body are not supported", "upgrade"))
-            keep_alive = False
-        if self._expect is not None and version == "1.1":
-            if self._expect.lower() != "100-continue":
-                raise self._rejecting(Reject(417, f"unsupported Expect header: {self._expect}", "expect"))
-            if self._cl > 0 or chunked:
-                if self._busy:
-                    self._continue = True  # sent once the previous response is out
-                else:
-                    self._transport.write(CONTINUE)
-        method = parser.get_method().decode("ascii")
-        url = self._url
-        target = (url if url[:1] == b"/" else guard.origin_form(url)).decode("latin-1")
-        self._req = HttpRequest(method, target, self._headers, b"", version, self._client)
-        self._req_keep_alive = keep_alive
-
-    def on_chunk_header(self) -> None:
-        self._chunks += 1
-        self._chunk_hdr = True
-
-    def on_body(self, body: bytes) -> None:
-        self._chunk_hdr = False  # a chunk with data: not the last one, whose trailers may follow
-        n = len(body)
-        self._body_len += n
-        if self._body_len > self._limits.max_body_bytes:
-            raise self._rejecting(guard.body_too_large(self._limits.max_body_bytes))
-        budget = self._budget
-        if budget is not None:
-            if not budget.take(n):
-                raise self._rejecting(guard.overloaded())
-            self._charge += n
-            self._charged += n
-        held = self._body
-        if not held:
-            self._body = body  # the usual case: one piece, kept without a copy
-        elif type(held) is bytes:
-            self._body = bytearray(held) + body
-        else:
-            held += body
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -346,11 +90,11 @@ class ServerConnection(asyncio.Protocol):
             self._stop_parsing = True
         if self._busy or self._queue:
             self._queue.append((req, keep_alive, charge))
-            self._pause(_PAUSE_PIPELINE)
+            self._pause(PAUSE_PIPELINE)
         else:
             self._start(req, keep_alive, charge)
 
-    # --- request cycle -------------------------------------------------------------------------
+    # --- request cycle --------------------------------------------------------------------------------
 
     def _start(self, req: HttpRequest, keep_alive: bool, charge: int) -> None:
         self._busy = True
@@ -404,9 +148,11 @@ class ServerConnection(asyncio.Protocol):
             transport.write(body)
         else:
             transport.write(head + body)
-        if self._held:
-            self._give_back(self._held)
+        held = self._held
+        budget = self._budget
+        if held and budget is not None:  # the request's body is no longer held
             self._held = 0
+            budget.give_back(held)
         if not keep_alive:
             self._stop_parsing = True
             transport.close()
@@ -442,7 +188,7 @@ class ServerConnection(asyncio.Protocol):
             else:
                 self._start(*item)
             return
-        self._resume(_PAUSE_PIPELINE)
+        self._resume(PAUSE_PIPELINE)
         if self._stop_parsing or (self._closing and not self._reading):
             self._transport.close()
         elif self._reading:
@@ -453,10 +199,12 @@ class ServerConnection(asyncio.Protocol):
         else:
             self.deadline = self._loop.time() + self._s.idle_timeout
 
+    # --- refusals: answer, report, linger -------------------------------------------------------------
+
     def _send_reject(self, reject: Reject) -> None:
         """Answer a refusal, report it, then close lingering: the client reads its status even when
         it is still sending (an unread byte at close would make the kernel reset the connection)."""
-        self._queue.clear()
+        self._release()
         self._busy = True
         self._keep_alive = False
         self._http10 = False
@@ -468,7 +216,6 @@ class ServerConnection(asyncio.Protocol):
         transport = self._transport
         transport.write(head + body)
         self._stop_parsing = True
-        self._release()
         if self._lost or transport.is_closing():
             return
         if not transport.can_write_eof():
@@ -481,63 +228,27 @@ class ServerConnection(asyncio.Protocol):
         self.deadline = self._loop.time() + guard.LINGER_SECONDS
 
     def _method(self) -> str:
-        try:
-            return self._parser.get_method().decode("latin-1")
-        except httptools.HttpParserError:
-            return ""  # refused before the method was read
-
-    def _discard(self, n: int) -> None:
-        self._linger -= n
-        if self._linger < 0:
-            self._transport.close()
-
-    def _rejecting(self, reject: Reject) -> Reject:
-        self._reject = reject
-        return reject
-
-    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
-        if self._stop_parsing:
-            return  # bytes after a `Connection: close` request: ignored, not an error
-        reject = self._reject
-        if reject is None:
-            if isinstance(exc, httptools.HttpParserCallbackError):
-                log.error("HTTP parser callback failed", exc_info=exc)
-                reject = Reject(500, "internal server error", "internal")
-            else:
-                reject = Reject(400, f"malformed HTTP request: {exc}", "malformed")
-        self._fail(reject)
-
-    def _fail(self, reject: Reject) -> None:
-        self._stop_parsing = True
-        self._reading = False
-        self._pause(_PAUSE_PIPELINE)
-        if self._busy:
-            self._queue.append(reject)
-        else:
-            self._send_reject(reject)
-
-    def _give_back(self, n: int) -> None:
-        self._charged -= n
-        cast("ByteBudget", self._budget).give_back(n)
+        # llhttp reports a method only once it has read one (else its enum's 0, DELETE): the target
+        # follows the method, so a target seen means a valid method.
+        if not self._url:
+            return ""
+        return self._parser.get_method().decode("latin-1")
 
     def _release(self) -> None:
-        """Return every byte this connection still holds (closing, or refusing with nothing to answer)."""
-        if self._charged:
-            self._give_back(self._charged)
+        """Return every byte this connection holds (the request being read, answered and queued) and
+        forget the queue: it is closing, or refusing with nothing more to answer.
+
+        The partial body is dropped now: the connection and its parser form a reference cycle, which
+        only the cyclic collector would free, at some later allocation.
+        """
+        total = self._charge + self._held + sum(item[2] for item in self._queue if type(item) is tuple)
+        self._queue.clear()
+        self._body = b""
         self._held = self._charge = 0
+        if total and self._budget is not None:
+            self._budget.give_back(total)
 
-    # --- flow control, deadlines, shutdown ---------------------------------------------------------
-
-    def _pause(self, bit: int) -> None:
-        if not self._paused and not self._lost:
-            self._transport.pause_reading()
-        self._paused |= bit
-
-    def _resume(self, bit: int) -> None:
-        if self._paused & bit:
-            self._paused &= ~bit
-            if not self._paused and not self._transport.is_closing():
-                self._transport.resume_reading()
+    # --- deadlines, shutdown --------------------------------------------------------------------------
 
     def deadline_passed(self) -> None:
         """Called by the server's sweeper once ``deadline`` is past."""

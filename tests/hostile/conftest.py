@@ -53,6 +53,7 @@ NORMAL = b'POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 8\r\n\r\n{"x
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -236,6 +237,19 @@ def exchange(port: int, data: bytes | list[bytes], *, timeout: float = 5.0, clos
         return read_reply(sock, close_wait=close_wait)
 
 
+def closed_cleanly(sock: socket.socket, wait: float = 5.0) -> bool:
+    """True when the server ends the connection with a FIN (recv gives EOF), False on a reset: a reset
+    can destroy the answer still in flight, which is what a lingering close prevents."""
+    sock.settimeout(wait)
+    try:
+        for _ in range(1000):
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return False
+    return False
+
+
 def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
     """Everything until the server closes (bounded in bytes and by the socket's timeout)."""
     out = b""
@@ -286,3 +300,34 @@ def send_for(sock: socket.socket, piece: bytes, seconds: float, max_bytes: int, 
     finally:
         sock.settimeout(5.0)
     return sent
+
+
+#: A hostile client in its own process (it must not compete with the measuring test for the GIL):
+#: sends its head, then its filler until the deadline; reconnects whenever refused.
+_ATTACKER = """
+import socket, sys, time
+port, head, unit, times, seconds = sys.argv[1:]
+head, filler = bytes.fromhex(head), bytes.fromhex(unit) * int(times)
+deadline = time.monotonic() + float(seconds)
+while time.monotonic() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as s:
+            s.sendall(head)
+            while time.monotonic() < deadline:
+                s.sendall(filler)
+    except OSError:
+        time.sleep(0.01)
+"""
+
+
+@contextlib.contextmanager
+def attacker(port: int, head: bytes, unit: bytes, times: int, seconds: float = 20.0) -> Iterator[None]:
+    """One hostile client process running (at most ``seconds``) while the block runs."""
+    argv = [sys.executable, "-c", _ATTACKER, str(port), head.hex(), unit.hex(), str(times), str(seconds)]
+    proc = subprocess.Popen(argv)
+    time.sleep(0.3)  # under way
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

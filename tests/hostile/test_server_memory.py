@@ -97,9 +97,10 @@ def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: Ro
     attackers: list[socket.socket] = []
     try:
         with peak_rss(budgeted) as peak:
-            for _ in range(8):  # 8 concurrent attackers: the first four spend the 4 MiB budget
+            # 8 concurrent attackers: the first four spend the 4 MiB budget, the next four are refused
+            for i in range(8):
                 attackers.append(attack(budgeted.port, MiB))
-                time.sleep(0.1)
+                time.sleep(0.5 if i == 3 else 0.05)
             time.sleep(0.3)
             reply = exchange(budgeted.port, NORMAL)
             probe = exchange(budgeted.port, b"GET /readyz HTTP/1.1\r\nHost: r\r\n\r\n", close_wait=0.1)
@@ -123,5 +124,7 @@ def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: Ro
     while exchange(budgeted.port, NORMAL).status != 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert_serving(budgeted)
+    after = settle(budgeted, idle + 2 * MiB)
+    assert after - idle < 2 * MiB, f"RSS stayed {(after - idle) / MiB:.1f} MiB above idle after the attackers left"
     metrics = exchange(budgeted.port, b"GET /metrics HTTP/1.1\r\nHost: r\r\n\r\n", close_wait=0.1).body.decode()
     assert 'graph_router_requests_refused_total{reason="overloaded",status="503"} 5.0' in metrics

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 
@@ -23,6 +24,7 @@ CASES = [
     (b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
      400, "malformed", "POST", "/graphs/echo"),
     (b"POST /graphs/echo HTTP/1.1\r\n" + AUTH + b"Content-Length: 0\r\n\r\n", 400, "bad_host", "POST", "/graphs/echo"),
+    (b"G@T /graphs/echo HTTP/1.1\r\nHost: r\r\n\r\n", 400, "malformed", "", ""),
     (b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 0\r\n\r\n", 401, "unauthorized",
      "POST", "/graphs/echo"),
     (b"POST /graphs/nope HTTP/1.1\r\nHost: r\r\n" + AUTH + b"Content-Length: 2\r\n\r\n{}", 404, "unknown_graph",
@@ -68,8 +70,8 @@ def test_every_refused_request_is_logged_once_and_counted(guarded: Router) -> No
             assert line["path"] == path, line
     assert lines[-1]["status"] == 200 and "reason" not in lines[-1]
     metrics = exchange(guarded.port, b"GET /metrics HTTP/1.1\r\nHost: r\r\n\r\n", close_wait=0.1).body.decode()
-    for _, status, reason, *_ in CASES:
-        assert f'graph_router_requests_refused_total{{reason="{reason}",status="{status}"}} 1.0' in metrics, reason
+    for (status, reason), n in Counter((status, reason) for _, status, reason, *_ in CASES).items():
+        assert f'graph_router_requests_refused_total{{reason="{reason}",status="{status}"}} {n}.0' in metrics, reason
     assert 'graph_router_requests_total{graph="echo",status="200"} 1.0' in metrics
 
 
@@ -97,10 +99,11 @@ def run_on_busy_port(*args: str) -> tuple[int, str, str, int]:
 
 @pytest.mark.parametrize("argv", [
     ["serve", "graphs/ensemble/graph.yaml", "--host", "127.0.0.1", "--port", "{port}"],
+    ["serve", "graphs/ensemble/graph.yaml", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"],
     ["models", "serve", "--host", "127.0.0.1", "--port", "{port}", "--models", "classifier"],
     ["quickstart", "ensemble", "--port", "{port}"],
     ["quickstart", "ensemble", "--models-port", "{port}"],
-], ids=["serve", "models-serve", "quickstart-router", "quickstart-models"])
+], ids=["serve", "serve-workers", "models-serve", "quickstart-router", "quickstart-models"])
 def test_a_busy_port_is_one_clean_line_and_exit_2(argv: list[str]) -> None:
     code, out, err, port = run_on_busy_port(*argv)
     assert code == 2, (out, err)

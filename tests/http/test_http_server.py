@@ -625,3 +625,26 @@ async def test_head_gets_the_length_but_no_body(serve, raw) -> None:
     assert f"content-length: {len(get_body)}\r\n".encode() in head  # what GET would send
     resp = await conn.response()  # the next bytes are the GET answer, not a HEAD body
     assert orjson.loads(resp.body)["target"] == "/g"
+
+
+async def test_half_close_after_a_large_request_still_gets_the_answer(serve, raw) -> None:
+    # The body arrives in reads larger than one turn's slice, then EOF: every slice is parsed first.
+    echo = Echo(delay=0.05)
+    srv = await serve(echo)
+    conn = await raw(srv.port)
+    body = b"y" * 300_000
+    conn.send(b"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    conn.writer.write_eof()
+    resp = await conn.response()
+    assert (resp.status, len(orjson.loads(resp.body)["body"])) == (200, len(body))
+    assert await conn.closed()
+
+
+async def test_refusal_then_lingering_close_reads_and_discards(serve, raw) -> None:
+    srv = await serve(Echo(), max_body_bytes=10)
+    conn = await raw(srv.port)
+    conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+    conn.send(b"x" * 200_000)  # still sending after the refusal: read and discarded, no reset
+    resp = await conn.response()
+    assert resp.status == 413
+    assert await conn.reader.read() == b""  # a clean FIN, not a reset
