@@ -42,7 +42,6 @@ def build() -> str:
     for key, (name, title, down) in CHAPTERS.items():
         chapter = (DOCS / name).read_text()
         chapter = re.sub(r"^<!--.*?-->\s*", "", chapter, flags=re.S)
-        chapter = chapter.replace("*(README section; the lead merges it.)*\n\n", "")
         if down:
             chapter = demote(chapter, title)
         text = text.replace(f"@@{key}@@", chapter.strip())

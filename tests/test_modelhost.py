@@ -538,7 +538,7 @@ def test_parse_names() -> None:
 
 
 def _cli(*args: str) -> list[str]:
-    """``graph-router ARGS`` (the lead's CLI with our ``models`` hook)."""
+    """``graph-router ARGS`` (the project's CLI with its ``models`` subcommand)."""
     return [sys.executable, "-m", "graph_router", *args]
 
 

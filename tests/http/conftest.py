@@ -17,7 +17,7 @@ JSON = [("content-type", "application/json")]
 
 
 def kserve_error(status: int, cause: str) -> HttpResponse:
-    """What the lead's on_error does: KServe's envelope."""
+    """What the router's on_error does: KServe's envelope."""
     return HttpResponse(status, list(JSON), envelope(cause))
 
 
