@@ -229,7 +229,7 @@ class Run:
                 jobs.append(self._job(table, self.other.name, p.title, size_key,
                                       self.bench.other(self.other, p, b, cpu), s, b, body, expect))
             jobs.append(self._job(table, "graph-router", p.title, size_key,
-                                  self.bench.graph_router(p, VARIANTS["w1"], b, cpu), s, b, body, expect))
+                                  self.bench.graph_router(p, router.PAYLOAD, b, cpu), s, b, body, expect))
         self.jobs_in_rounds(jobs, self.args.payload_rounds)
 
     def all(self) -> None:

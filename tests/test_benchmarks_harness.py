@@ -222,6 +222,12 @@ def test_nginx_configs_render_completely(tmp_path: Path) -> None:
         nginx.render("{{missing}}", {})
 
 
+def test_payload_rows_run_with_the_memory_budget_off() -> None:
+    # 8 x 8 MB each way would pass the default budget, which answers part of them 503 by design
+    assert router.serve_argv(["gr"], Path("g"), 1, {}, router.PAYLOAD)[-2:] == ["--max-inflight-bytes", "0"]
+    assert "--max-inflight-bytes" not in router.serve_argv(["gr"], Path("g"), 1, {}, router.VARIANTS["w1"])
+
+
 def test_serve_argv_and_the_graphs_agree_on_services() -> None:
     services = {n: router.service_url(n, 9000 + i) for i, n in enumerate(router.SERVICES)}
     argv = router.serve_argv(["gr"], Path("g.yaml"), 8123, services, router.VARIANTS["w2"])

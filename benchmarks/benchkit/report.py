@@ -76,7 +76,9 @@ def payload_section(run: Any) -> str:
     out = ["## Large bodies", "",
            f"The same size in and out: the request body and every backend's answer are JSON of that size; "
            f"{c} connections. An Ensemble of 3 answers one object holding the three answers, so its output is "
-           "about three times the size (\"Answer sizes\": what each router's smoke POST got back).", ""]
+           "about three times the size (\"Answer sizes\": what each router's smoke POST got back). graph-router "
+           "runs with its defaults but `--max-inflight-bytes 0`: the default memory budget (32 MiB a worker) "
+           "would refuse part of 8 concurrent 8 MB requests with 503, by design.", ""]
     summary = ["| size | graph-router 1 hop CPU/req | nginx proxy_pass | ratio (target "
                f"<= {TARGET_PAYLOAD}x at 100KB and 1MB) | KServe's router | ratio | graph-router RSS peak - idle "
                f"| bytes in flight ({c} x size) | ratio (target <= {TARGET_RSS}x at 8MB) |",

@@ -106,6 +106,9 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         try:
             body = request_to_json(request)
         except ConversionError as exc:
+            # refused before any graph ran: one access-log line and the refused count, as over HTTP
+            self.app.refused(400, "bad_message", "POST", INFER_PATH, context.peer() or "",
+                             graph=request.model_name)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         name = await self._graph(request.model_name, context)
         remaining = context.time_remaining()

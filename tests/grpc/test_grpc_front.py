@@ -227,3 +227,23 @@ async def test_access_log_records_grpc_calls(grpc_front: StartFront, grpc_models
     assert {k: entry[k] for k in ("graph", "method", "path", "status", "route")} == {
         "graph": "graph", "method": "POST", "path": "/inference.GRPCInferenceService/ModelInfer", "status": 400,
         "route": f"root>0:{grpc_models.url('bad')}"}
+
+
+async def test_a_message_refused_at_conversion_is_logged_once(grpc_front: StartFront,
+                                                               grpc_models: GrpcModels) -> None:
+    import io
+
+    from graph_router.accesslog import AccessLog
+
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": grpc_models.url("echo")})), access_log=log)
+    req = fp32_request("graph", [1.0, 2.0])
+    req.inputs[0].shape[:] = [3]
+    code, _ = await error_of(infer(front, req))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    log.close()
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["graph"], e["method"], e["path"], e["status"], e["reason"]) for e in lines] == [
+        ("graph", "POST", "/inference.GRPCInferenceService/ModelInfer", 400, "bad_message")]
+    assert "echo" not in grpc_models.seen
