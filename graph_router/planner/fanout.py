@@ -5,7 +5,8 @@ depend on the request bodies).
 The graph becomes a tree of :class:`Leaf` (one call of a service), :class:`Seq` (one after the
 other) and :class:`Par` (all at once, done when the slowest is); the choices of Splitter and Switch
 nodes are expanded into :class:`Scenario` s: the graph as one kind of request sees it, with the
-share of requests that take it.
+share of requests that take it. A step's ``mirror`` is a :class:`Shadow` after its :class:`Leaf`:
+a share of what the step finished is copied to the shadow service, which nothing waits for.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ class Leaf:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """A step's mirrored copies: ``fraction`` of the requests the step finished also go to ``service``.
+
+    The router never waits for a shadow, so it adds load (and cold starts) to that service and
+    nothing to the graph's latency. Mirrors are sent once the real call has answered by default
+    (``mode: after``); ``alongside`` copies leave up to a service time earlier, which a simulation
+    in whole seconds does not tell apart. A full mirror queue drops copies in the router; that is
+    not simulated (every copy arrives).
+    """
+
+    service: str
+    fraction: float
+
+
+@dataclass(frozen=True)
 class Seq:
     children: tuple[Tree, ...]
 
@@ -36,7 +52,7 @@ class Par:
     children: tuple[Tree, ...]
 
 
-Tree = Leaf | Seq | Par
+Tree = Leaf | Shadow | Seq | Par
 
 
 @dataclass(frozen=True)
@@ -66,16 +82,18 @@ def scenarios(doc: GraphDocument, shares: Mapping[str, float], warnings: list[st
 
 
 def calls_per_request(scens: list[Scenario]) -> dict[str, float]:
-    """How many calls each service gets per graph request, on average."""
+    """How many calls each service gets per graph request, on average (mirrored copies included)."""
     calls: dict[str, float] = {}
     for s in scens:
         for leaf in leaves(s.tree):
-            calls[leaf.service] = calls.get(leaf.service, 0.0) + s.share
+            share = s.share * leaf.fraction if isinstance(leaf, Shadow) else s.share
+            calls[leaf.service] = calls.get(leaf.service, 0.0) + share
     return calls
 
 
-def leaves(tree: Tree) -> list[Leaf]:
-    if isinstance(tree, Leaf):
+def leaves(tree: Tree) -> list[Leaf | Shadow]:
+    """Every call of a service in the tree, shadows included."""
+    if isinstance(tree, Leaf | Shadow):
         return [tree]
     return [leaf for c in tree.children for leaf in leaves(c)]
 
@@ -91,7 +109,13 @@ def _step(doc: GraphDocument, step: StepSpec, shares: Mapping[str, float], warni
           problems: list[Problem]) -> Expanded:
     if step.node_name:
         return _node(doc, step.node_name, shares, warnings, problems)
-    return [(1.0, Leaf(service_name(step)), ())]
+    leaf = Leaf(service_name(step))
+    mirror = step.mirror
+    if mirror is None or mirror.percent <= 0:
+        return [(1.0, leaf, ())]
+    shadow = Shadow(mirror.service_name or urlsplit(mirror.service_url or "").hostname or mirror.target,
+                    min(mirror.percent, 100.0) / 100.0)
+    return [(1.0, Seq((leaf, shadow)), ())]
 
 
 def _node(doc: GraphDocument, name: str, shares: Mapping[str, float], warnings: list[str],

@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .fanout import Leaf, Scenario, Seq, Tree
+from .fanout import Leaf, Scenario, Seq, Shadow, Tree
 from .service import Position, Service, ServiceTrace
 from .settings import ServiceSettings
 
@@ -121,6 +121,8 @@ def _compile(tree: Tree, svcs: Mapping[str, Service], horizon: int,
     function that repeats a settled second over a range of seconds."""
     if isinstance(tree, Leaf):
         return _leaf(svcs[tree.service], horizon, positions)
+    if isinstance(tree, Shadow):
+        return _shadow(svcs[tree.service], tree.fraction, horizon)
     parts = [_compile(c, svcs, horizon, positions) for c in tree.children]
     children = [p[0] for p in parts]
     skips = [p[1] for p in parts]
@@ -162,6 +164,22 @@ def _leaf(svc: Service, horizon: int, positions: list[Position]) -> tuple[Flow, 
     return leaf, leaf_skip
 
 
+def _shadow(svc: Service, fraction: float, horizon: int) -> tuple[Flow, Skip]:
+    """Mirrored copies: served like any call, but the request goes on without waiting for them (what
+    arrives passes through), and a copy that waits for a cold start is the shadow's, not the graph's
+    (its position is not among the scenario's)."""
+    leaf, leaf_skip = _leaf(svc, horizon, [])
+
+    def shadow(a: float, t: int) -> float:
+        leaf(a * fraction, t)
+        return a
+
+    def shadow_skip(a: float, t: int, t2: int) -> None:
+        leaf_skip(a * fraction, t, t2)
+
+    return shadow, shadow_skip
+
+
 def _par(children: list[Flow], skip_all: Skip) -> tuple[Flow, Skip]:
     """An Ensemble: a request is done when every child is (the least of their cumulative outputs)."""
     done = [0.0] * len(children)
@@ -188,6 +206,8 @@ def _static(tree: Tree, svcs: Mapping[str, Service], *, whole: bool) -> float:
     if isinstance(tree, Leaf):
         s = svcs[tree.service]
         return float(s.whole) if whole else s.time
+    if isinstance(tree, Shadow):
+        return 0.0
     parts = [_static(c, svcs, whole=whole) for c in tree.children]
     if not parts:
         return 0.0

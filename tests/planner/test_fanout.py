@@ -182,3 +182,45 @@ def test_repeating_settled_seconds_gives_the_same_result_as_simulating_them(
         assert f.cold_requests == pytest.approx(s.cold_requests)
     assert fast.result.cold_requests == pytest.approx(slow.result.cold_requests)  # type: ignore[attr-defined]
     assert percentile(fast.result.latency_ms, 99) == percentile(slow.result.latency_ms, 99)  # type: ignore[attr-defined]
+
+
+MIRRORED = """
+nodes:
+  root:
+    routerType: Sequence
+    steps:
+      - name: classify
+        serviceName: live
+        mirror: {serviceName: candidate, percent: 25}
+      - serviceName: after
+"""
+
+
+def test_a_mirror_sends_its_share_to_the_shadow_and_adds_no_latency(tmp_path: Path) -> None:
+    rps = [0.0] * 10 + [40.0] * 200
+    mirrored = plan_for(tmp_path, described("live", "candidate", "after", minReplicas=1), rps, graph=MIRRORED,
+                        service_time=0.05)
+    assert mirrored.calls == pytest.approx({"live": 1.0, "candidate": 0.25, "after": 1.0})
+    # The shadow hears of a request when the live step has answered it, as `mode: after` sends it.
+    assert sum(mirrored.result.services["candidate"].load) == pytest.approx(0.25 * sum(rps), rel=1e-3)
+    plain = plan_for(tmp_path, described("live", "after", minReplicas=1), rps,
+                     graph=MIRRORED.replace("        mirror: {serviceName: candidate, percent: 25}\n", ""),
+                     service_time=0.05)
+    assert "candidate" not in plain.calls
+    assert mirrored.result.latency_ms == plain.result.latency_ms
+    assert mirrored.result.services["after"].load == plain.result.services["after"].load
+
+
+def test_a_cold_shadow_costs_the_graph_no_cold_start(tmp_path: Path) -> None:
+    # live and after stay warm; the candidate is at zero when the traffic starts.
+    deploy_text = yaml.safe_dump({"services": {
+        "live": {"modelFormat": "sklearn", "storageUri": "gs://b/m", "minReplicas": 1},
+        "after": {"modelFormat": "sklearn", "storageUri": "gs://b/m", "minReplicas": 1},
+        "candidate": {"modelFormat": "sklearn", "storageUri": "gs://b/m", "minReplicas": 0},
+    }})
+    rps = [0.0] * 200 + [8.0] * 60
+    plan = plan_for(tmp_path, deploy_text, rps, graph=MIRRORED.replace("percent: 25", "percent: 100"),
+                    cold=10, service_time=0.05)
+    assert plan.result.services["candidate"].cold_requests > 0
+    assert plan.result.cold_requests == 0
+    assert max(plan.result.latency_ms) < 1000  # 2 x 50 ms, nothing waits for the shadow's cold start
