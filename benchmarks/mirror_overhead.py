@@ -41,7 +41,7 @@ from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
-from graph_router.server import RouterApp, error_response
+from graph_router.app import RouterApp, error_response
 from graph_router.telemetry import Telemetry
 
 BODY = router_body.encode()

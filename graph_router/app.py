@@ -23,7 +23,7 @@ from .engine import Result, error_result
 from .errors import GraphNotFound, Overloaded, Unauthorized, envelope
 from .http.budget import ByteBudget
 from .http.messages import HttpRequest, HttpResponse
-from .router import GraphRouter
+from .api import GraphRouter
 
 log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")

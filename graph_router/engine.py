@@ -32,7 +32,7 @@ from .errors import (
     StepInputError,
     envelope,
 )
-from .gojson import unmarshal_object_error
+from .go_unmarshal import unmarshal_object_error
 from .selection import NOTHING
 from .spec import Aggregate, RouterType
 

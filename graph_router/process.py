@@ -31,8 +31,8 @@ from .http.server import start_server
 from .loader import load_graph_json, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings
-from .router import GraphRouter
-from .server import RouterApp, error_response
+from .api import GraphRouter
+from .app import RouterApp, error_response
 from .spec import GraphDocument
 
 log = logging.getLogger("graph_router.process")

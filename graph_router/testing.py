@@ -16,7 +16,7 @@ from .backend import BackendResponse
 from .compiler import ServiceTarget
 from .engine import Result
 from .errors import BackendConnectError, BackendDisconnected
-from .router import GraphRouter
+from .api import GraphRouter
 
 __all__ = ["FakeModel", "refused", "reset", "run_graph"]
 

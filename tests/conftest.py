@@ -100,7 +100,7 @@ async def app_server() -> AsyncIterator[StartApp]:
     """
     from graph_router.http.messages import ServerLimits
     from graph_router.http.server import start_server
-    from graph_router.server import RouterApp, error_response
+    from graph_router.app import RouterApp, error_response
 
     started: list[Any] = []
 

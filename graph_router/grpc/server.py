@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from .. import __version__
 from ..engine import Result
 from ..http.messages import HttpRequest
-from ..server import RouterApp
+from ..app import RouterApp
 from .convert import ConversionError, request_to_json, response_from_json
 from .proto import grpc_predict_v2_pb2 as _pb2
 from .proto.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer, add_GRPCInferenceServiceServicer_to_server

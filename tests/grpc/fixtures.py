@@ -141,7 +141,7 @@ async def serving_fronts() -> AsyncIterator[StartFront]:
     from graph_router.grpc.server import start_grpc
     from graph_router.http.messages import ServerLimits
     from graph_router.http.server import start_server
-    from graph_router.server import RouterApp, error_response
+    from graph_router.app import RouterApp, error_response
 
     started: list[tuple[Any, Any, Any, Any]] = []
 
