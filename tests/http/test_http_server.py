@@ -578,9 +578,9 @@ class FakeTransport(asyncio.Transport):
 
 
 async def _feed_in_pieces(cuts: list[int]) -> tuple[bytes, list[tuple[str, str, bytes]]]:
-    from graph_router.http.messages import ServerState
     from graph_router.http.server import ServerLimits
     from graph_router.http.server_protocol import ServerConnection
+    from graph_router.http.server_state import ServerState
 
     seen: list[tuple[str, str, bytes]] = []
 
