@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import AccessLog
+from .api import GraphRouter
+from .app import RouterApp, error_response
 from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
 from .http.budget import ByteBudget
@@ -31,8 +33,6 @@ from .http.server import start_server
 from .loader import load_graph_json, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings
-from .api import GraphRouter
-from .app import RouterApp, error_response
 from .spec import GraphDocument
 
 log = logging.getLogger("graph_router.process")

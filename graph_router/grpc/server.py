@@ -19,9 +19,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import __version__
+from ..app import RouterApp
 from ..engine import Result
 from ..http.messages import HttpRequest
-from ..app import RouterApp
 from .convert import ConversionError, request_to_json, response_from_json
 from .proto import grpc_predict_v2_pb2 as _pb2
 from .proto.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer, add_GRPCInferenceServiceServicer_to_server
