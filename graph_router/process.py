@@ -359,7 +359,7 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
             code = os.waitstatus_to_exitcode(status)
             log.info("worker %d (pid %d) exited with %d", children.pop(pid), pid, code)
             if cfg.metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                from .telemetry import worker_exited
+                from .telemetry.metrics import worker_exited
 
                 worker_exited(pid)  # a crashed worker's in-flight gauge must not stay in the sum
             worst = max(worst, abs(code))
