@@ -30,14 +30,12 @@ from .errors import (
     GraphTimeout,
     NoRouteMatched,
     Overloaded,
-    RequestError,
-    StepInputError,
     envelope,
 )
-from .go_unmarshal import unmarshal_object_error
+from .go_unmarshal import go_unmarshal_error
 from .headers import header_safe
-from .selection import NOTHING
 from .spec import Aggregate, RouterType
+from .step_input import step_input
 
 _rng = random.SystemRandom()
 log = logging.getLogger("graph_router.engine")
@@ -214,67 +212,6 @@ def error_result(err: GraphRouterError, route: list[str] | None = None) -> Resul
 
 
 # --- steps -------------------------------------------------------------------------------------
-
-
-def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None) -> JsonDoc:
-    """The body a step receives: node input, previous response, or a selection of either."""
-    src = previous if step.uses_response and previous is not None else node_input
-    if step.selection is not None:
-        if src.value is INVALID:
-            what = "previous response" if src is previous else "request"
-            err_cls = StepInputError if src is previous else RequestError
-            raise err_cls(f"data {step.selection.source!r}: the {what} is not JSON, so nothing can be selected "
-                          f"from it")
-        value = step.selection.select(src.value)
-        if value is NOTHING:
-            raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
-                                 f"{'previous response' if step.uses_response else 'request'}")
-        src = JsonDoc.of(value)
-    if step.map_predictions:
-        predictions = go_predictions(src.value)
-        if predictions:
-            src = JsonDoc.of({"instances": predictions})
-    if step.map_outputs and src.value is not INVALID:
-        src = _outputs_to_inputs(src)
-    return src
-
-
-def go_predictions(value: Any) -> list[Any] | None:
-    """``predictions`` as KServe reads it, with Go's ``encoding/json`` into a struct field.
-
-    Every key equal to ``predictions`` under Go's case folding (ASCII case, and U+017F long s for ``s``)
-    assigns the field in document order, so the last one wins; ``null`` clears it; any other type
-    fails the whole unmarshal, and KServe then leaves the input unchanged.
-    """
-    if not isinstance(value, dict):
-        return None
-    found: list[Any] | None = None
-    for key, v in value.items():
-        if key == "predictions" or (len(key) == 11 and key.replace("\u017f", "s").lower() == "predictions"):
-            if v is None:
-                found = None
-            elif isinstance(v, list):
-                found = v
-            else:
-                return None
-    return found
-
-
-def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
-    """Extension (KServe #3051): a v2 response's ``outputs`` become the next request's ``inputs``."""
-    v = doc.value
-    if not isinstance(v, dict) or not isinstance(v.get("outputs"), list):
-        return doc
-    req: dict[str, Any] = {}
-    if "id" in v:
-        req["id"] = v["id"]
-    req["inputs"] = [
-        {k: o[k] for k in ("name", "shape", "datatype", "data", "parameters") if k in o}
-        for o in v["outputs"] if isinstance(o, dict)
-    ]
-    if "parameters" in v:
-        req["parameters"] = v["parameters"]
-    return JsonDoc.of(req)
 
 
 async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_input: JsonDoc,
@@ -499,10 +436,3 @@ def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     parts = {key: o.doc for key, o in zip(node.keys, outs, strict=True)}
     raw = b"{" + b",".join(orjson.dumps(k) + b":" + d.raw.strip() for k, d in parts.items()) + b"}"
     return MergedDoc(raw, parts)
-
-
-def go_unmarshal_error(raw: bytes) -> str:
-    """The text of Go's ``json.Unmarshal`` error into ``map[string]interface{}``, as KServe reports it."""
-    # Call sites only get here for a body that is not an object or null, so Go always fails.
-    return unmarshal_object_error(raw) or "json: cannot unmarshal into Go value of type map[string]interface {}"
-

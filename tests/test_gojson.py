@@ -20,8 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph_router.engine import go_unmarshal_error
-from graph_router.go_unmarshal import MAX_DEPTH, quote_char, unmarshal_object_error
+from graph_router.go_unmarshal import MAX_DEPTH, go_unmarshal_error, quote_char, unmarshal_object_error
 
 MAP = "map[string]interface {}"
 
