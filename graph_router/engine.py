@@ -45,7 +45,11 @@ SEQUENCE, SWITCH, ENSEMBLE = RouterType.SEQUENCE, RouterType.SWITCH, RouterType.
 
 @dataclass(slots=True)
 class Result:
-    """What a graph answered: status, body, headers and the route taken."""
+    """What a graph answered: status, body, headers and the route taken.
+
+    The one response type from the engine out: the library returns it, and the HTTP server writes
+    it as it is (it has the ``status``, ``headers`` and ``body`` a handler's answer needs).
+    """
 
     status: int
     body: bytes
