@@ -201,10 +201,14 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
         raise SpecError(problems, source=doc.source)
     # ... then the nodes, nested ones first: each node is built whole, once.
     nodes: dict[str, CompiledNode] = {}
+    building: set[str] = set()
 
     def build(name: str) -> CompiledNode:
         node = nodes.get(name)
         if node is None:
+            if name in building:  # validation rejects cycles; a document built by hand may still hold one
+                raise SpecError([Problem(f"nodes.{name}", "nodes form a cycle")], source=doc.source)
+            building.add(name)
             n = spec.nodes[name]
             steps = tuple(CompiledStep(node=build(st["spec"].node_name) if st["spec"].node_name else None, **st)
                           for st in parts[name])
@@ -217,7 +221,7 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 n.aggregate, n.sticky_header, tuple(cumulative))
         return node
 
-    for name in spec.nodes:  # validation rejects cycles between nodes
+    for name in spec.nodes:
         build(name)
     nodes = {name: nodes[name] for name in spec.nodes}  # document order
     return CompiledGraph(doc.name, doc, nodes["root"], nodes, float(spec.timeout) if spec.timeout else None,
