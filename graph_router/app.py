@@ -139,11 +139,11 @@ class RouterApp:
 
     # --- graph runs ---------------------------------------------------------------------------
 
-    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None,
-                        on_result: Callable[[Result], None] | None = None) -> HttpResponse | Result:
+    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None) -> HttpResponse | Result:
         """Run graph ``name`` with auth, telemetry and the access log (the gRPC front comes in here too).
 
-        ``deadline``: the caller's (loop time); ``on_result`` sees the graph's result before it is sent.
+        ``deadline``: the caller's (loop time). Answers the graph's :class:`Result` (an unknown graph's
+        too), or an ``HttpResponse`` when auth refused the request.
         """
         denied = self.check_auth(req)
         if denied is not None:
@@ -162,8 +162,6 @@ class RouterApp:
                 self._record(req, name, span, Result(CLIENT_CLOSED, b""), self._clock() - start)
                 raise
             self._record(req, name, span, result, self._clock() - start)
-        if on_result is not None:
-            on_result(result)
         # Served as it is: a Result has the status, headers and body the HTTP server writes.
         return result
 

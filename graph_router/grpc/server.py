@@ -116,8 +116,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         if remaining is not None:
             deadline = asyncio.get_running_loop().time() + max(0.0, remaining - DEADLINE_MARGIN)
         req = HttpRequest("POST", INFER_PATH, headers_of(context), body, "2", context.peer() or "")
-        results: list[Result] = []
-        resp = await self.app.run_graph(req, name, deadline=deadline, on_result=results.append)
+        resp = await self.app.run_graph(req, name, deadline=deadline)
         route = next((v for k, v in resp.headers if k.lower() == ROUTE_METADATA), None)
         if route:
             context.set_trailing_metadata(((ROUTE_METADATA, route),))
@@ -127,7 +126,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                                           raw=bool(request.raw_input_contents))
             except ConversionError as exc:
                 await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-        error = results[0].error if results else None
+        error = resp.error if isinstance(resp, Result) else None
         await context.abort(code_for(resp.status, error), message_of(resp.body))
 
 
