@@ -36,12 +36,12 @@ from benchmarks.benchkit.router import BODY as router_body
 from benchmarks.benchkit.router import PATTERNS
 from benchmarks.micro_http import bounded, drive, fixed_backend_main
 from graph_router import GraphRouter
+from graph_router.app import RouterApp, error_response
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
-from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import Telemetry
 
 BODY = router_body.encode()

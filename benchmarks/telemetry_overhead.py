@@ -41,11 +41,11 @@ from benchmarks.benchkit.router import BODY as router_body
 from benchmarks.benchkit.router import PATTERNS, SERVICES
 from benchmarks.micro_http import bounded, drive, fixed_backend_main
 from graph_router import GraphRouter
+from graph_router.app import RouterApp, error_response
 from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graphs
-from graph_router.server import RouterApp, error_response
 from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
 from graph_router.telemetry.export import HttpSink
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from .api import GraphRouter
 from .backend import Backend, BackendRequest, BackendResponse, InProcessBackend, RetryPolicy
 from .engine import Result
 from .errors import GraphRouterError, Problem, SpecError
 from .loader import load_graph_json, load_graph_text, load_graphs
-from .router import GraphRouter
 from .spec import GraphDocument, GraphSpec, NodeSpec, StepSpec
 
 __version__ = "0.1.0"

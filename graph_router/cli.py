@@ -252,7 +252,7 @@ def _read_data(value: str) -> bytes:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .router import GraphRouter
+    from .api import GraphRouter
 
     doc = _pick(load_graphs([args.file]), args.graph)
     body = _read_data(args.data)

@@ -1,26 +1,26 @@
-"""Turns a validated :class:`GraphDocument` into objects the engine runs without further decisions.
+"""Turns a validated :class:`GraphDocument` into data the engine runs without further decisions.
 
 Conditions are compiled, node references resolved, backends bound, weights accumulated and retry
-policies chosen here, once, at load time.
+policies chosen here, once, at load time. The result is plain data: the engine
+(:mod:`graph_router.engine`) interprets it, dispatching on each node's ``router_type``; nothing
+here imports the engine.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .backend import DEFAULT_RETRY_WINDOW, NO_RETRY, Backend, InProcessBackend, RetryPolicy, safe_retry
-from .conditions import Condition, JsonDoc, compile_condition
+from .conditions import Condition, compile_condition
 from .errors import Problem, SpecError
+from .headers import header_safe
 from .mirror import Mirror, Shadows, shadow_label
 from .prewarm import WakeTarget, WarmState, is_http, wake_steps, warmup_url
 from .selection import Selection, compile_selection
-from .spec import Aggregate, GraphDocument, MirrorSpec, Prewarm, RetryConfig, RouterType, StepSpec
-
-if TYPE_CHECKING:
-    from .engine import Context, Outcome
+from .spec import Aggregate, GraphDocument, MirrorSpec, NodeSpec, Prewarm, RetryConfig, RouterType, StepSpec
 
 ServiceTarget = str | Backend | Callable[..., Any]
 
@@ -79,6 +79,12 @@ class Resolver:
 
 @dataclass(slots=True, eq=False)
 class CompiledStep:
+    """One step, decided once: its backend or nested node, condition, input selection and retry policy.
+
+    Data only, except ``warm``: the prewarmer binds a backend's warmth after compiling (it outlives
+    reloads) and the engine stamps it. Identity-hashed (telemetry caches per step).
+    """
+
     index: int
     label: str
     target: str
@@ -97,41 +103,30 @@ class CompiledStep:
     retry: RetryPolicy
     #: ``node>step:target`` for X-Graph-Route, header-safe, built once
     route_entry: str = ""
+    #: Extension: the step's shadow (``mirror``), or None
+    mirror: Mirror | None = None
     #: the input must be selected or rewritten (decided once, read per request)
     needs_input_work: bool = False
     #: the backend's warmth, stamped when a call completes (bound by the prewarmer; None: not tracked)
     warm: WarmState | None = None
-    #: Extension: the step's shadow (``mirror``), or None
-    mirror: Mirror | None = None
 
     def __post_init__(self) -> None:
         self.needs_input_work = self.selection is not None or self.map_predictions or self.map_outputs
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledNode:
+    """One node: its router type (what the engine dispatches on), its steps and their derived tables."""
+
     name: str
     router_type: RouterType
     steps: tuple[CompiledStep, ...] = ()
+    #: Ensemble: each step's key in the merged answer (its name, or its index)
     keys: tuple[str, ...] = ()
     aggregate: Aggregate | None = None
     sticky_header: str | None = None
+    #: Splitter: running totals of the steps' weights
     cumulative: tuple[int, ...] = ()
-    runner: Callable[[Context, CompiledNode, JsonDoc], Awaitable[Outcome]] | None = None
-
-    async def run(self, ctx: Context, doc: JsonDoc) -> Outcome:
-        assert self.runner is not None
-        hooks = ctx.hooks
-        rec = hooks.node(ctx, self) if hooks is not None else None
-        if rec is None:
-            return await self.runner(ctx, self, doc)
-        try:
-            out = await self.runner(ctx, self, doc)
-        except BaseException as exc:
-            rec.end(exc)
-            raise
-        rec.end(None)
-        return out
 
     def pick(self, point: int) -> CompiledStep:
         """Splitter: walk the cumulative weights for ``point`` in [0, 100)."""
@@ -147,7 +142,7 @@ class CompiledNode:
         return int.from_bytes(digest, "big") % 100
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledGraph:
     name: str
     doc: GraphDocument
@@ -175,69 +170,91 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
     ``route_urls`` False: a step called by URL shows as ``node>step`` in the route, without the URL.
     ``shadows``: where steps' mirrors keep their lanes and report (a private one when not given).
     """
-    from .engine import RUNNERS, header_safe
-
     spec = doc.spec
-    nodes: dict[str, CompiledNode] = {
-        name: CompiledNode(name, n.router_type, aggregate=n.aggregate, sticky_header=n.sticky_header,
-                           runner=RUNNERS[n.router_type])
-        for name, n in spec.nodes.items()
-    }
     rt = spec.router_timeouts
     client_timeout = float(rt.service_client) if rt and rt.service_client else None
     problems: list[Problem] = []
     backends: list[Backend] = []
+    # First every step's own parts, in document order (so problems are listed in that order) ...
+    parts: dict[str, list[dict[str, Any]]] = {}
     for name, n in spec.nodes.items():
-        steps = []
+        steps = parts[name] = []
         for i, s in enumerate(n.steps):
-            path = f"nodes.{name}.steps[{i}]"
             backend = None
             if not s.node_name:
                 try:
                     backend = resolver.resolve(s)
                 except (ValueError, TypeError) as exc:
-                    problems.append(Problem(path, str(exc)))
+                    problems.append(Problem(f"nodes.{name}.steps[{i}]", str(exc)))
                     continue
                 backends.append(backend)
-            data = s.data or ""
-            steps.append(CompiledStep(
-                index=i,
-                label=s.name or str(i),
-                target=s.node_name or s.service_name or backend_target(backend),
-                spec=s,
-                backend=backend,
-                node=nodes[s.node_name] if s.node_name else None,
-                condition=compile_condition(s.condition) if s.condition and
-                n.router_type in (RouterType.SEQUENCE, RouterType.SWITCH) else None,
-                selection=compile_selection(data) if (data.startswith("$request") and data != "$request")
-                or (data.startswith("$response") and data != "$response") else None,
-                uses_response=data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
-                map_predictions=bool(s.map_predictions_to_instances),
-                map_outputs=bool(s.map_outputs_to_inputs),
-                hard=s.hard,
-                weight=s.weight,
-                timeout=s.timeout,
-                client_timeout=client_timeout,
-                retry=retry_policy(s.retry or spec.default_retry, default_retry=default_retry, window=retry_window),
-            ))
+            steps.append(_step_parts(name, n, i, s, backend, client_timeout, route_urls,
+                                     retry_policy(s.retry or spec.default_retry, default_retry=default_retry,
+                                                  window=retry_window)))
         for st in steps:
-            shown = st.target if route_urls or "://" not in st.target else ""
-            st.route_entry = header_safe(f"{name}>{st.label}:{shown}" if shown else f"{name}>{st.label}")
-            if st.spec.mirror is not None:
+            mirror_spec = st["spec"].mirror
+            if mirror_spec is not None:
                 shadows = shadows or Shadows()
-                st.mirror = _mirror(doc.name, name, st, st.spec.mirror, resolver, shadows, backends, problems)
-        node = nodes[name]
-        node.steps = tuple(steps)
-        node.keys = tuple(st.spec.name or str(st.index) for st in steps)
-        total, cum = 0, []
-        for st in steps:
-            total += st.weight or 0
-            cum.append(total)
-        node.cumulative = tuple(cum)
+                st["mirror"] = _mirror(doc.name, name, st["index"], st["label"], mirror_spec, resolver, shadows,
+                                       backends, problems)
     if problems:
         raise SpecError(problems, source=doc.source)
+    # ... then the nodes, nested ones first: each node is built whole, once.
+    nodes: dict[str, CompiledNode] = {}
+    building: set[str] = set()
+
+    def build(name: str) -> CompiledNode:
+        node = nodes.get(name)
+        if node is None:
+            if name in building:  # validation rejects cycles; a document built by hand may still hold one
+                raise SpecError([Problem(f"nodes.{name}", "nodes form a cycle")], source=doc.source)
+            building.add(name)
+            n = spec.nodes[name]
+            steps = tuple(CompiledStep(node=build(st["spec"].node_name) if st["spec"].node_name else None, **st)
+                          for st in parts[name])
+            cumulative, total = [], 0
+            for st in steps:
+                total += st.weight or 0
+                cumulative.append(total)
+            node = nodes[name] = CompiledNode(
+                name, n.router_type, steps, tuple(st.spec.name or str(st.index) for st in steps),
+                n.aggregate, n.sticky_header, tuple(cumulative))
+        return node
+
+    for name in spec.nodes:
+        build(name)
+    nodes = {name: nodes[name] for name in spec.nodes}  # document order
     return CompiledGraph(doc.name, doc, nodes["root"], nodes, float(spec.timeout) if spec.timeout else None,
                          backends, wake_targets(doc, nodes, spec.prewarm or prewarm))
+
+
+def _step_parts(node: str, n: NodeSpec, i: int, s: StepSpec, backend: Backend | None, client_timeout: float | None,
+                route_urls: bool, retry: RetryPolicy) -> dict[str, Any]:
+    """A step's fields (all but its nested node), decided from its spec."""
+    data = s.data or ""
+    label = s.name or str(i)
+    target = s.node_name or s.service_name or backend_target(backend)
+    shown = target if route_urls or "://" not in target else ""
+    return {
+        "index": i,
+        "label": label,
+        "target": target,
+        "spec": s,
+        "backend": backend,
+        "condition": compile_condition(s.condition) if s.condition and
+        n.router_type in (RouterType.SEQUENCE, RouterType.SWITCH) else None,
+        "selection": compile_selection(data) if (data.startswith("$request") and data != "$request")
+        or (data.startswith("$response") and data != "$response") else None,
+        "uses_response": data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
+        "map_predictions": bool(s.map_predictions_to_instances),
+        "map_outputs": bool(s.map_outputs_to_inputs),
+        "hard": s.hard,
+        "weight": s.weight,
+        "timeout": s.timeout,
+        "client_timeout": client_timeout,
+        "retry": retry,
+        "route_entry": header_safe(f"{node}>{label}:{shown}" if shown else f"{node}>{label}"),
+    }
 
 
 def wake_targets(doc: GraphDocument, nodes: Mapping[str, CompiledNode], mode: Prewarm) -> tuple[WakeTarget, ...]:
@@ -251,16 +268,16 @@ def wake_targets(doc: GraphDocument, nodes: Mapping[str, CompiledNode], mode: Pr
     return tuple(out.values())
 
 
-def _mirror(graph: str, node: str, step: CompiledStep, spec: MirrorSpec, resolver: Resolver, shadows: Shadows,
-            backends: list[Backend], problems: list[Problem]) -> Mirror | None:
+def _mirror(graph: str, node: str, index: int, label: str, spec: MirrorSpec, resolver: Resolver,
+            shadows: Shadows, backends: list[Backend], problems: list[Problem]) -> Mirror | None:
     """A step's shadow, bound to its backend through the same resolver (and pool) as every step."""
     try:
         backend = resolver.resolve(StepSpec(service_name=spec.service_name, serviceUrl=spec.service_url))
     except (ValueError, TypeError) as exc:
-        problems.append(Problem(f"nodes.{node}.steps[{step.index}].mirror", str(exc)))
+        problems.append(Problem(f"nodes.{node}.steps[{index}].mirror", str(exc)))
         return None
     backends.append(backend)
-    return shadows.mirror((graph, node, step.label, shadow_label(spec)), spec, backend)
+    return shadows.mirror((graph, node, label, shadow_label(spec)), spec, backend)
 
 
 def backend_target(backend: Backend | None) -> str:

@@ -1,7 +1,9 @@
 """Executes a compiled graph: Sequence, Switch, Ensemble and Splitter, with KServe's semantics.
 
-The engine talks only to :class:`~graph_router.backend.Backend` objects; it imports no HTTP code.
-Everything that can be decided at load time is decided in :mod:`graph_router.compiler`.
+The engine talks only to :class:`~graph_router.backend.Backend` objects; it imports no HTTP code and
+no telemetry: instrumentation comes in through :class:`Hooks`, a protocol defined here. Everything
+that can be decided at load time is decided in :mod:`graph_router.compiler`, whose compiled graph is
+data this module interprets (:func:`run_node` dispatches on a node's router type).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 import orjson
 
 from .aggregate import aggregate
 from .backend import BackendRequest, call_with_retries
+from .compiler import CompiledGraph, CompiledNode, CompiledStep
 from .conditions import INVALID, JsonDoc
 from .conditions.document import MergedDoc
 from .errors import (
@@ -28,26 +30,26 @@ from .errors import (
     GraphTimeout,
     NoRouteMatched,
     Overloaded,
-    RequestError,
-    StepInputError,
     envelope,
 )
-from .gojson import unmarshal_object_error
-from .selection import NOTHING
+from .go_unmarshal import go_unmarshal_error
+from .headers import header_safe
 from .spec import Aggregate, RouterType
-
-if TYPE_CHECKING:
-    from .compiler import CompiledGraph, CompiledNode, CompiledStep
-    from .instrument import Hooks
+from .step_input import step_input
 
 _rng = random.SystemRandom()
 log = logging.getLogger("graph_router.engine")
 JSON_CT = ("Content-Type", "application/json")
+SEQUENCE, SWITCH, ENSEMBLE = RouterType.SEQUENCE, RouterType.SWITCH, RouterType.ENSEMBLE
 
 
 @dataclass(slots=True)
 class Result:
-    """What a graph answered: status, body, headers and the route taken."""
+    """What a graph answered: status, body, headers and the route taken.
+
+    The one response type from the engine out: the library returns it, and the HTTP server writes
+    it as it is (it has the ``status``, ``headers`` and ``body`` a handler's answer needs).
+    """
 
     status: int
     body: bytes
@@ -62,11 +64,56 @@ class Result:
 
 @dataclass(slots=True)
 class Outcome:
+    """What a step or node answered, inside the engine: a backend's answer with its body as a
+    :class:`JsonDoc`, so conditions, selections and merges parse it at most once (a
+    :class:`~graph_router.backend.BackendResponse` holds bytes). :func:`execute` turns the root's
+    into the :class:`Result` it returns."""
+
     status: int
     doc: JsonDoc
     #: The backend's headers (for the ``Content-Type`` of an answer that is not JSON); None when
     #: the router made the document itself.
     headers: list[tuple[str, str]] | None = None
+
+
+class NodeRecord(Protocol):
+    """One node's execution, opened by :meth:`Hooks.node`."""
+
+    def end(self, exc: BaseException | None) -> None:
+        """The node finished (``exc``: what it raised, re-raised by the engine afterwards)."""
+
+
+class StepRecord(Protocol):
+    """One step, opened by :meth:`Hooks.step` just before it runs."""
+
+    #: The headers to send to the step's backend (e.g. with this attempt's ``traceparent``).
+    #: The engine sends this very list; a retry may update it in place.
+    headers: list[tuple[str, str]]
+
+    def on_retry(self, attempt: int, outcome: str, delay: float) -> None:
+        """Attempt ``attempt`` (1-based) got ``outcome`` (status or error code); the next starts in ``delay`` s."""
+
+    def end(self, status: int | None, exc: BaseException | None) -> None:
+        """The step finished: its backend's final ``status`` (None for a nested node or on error), or ``exc``."""
+
+
+class Hooks(Protocol):
+    """The engine's instrumentation seam (``graph_router.telemetry`` implements it).
+
+    Called only when configured (``hooks is None`` costs nothing); each scope is one call to open it
+    and one to close it (no context manager, nothing per attempt unless one is retried): it sits on
+    every request, and every Python call on it is measured.
+    """
+
+    def node(self, ctx: Context, node: CompiledNode) -> NodeRecord | None:
+        """Open a node's scope (a span), or None when there is nothing to record for it."""
+
+    def step(self, ctx: Context, node: CompiledNode, step: CompiledStep) -> StepRecord:
+        """Open a step's scope (a span; latency and errors are recorded by ``end``)."""
+        ...
+
+    def branch(self, ctx: Context, node: CompiledNode, step: CompiledStep | None) -> None:
+        """A Switch or Splitter chose ``step`` (None: a Switch matched nothing)."""
 
 
 class Context:
@@ -120,11 +167,11 @@ async def execute(graph: CompiledGraph, body: bytes, incoming: list[tuple[str, s
     ctx.span = span
     try:
         if deadline is None:
-            out = await graph.root.run(ctx, JsonDoc(body))
+            out = await run_node(ctx, graph.root, JsonDoc(body))
         else:
             try:
                 async with asyncio.timeout_at(deadline):
-                    out = await graph.root.run(ctx, JsonDoc(body))
+                    out = await run_node(ctx, graph.root, JsonDoc(body))
             except TimeoutError:
                 node, step = ctx.current
                 what = "the caller's deadline" if deadline == caller_deadline else \
@@ -157,14 +204,6 @@ def _content_type(headers: list[tuple[str, str]] | None) -> str | None:
     return None
 
 
-_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def header_safe(text: str) -> str:
-    """Names from the graph may hold any Unicode (or CR/LF): percent-encode them for a header value."""
-    return quote(text, safe=_HEADER_SAFE)
-
-
 def error_result(err: GraphRouterError, route: list[str] | None = None) -> Result:
     headers = [JSON_CT]
     if isinstance(err, Overloaded):
@@ -177,67 +216,6 @@ def error_result(err: GraphRouterError, route: list[str] | None = None) -> Resul
 
 
 # --- steps -------------------------------------------------------------------------------------
-
-
-def step_input(step: CompiledStep, node_input: JsonDoc, previous: JsonDoc | None) -> JsonDoc:
-    """The body a step receives: node input, previous response, or a selection of either."""
-    src = previous if step.uses_response and previous is not None else node_input
-    if step.selection is not None:
-        if src.value is INVALID:
-            what = "previous response" if src is previous else "request"
-            err_cls = StepInputError if src is previous else RequestError
-            raise err_cls(f"data {step.selection.source!r}: the {what} is not JSON, so nothing can be selected "
-                          f"from it")
-        value = step.selection.select(src.value)
-        if value is NOTHING:
-            raise StepInputError(f"data {step.selection.source!r} selected nothing from the "
-                                 f"{'previous response' if step.uses_response else 'request'}")
-        src = JsonDoc.of(value)
-    if step.map_predictions:
-        predictions = go_predictions(src.value)
-        if predictions:
-            src = JsonDoc.of({"instances": predictions})
-    if step.map_outputs and src.value is not INVALID:
-        src = _outputs_to_inputs(src)
-    return src
-
-
-def go_predictions(value: Any) -> list[Any] | None:
-    """``predictions`` as KServe reads it, with Go's ``encoding/json`` into a struct field.
-
-    Every key equal to ``predictions`` under Go's case folding (ASCII case, and U+017F long s for ``s``)
-    assigns the field in document order, so the last one wins; ``null`` clears it; any other type
-    fails the whole unmarshal, and KServe then leaves the input unchanged.
-    """
-    if not isinstance(value, dict):
-        return None
-    found: list[Any] | None = None
-    for key, v in value.items():
-        if key == "predictions" or (len(key) == 11 and key.replace("\u017f", "s").lower() == "predictions"):
-            if v is None:
-                found = None
-            elif isinstance(v, list):
-                found = v
-            else:
-                return None
-    return found
-
-
-def _outputs_to_inputs(doc: JsonDoc) -> JsonDoc:
-    """Extension (KServe #3051): a v2 response's ``outputs`` become the next request's ``inputs``."""
-    v = doc.value
-    if not isinstance(v, dict) or not isinstance(v.get("outputs"), list):
-        return doc
-    req: dict[str, Any] = {}
-    if "id" in v:
-        req["id"] = v["id"]
-    req["inputs"] = [
-        {k: o[k] for k in ("name", "shape", "datatype", "data", "parameters") if k in o}
-        for o in v["outputs"] if isinstance(o, dict)
-    ]
-    if "parameters" in v:
-        req["parameters"] = v["parameters"]
-    return JsonDoc.of(req)
 
 
 async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_input: JsonDoc,
@@ -257,7 +235,7 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
     rec = ctx.hooks.step(ctx, node, step) if ctx.hooks is not None else None
     if step.node is not None:
         try:
-            out = await step.node.run(ctx, doc)
+            out = await run_node(ctx, step.node, doc)
         except NoRouteMatched as err:
             err.status = 500  # KServe: a nested node's error fails its parent with 500
             if rec is not None:
@@ -300,6 +278,26 @@ async def run_step(ctx: Context, node: CompiledNode, step: CompiledStep, node_in
 
 
 # --- nodes -------------------------------------------------------------------------------------
+
+
+async def run_node(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
+    """Run ``node`` on ``doc``: the runner of its router type, in its hooks' scope when instrumented."""
+    kind = node.router_type
+    # identity tests: hashing an enum member for a dict lookup is a Python-level call
+    runner = run_sequence if kind is SEQUENCE else run_ensemble if kind is ENSEMBLE else \
+        run_switch if kind is SWITCH else run_splitter
+    hooks = ctx.hooks
+    rec = hooks.node(ctx, node) if hooks is not None else None
+    if rec is None:
+        return await runner(ctx, node, doc)
+    try:
+        out = await runner(ctx, node, doc)
+    except BaseException as exc:
+        rec.end(exc)
+        raise
+    rec.end(None)
+    return out
+
 
 
 async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
@@ -442,17 +440,3 @@ def _merge(node: CompiledNode, outs: list[Outcome]) -> JsonDoc:
     parts = {key: o.doc for key, o in zip(node.keys, outs, strict=True)}
     raw = b"{" + b",".join(orjson.dumps(k) + b":" + d.raw.strip() for k, d in parts.items()) + b"}"
     return MergedDoc(raw, parts)
-
-
-def go_unmarshal_error(raw: bytes) -> str:
-    """The text of Go's ``json.Unmarshal`` error into ``map[string]interface{}``, as KServe reports it."""
-    # Call sites only get here for a body that is not an object or null, so Go always fails.
-    return unmarshal_object_error(raw) or "json: cannot unmarshal into Go value of type map[string]interface {}"
-
-
-RUNNERS = {
-    RouterType.SEQUENCE: run_sequence,
-    RouterType.SWITCH: run_switch,
-    RouterType.SPLITTER: run_splitter,
-    RouterType.ENSEMBLE: run_ensemble,
-}

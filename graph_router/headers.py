@@ -3,7 +3,8 @@
 KServe: each comma-separated regex is searched (unanchored, case-sensitive) in the Go-canonical
 header name (``X-Request-Id``); matching headers are copied with all their values; an invalid
 pattern is skipped. Ours, additive: a graph's ``propagateHeaders`` list, W3C ``traceparent`` /
-``tracestate`` always, hop-by-hop headers never.
+``tracestate`` always, hop-by-hop headers never. Also what every layer needs of header names and
+values: the hop-by-hop set (the HTTP client drops it too) and :func:`header_safe`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-
-from .http.wire import HOP_BY_HOP
+from urllib.parse import quote
 
 log = logging.getLogger("graph_router.headers")
+
+#: Hop-by-hop headers (RFC 9110 section 7.6.1) and the framing the sender owns: never copied from
+#: one connection to another. The HTTP client drops them while encoding; the header policy never
+#: propagates them.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length", "expect",
+})
 
 ALWAYS = frozenset({"traceparent", "tracestate"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -25,6 +33,14 @@ def canonical(name: str) -> str:
     if not _TOKEN.match(name):
         return name
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_safe(text: str) -> str:
+    """Names from the graph may hold any Unicode (or CR/LF): percent-encode them for a header value."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:

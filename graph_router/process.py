@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .accesslog import AccessLog
+from .api import GraphRouter
+from .app import RouterApp, error_response
 from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
 from .http.budget import ByteBudget
@@ -31,8 +33,6 @@ from .http.server import start_server
 from .loader import load_graph_json, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings
-from .router import GraphRouter
-from .server import RouterApp, error_response
 from .spec import GraphDocument
 
 log = logging.getLogger("graph_router.process")
@@ -359,7 +359,7 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
             code = os.waitstatus_to_exitcode(status)
             log.info("worker %d (pid %d) exited with %d", children.pop(pid), pid, code)
             if cfg.metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                from .telemetry import worker_exited
+                from .telemetry.metrics import worker_exited
 
                 worker_exited(pid)  # a crashed worker's in-flight gauge must not stay in the sum
             worst = max(worst, abs(code))

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .api import GraphRouter
 from .backend import BackendResponse
 from .compiler import ServiceTarget
 from .engine import Result
 from .errors import BackendConnectError, BackendDisconnected
-from .router import GraphRouter
 
 __all__ = ["FakeModel", "refused", "reset", "run_graph"]
 

@@ -65,6 +65,8 @@ class HttpBackend:
         resp = await self._send("POST", self._url, headers, request.body, request.timeout)
         if self._follow and resp.status in _REDIRECTS:
             resp = await self._follow_redirects(resp, headers, request)
+        # The one conversion on the way in: the HTTP package sits below the backend seam and knows
+        # nothing of it, so its ClientResponse becomes the BackendResponse every backend answers.
         return BackendResponse(status=resp.status, body=resp.body, headers=resp.headers)
 
     async def _send(

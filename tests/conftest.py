@@ -98,9 +98,9 @@ async def app_server() -> AsyncIterator[StartApp]:
 
     ``await start(router, telemetry=..., limits=..., auth_token=...)``; everything is closed at teardown.
     """
+    from graph_router.app import RouterApp, error_response
     from graph_router.http.messages import ServerLimits
     from graph_router.http.server import start_server
-    from graph_router.server import RouterApp, error_response
 
     started: list[Any] = []
 

@@ -528,3 +528,41 @@ async def test_a_callers_deadline_bounds_the_graph() -> None:
     assert res.status == 504
     assert res.json()["cause"] == "the caller's deadline exceeded while node 'root' step 'stuck' was running"
     assert res.error is not None and res.error.code == "timeout"
+
+
+# --- compiling -----------------------------------------------------------------------------------
+
+
+def test_compiled_graph_is_data_nested_nodes_built_first() -> None:
+    """Each node is built whole (frozen), its nested node bound before it; the engine dispatches on the type."""
+    import dataclasses
+
+    from graph_router.compiler import Resolver, compile_graph
+    from graph_router.loader import load_graph_json
+    from graph_router.spec import RouterType
+
+    doc = load_graph_json(orjson.dumps({"nodes": {
+        "root": {"routerType": "Sequence", "steps": [{"nodeName": "inner"}, {"serviceName": "b", "name": "last"}]},
+        "inner": {"routerType": "Splitter", "steps": [{"serviceName": "a", "weight": 30},
+                                                       {"serviceName": "b", "weight": 70}]},
+    }}).decode())
+    g = compile_graph(doc, Resolver(services={"a": lambda body, h: 1, "b": lambda body, h: 2}))
+    assert list(g.nodes) == ["root", "inner"]  # document order
+    assert g.root.steps[0].node is g.nodes["inner"]
+    assert g.nodes["inner"].router_type is RouterType.SPLITTER
+    assert g.nodes["inner"].cumulative == (30, 100)
+    assert g.root.keys == ("0", "last")
+    assert [s.route_entry for s in g.root.steps] == ["root>0:inner", "root>last:b"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.root.steps = ()  # type: ignore[misc]
+
+
+def test_a_cycle_in_a_document_built_by_hand_is_a_spec_error() -> None:
+    from graph_router.compiler import Resolver, compile_graph
+    from graph_router.errors import SpecError
+    from graph_router.spec import GraphDocument, GraphSpec
+
+    spec = GraphSpec.model_validate({"nodes": {"root": {"routerType": "Sequence", "steps": [{"nodeName": "a"}]},
+                                               "a": {"routerType": "Sequence", "steps": [{"nodeName": "root"}]}}})
+    with pytest.raises(SpecError, match=r"nodes\.root: nodes form a cycle"):
+        compile_graph(GraphDocument(name="g", spec=spec), Resolver())

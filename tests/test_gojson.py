@@ -1,4 +1,4 @@
-"""graph_router.gojson: Go's json.Unmarshal(raw, &map[string]interface{}) error text, byte for byte.
+"""graph_router.go_unmarshal: Go's json.Unmarshal(raw, &map[string]interface{}) error text, byte for byte.
 
 Expected messages come from Go's encoding/json tests where they exist (decode_test.go's unmarshalTests
 "syntax errors" and "raw value errors", scanner_test.go's TestIndentErrors) and otherwise from
@@ -20,8 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph_router.engine import go_unmarshal_error
-from graph_router.gojson import MAX_DEPTH, quote_char, unmarshal_object_error
+from graph_router.go_unmarshal import MAX_DEPTH, go_unmarshal_error, quote_char, unmarshal_object_error
 
 MAP = "map[string]interface {}"
 

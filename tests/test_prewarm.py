@@ -18,12 +18,12 @@ import orjson
 import pytest
 import yaml
 
+from graph_router.api import GraphRouter
 from graph_router.errors import SpecError
 from graph_router.loader import load_graph_text
 from graph_router.manifests.kserve import strip_extensions
 from graph_router.modelhost import Model, ModelHost
 from graph_router.prewarm import PrewarmSettings, wake_steps, warmup_url
-from graph_router.router import GraphRouter
 from graph_router.spec import Prewarm
 
 from .conftest import Backend, RouterProcess, StartApp, free_port, reply

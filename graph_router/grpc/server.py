@@ -19,9 +19,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import __version__
+from ..app import RouterApp
 from ..engine import Result
 from ..http.messages import HttpRequest
-from ..server import RouterApp
 from .convert import ConversionError, request_to_json, response_from_json
 from .proto import grpc_predict_v2_pb2 as _pb2
 from .proto.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceServicer, add_GRPCInferenceServiceServicer_to_server
@@ -116,8 +116,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         if remaining is not None:
             deadline = asyncio.get_running_loop().time() + max(0.0, remaining - DEADLINE_MARGIN)
         req = HttpRequest("POST", INFER_PATH, headers_of(context), body, "2", context.peer() or "")
-        results: list[Result] = []
-        resp = await self.app.run_graph(req, name, deadline=deadline, on_result=results.append)
+        resp = await self.app.run_graph(req, name, deadline=deadline)
         route = next((v for k, v in resp.headers if k.lower() == ROUTE_METADATA), None)
         if route:
             context.set_trailing_metadata(((ROUTE_METADATA, route),))
@@ -127,7 +126,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                                           raw=bool(request.raw_input_contents))
             except ConversionError as exc:
                 await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-        error = results[0].error if results else None
+        error = resp.error if isinstance(resp, Result) else None
         await context.abort(code_for(resp.status, error), message_of(resp.body))
 
 

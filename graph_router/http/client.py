@@ -18,9 +18,10 @@ import math
 import re
 import socket
 import ssl
-from dataclasses import dataclass
 
+from ..headers import HOP_BY_HOP
 from .budget import ByteBudget
+from .client_limits import ClientLimits
 from .client_protocol import (
     BudgetExhausted,
     ClientConnection,
@@ -34,7 +35,7 @@ from .client_protocol import (
     ResponseTooLarge,
 )
 from .url import Url
-from .wire import HOP_BY_HOP, header_block
+from .wire import header_block
 
 __all__ = [
     "BudgetExhausted", "ByteBudget", "ClientError", "ClientLimits", "ClientResponse", "ConnectFailed",
@@ -58,38 +59,14 @@ _ERRNO_TEXT = {
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 
 
-@dataclass(frozen=True, slots=True)
-class ClientLimits:
-    """Bounds on what one backend answer may cost; each one passed fails the call (the router: 502)."""
-
-    max_idle_per_host: int = 512
-    #: The body (Content-Length or the bytes read).
-    max_response_bytes: int = 64 * 1024 * 1024
-    connect_timeout: float | None = 10.0
-    #: For https backends; None = the system's trust store (``ssl.create_default_context()``).
-    ssl_context: ssl.SSLContext | None = None
-    #: The status line and header fields, 1xx answers included (Go's ``MaxResponseHeaderBytes``).
-    max_head_bytes: int = 1024 * 1024
-    #: Header fields in the head.
-    max_headers: int = 1000
-    #: A chunked answer's bytes that are not body: chunk extensions, framing beyond 16 bytes per
-    #: chunk, and trailer fields.
-    max_trailer_bytes: int = 64 * 1024
-    #: Trailer fields.
-    max_trailers: int = 100
-    #: Charged with response body bytes while they are read; None = no process-wide budget.
-    budget: ByteBudget | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_response_bytes", "max_head_bytes", "max_headers", "max_trailer_bytes", "max_trailers"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ClientLimits.{name} must be positive, got {getattr(self, name)}")
+#: ``ClientLimits()``, immutable: one default for every client.
+DEFAULT_LIMITS = ClientLimits()
 
 
 class HttpClient:
     """Keep-alive connection pool; share one per process (or per worker)."""
 
-    def __init__(self, limits: ClientLimits = ClientLimits()) -> None:
+    def __init__(self, limits: ClientLimits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._idle: dict[tuple[str, str, int], list[ClientConnection]] = {}
         self._closed = False

@@ -24,7 +24,7 @@ from .client_errors import (
 
 if TYPE_CHECKING:
     from .budget import ByteBudget
-    from .client import ClientLimits
+    from .client_limits import ClientLimits
 
 #: Chunk framing every chunk may use for free (its size line and CRLFs, as Go's chunked reader
 #: allows 16 bytes per chunk); only the rest counts towards ``max_trailer_bytes``.

@@ -14,20 +14,13 @@ import math
 import socket
 
 from .budget import ByteBudget
-from .messages import (
-    ErrorResponder,
-    Handler,
-    HttpRequest,
-    HttpResponse,
-    RefusalHook,
-    ServerLimits,
-    ServerState,
-)
+from .messages import HttpRequest, HttpResponse, Response, ServerLimits
 from .server_guard import LINGER_SECONDS
 from .server_protocol import ServerConnection
+from .server_state import ErrorResponder, Handler, RefusalHook, ServerState
 
 __all__ = [
-    "ByteBudget", "ErrorResponder", "Handler", "HttpRequest", "HttpResponse", "HttpServer", "RefusalHook",
+    "ByteBudget", "ErrorResponder", "Handler", "HttpRequest", "HttpResponse", "HttpServer", "RefusalHook", "Response",
     "ServerLimits", "start_server",
 ]
 

@@ -16,7 +16,7 @@ import math
 from typing import cast
 
 from . import server_guard as guard
-from .messages import HttpRequest, HttpResponse
+from .messages import HttpRequest, Response
 from .server_guard import Reject
 from .server_reader import PAUSE_PIPELINE, PAUSE_WRITE, RequestReader
 from .wire import CONTINUE, STATUS_LINES, header_block
@@ -105,7 +105,7 @@ class ServerConnection(RequestReader):
         s = self._s
         s.inflight += 1
         self.deadline = self._loop.time() + s.write_timeout
-        task: asyncio.Future[HttpResponse]
+        task: asyncio.Future[Response]
         try:
             pending = s.handler(req)
             # create_task directly for the usual coroutine: ensure_future costs more per request.
@@ -119,7 +119,7 @@ class ServerConnection(RequestReader):
         self._task = task
         task.add_done_callback(self._handler_done)
 
-    def _handler_done(self, task: asyncio.Future[HttpResponse]) -> None:
+    def _handler_done(self, task: asyncio.Future[Response]) -> None:
         self._task = None
         self._s.request_done()
         if self._lost:
@@ -135,7 +135,7 @@ class ServerConnection(RequestReader):
             resp = self._s.error_response(500, "internal server error")
         self._respond(resp)
 
-    def _respond(self, resp: HttpResponse) -> None:
+    def _respond(self, resp: Response) -> None:
         keep_alive = self._keep_alive and not self._closing
         try:
             head, body = self._encode(resp, keep_alive)
@@ -161,7 +161,7 @@ class ServerConnection(RequestReader):
             self._next()
         # else: resume_writing() continues once the client has read enough.
 
-    def _encode(self, resp: HttpResponse, keep_alive: bool) -> tuple[bytes, bytes]:
+    def _encode(self, resp: Response, keep_alive: bool) -> tuple[bytes, bytes]:
         status = resp.status
         body = resp.body
         conn = ("connection: keep-alive\r\n" if self._http10 else "") if keep_alive else "connection: close\r\n"
@@ -267,7 +267,7 @@ class ServerConnection(RequestReader):
         if self._linger >= 0 or (not self._busy and not self._reading and not self._queue):
             self._transport.close()
 
-    def abort(self) -> asyncio.Future[HttpResponse] | None:
+    def abort(self) -> asyncio.Future[Response] | None:
         """Close now; cancel a running handler and return its task."""
         task = self._task
         if task is not None:

@@ -12,17 +12,15 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
 from . import server_guard as guard
-from .messages import HttpRequest, HttpResponse, ServerState
+from .messages import HttpRequest, Response
 from .server_guard import Reject
+from .server_state import ServerState
 from .wire import CONTINUE
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("graph_router.http")
 
@@ -59,7 +57,7 @@ class RequestReader(asyncio.Protocol):
         self.deadline = math.inf
         #: Complete requests waiting for their turn: (request, keep-alive, bytes charged) or a refusal.
         self._queue: deque[tuple[HttpRequest, bool, int] | Reject] = deque()
-        self._task: asyncio.Future[HttpResponse] | None = None
+        self._task: asyncio.Future[Response] | None = None
         self._busy = False  # a request is being answered: handler running or response draining
         self._keep_alive = True
         self._http10 = False

@@ -42,15 +42,6 @@ class HeaderInjection(ValueError):
     """A header name or value holds CR or LF (would split the message)."""
 
 
-#: Hop-by-hop headers (RFC 9110 section 7.6.1) and the framing the sender owns: never copied from
-#: one connection to another. The client drops them while encoding; the router's header policy
-#: never propagates them.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length", "expect",
-})
-
-
 def header_block(headers: list[tuple[str, str]], skip: frozenset[str]) -> str:
     """``name: value\\r\\n`` lines for ``headers``, dropping names in ``skip`` (lower-case).
 

@@ -26,8 +26,9 @@ a model that raises anything else. From the shell: ``graph-router models serve``
 from __future__ import annotations
 
 from .catalog import EXAMPLE_MODELS, example_models
-from .host import ModelHost, Received
+from .host import ModelHost
 from .model import InferRequest, InvalidInput, Model, Tensor, TensorSpec
+from .received import Received
 
 __all__ = [
     "EXAMPLE_MODELS",

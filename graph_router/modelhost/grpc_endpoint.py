@@ -6,7 +6,7 @@ answers the same tensors either way; errors get the codes KServe's model server 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import orjson
@@ -18,10 +18,17 @@ from ..grpc.proto.grpc_predict_v2_pb2_grpc import (
     GRPCInferenceServiceServicer,
     add_GRPCInferenceServiceServicer_to_server,
 )
-from .host import ModelHost, Received, v2_answer
 from .model import InvalidInput, Model
+from .received import Received, v2_answer
 
 pb: Any = _pb2  # generated, untyped
+
+
+class ModelHost(Protocol):
+    """What the endpoint uses of its host (``host.ModelHost``): the models, and where requests are recorded."""
+
+    models: dict[str, Model]
+    requests: list[Received]
 
 
 class _Servicer(GRPCInferenceServiceServicer):

@@ -42,7 +42,7 @@ _UNTRACED = RequestState("", None)  # what start() returns for every request whe
 class Telemetry:
     """Spans (when given a tracer provider) and metrics (unless ``metrics=False``) for one process.
 
-    ``hooks`` goes to :class:`~graph_router.router.GraphRouter`; the object itself is the server's
+    ``hooks`` goes to :class:`~graph_router.api.GraphRouter`; the object itself is the server's
     ``RequestTelemetry``. ``multiprocess``: None follows prometheus_client (``PROMETHEUS_MULTIPROC_DIR``).
     ``owns_provider``: :meth:`shutdown` also shuts the provider down (flushing queued spans).
     ``otlp``: spans written as OTLP without the SDK (:mod:`.spans`), instead of ``tracer_provider``;

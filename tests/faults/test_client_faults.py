@@ -200,7 +200,7 @@ async def test_deeply_nested_json(router: Env) -> None:
         status, _, out = await run(rp, "mean", body)
         assert (status, orjson.loads(out)) == (200, {"predictions": [2.0]})
         status, _, out = await run(rp, "mean-wrap", body)  # a backend echoes it back inside its answer
-        # Go's encoding/json refuses nesting past 10000 levels with this text (graph_router/gojson.py)
+        # Go's encoding/json refuses nesting past 10000 levels with this text (graph_router/go_unmarshal.py)
         assert (status, cause_of(out)) == (500, "invalid character '[' exceeded max depth")
     assert all(s[2] in (unclosed, balanced) for s in b.seen) and b.hits["p1"] == 4
     await still_serving(rp)

@@ -138,10 +138,10 @@ StartFront = Callable[..., Awaitable[Front]]
 async def serving_fronts() -> AsyncIterator[StartFront]:
     """``await start(router, auth_token=..., telemetry=..., limits=GrpcLimits(...))``: the router served over
     HTTP and gRPC on 127.0.0.1; returns the addresses and a channel to the gRPC front. All closed at exit."""
+    from graph_router.app import RouterApp, error_response
     from graph_router.grpc.server import start_grpc
     from graph_router.http.messages import ServerLimits
     from graph_router.http.server import start_server
-    from graph_router.server import RouterApp, error_response
 
     started: list[tuple[Any, Any, Any, Any]] = []
 

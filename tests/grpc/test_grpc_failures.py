@@ -10,8 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
+from graph_router.api import GraphRouter
 from graph_router.grpc.server import GrpcLimits
-from graph_router.router import GraphRouter
 
 from ..conftest import free_port
 from .fixtures import GrpcModels, StartFront, fp32_request, grpc

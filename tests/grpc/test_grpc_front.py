@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from graph_router.router import GraphRouter
+from graph_router.api import GraphRouter
 
 from .fixtures import Front, GrpcModels, StartFront, fp32_request, grpc, pb
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from graph_router.accesslog import AccessLog
-from graph_router.router import GraphRouter
+from graph_router.api import GraphRouter
 from graph_router.telemetry import Telemetry
 
 from ..otlp_decode import in_memory_telemetry

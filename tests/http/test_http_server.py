@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graph_router.engine import Result
 from graph_router.http.server import HttpRequest, HttpResponse
 
 JSON = [("content-type", "application/json")]
@@ -64,6 +65,24 @@ async def test_keep_alive_serves_many_requests_on_one_connection(serve, raw) -> 
     assert echo.requests[0].client.startswith("127.0.0.1:")
     assert echo.requests[0].headers == [("host", "a"), ("content-length", "2")]
     assert echo.requests[0].http_version == "1.1"
+
+
+async def test_any_object_with_status_headers_and_body_is_served_as_is(serve, raw) -> None:
+    """A handler may answer a graph's Result (no copy into an HttpResponse): its three attributes are written."""
+    result = Result(201, b'{"ok":true}', [("Content-Type", "application/json"), ("X-Graph-Route", "root>0:m")],
+                    route="root>0:m")
+
+    async def handler(req: HttpRequest) -> Result:
+        return result
+
+    srv = await serve(handler)
+    conn = await raw(srv.port)
+    conn.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+    resp = await conn.response()
+    assert (resp.status, resp.body) == (201, b'{"ok":true}')
+    assert resp.header("content-type") == "application/json"
+    assert resp.header("x-graph-route") == "root>0:m"
+    assert resp.header("content-length") == "11"
 
 
 async def test_headers_keep_order_and_repeats_names_lower_cased(serve, raw) -> None:
@@ -578,9 +597,9 @@ class FakeTransport(asyncio.Transport):
 
 
 async def _feed_in_pieces(cuts: list[int]) -> tuple[bytes, list[tuple[str, str, bytes]]]:
-    from graph_router.http.messages import ServerState
     from graph_router.http.server import ServerLimits
     from graph_router.http.server_protocol import ServerConnection
+    from graph_router.http.server_state import ServerState
 
     seen: list[tuple[str, str, bytes]] = []
 

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
-from graph_router.router import GraphRouter
+from graph_router.api import GraphRouter
 
 from ..conftest import ROOT, free_port
 from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from graph_router.router import GraphRouter
+from graph_router.api import GraphRouter
 
 from ..conftest import RouterProcess
 from .conftest import ModelServerProcess, import_kserve

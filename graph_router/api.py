@@ -15,10 +15,9 @@ import orjson
 
 from .backend import DEFAULT_RETRY_WINDOW, Backend
 from .compiler import CompiledGraph, Resolver, ServiceTarget, compile_graph
-from .engine import Result, error_result, execute
+from .engine import Hooks, Result, error_result, execute
 from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
-from .instrument import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings

@@ -1,4 +1,5 @@
-"""Go's ``json.Unmarshal`` into ``map[string]interface{}``: the exact error text, for KServe parity.
+"""Go's ``encoding/json`` as KServe's router meets it, for parity: the exact error text of
+``json.Unmarshal`` into ``map[string]interface{}``, and how a ``predictions`` field is decoded.
 
 A port of the semantics of Go's ``encoding/json`` (``scanner.go``'s state machine and ``decode.go``'s
 type errors), not of its code: Go first checks the whole input (so a syntax error anywhere wins over
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import orjson
 
@@ -259,3 +261,30 @@ def _overflows(lit: bytes) -> bool:
     if len(lit) < 309 and b"e" not in lit and b"E" not in lit:
         return False
     return math.isinf(float(lit))
+
+
+def go_predictions(value: Any) -> list[Any] | None:
+    """``predictions`` as KServe reads it, with Go's ``encoding/json`` into a struct field.
+
+    Every key equal to ``predictions`` under Go's case folding (ASCII case, and U+017F long s for ``s``)
+    assigns the field in document order, so the last one wins; ``null`` clears it; any other type
+    fails the whole unmarshal, and KServe then leaves the input unchanged.
+    """
+    if not isinstance(value, dict):
+        return None
+    found: list[Any] | None = None
+    for key, v in value.items():
+        if key == "predictions" or (len(key) == 11 and key.replace("\u017f", "s").lower() == "predictions"):
+            if v is None:
+                found = None
+            elif isinstance(v, list):
+                found = v
+            else:
+                return None
+    return found
+
+
+def go_unmarshal_error(raw: bytes) -> str:
+    """The text of Go's ``json.Unmarshal`` error into ``map[string]interface{}``, as KServe reports it."""
+    # Call sites only get here for a body that is not an object or null, so Go always fails.
+    return unmarshal_object_error(raw) or "json: cannot unmarshal into Go value of type map[string]interface {}"

@@ -18,12 +18,12 @@ from typing import Any, Protocol
 import orjson
 
 from .accesslog import AccessLog
+from .api import GraphRouter
 from .backend import redact_url
 from .engine import Result, error_result
 from .errors import GraphNotFound, Overloaded, Unauthorized, envelope
 from .http.budget import ByteBudget
 from .http.messages import HttpRequest, HttpResponse
-from .router import GraphRouter
 
 log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")
@@ -77,7 +77,7 @@ class RouterApp:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def handle(self, req: HttpRequest) -> HttpResponse:
+    async def handle(self, req: HttpRequest) -> HttpResponse | Result:
         target = req.target
         if req.method == "GET":
             path = target.split("?", 1)[0]
@@ -139,11 +139,11 @@ class RouterApp:
 
     # --- graph runs ---------------------------------------------------------------------------
 
-    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None,
-                        on_result: Callable[[Result], None] | None = None) -> HttpResponse:
+    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None) -> HttpResponse | Result:
         """Run graph ``name`` with auth, telemetry and the access log (the gRPC front comes in here too).
 
-        ``deadline``: the caller's (loop time); ``on_result`` sees the graph's result before it is sent.
+        ``deadline``: the caller's (loop time). Answers the graph's :class:`Result` (an unknown graph's
+        too), or an ``HttpResponse`` when auth refused the request.
         """
         denied = self.check_auth(req)
         if denied is not None:
@@ -162,9 +162,8 @@ class RouterApp:
                 self._record(req, name, span, Result(CLIENT_CLOSED, b""), self._clock() - start)
                 raise
             self._record(req, name, span, result, self._clock() - start)
-        if on_result is not None:
-            on_result(result)
-        return HttpResponse(result.status, result.headers, result.body)
+        # Served as it is: a Result has the status, headers and body the HTTP server writes.
+        return result
 
     def _record(self, req: HttpRequest, name: str, span: Any, result: Result, duration: float) -> None:
         """Close the request's span, count it, and write its access-log line."""
