@@ -7,7 +7,7 @@ list that is cleared at each batch (no export). Rows: metrics only, tracing on w
 
     .venv/bin/python benchmarks/tracing_micro.py [--requests 200000]
 
-Under load the same code costs about twice as much per request (benchmarks/RESULTS.md): the rest of
+Under load the same code costs about twice as much per request (docs/benchmark-results.md): the rest of
 the request keeps the caches cold. Use this to compare two versions of the hooks, not as a CPU figure.
 """
 

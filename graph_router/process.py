@@ -194,7 +194,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     # Everything loaded so far lives as long as the process: keep it out of the collector's passes.
     gc.freeze()
     # (A young-generation threshold of 10,000 instead of CPython's 700 saved about 6% of the CPU on an
-    # Ensemble of 3, but RSS then grew by about 1 MB a minute under load: benchmarks/RESULTS.md.)
+    # Ensemble of 3, but RSS then grew by about 1 MB a minute under load: docs/benchmark-results.md.)
     log.debug("gc: %d start-up objects frozen; thresholds %s", gc.get_freeze_count(), gc.get_threshold())
     app.health.ready = True
     if grpc_front is not None:

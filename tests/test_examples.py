@@ -88,8 +88,8 @@ def test_every_example_is_listed_and_valid() -> None:
 def test_docs_show_each_example_with_its_generated_diagram() -> None:
     """docs/examples.md holds what `graph-router graph` prints for every example (regenerate on change)."""
     text = (ROOT / "docs/examples.md").read_text()
-    assert text.startswith("## Quick start\n")
-    sections = dict(re.findall(r"### ([a-z0-9-]+)\n(?:(?!### ).)*?```mermaid\n(.*?)```", text, flags=re.S))
+    assert text.startswith("# Examples\n")
+    sections = dict(re.findall(r"^## ([a-z0-9-]+)\n(?:(?!\n## ).)*?```mermaid\n(.*?)```", text, flags=re.S | re.M))
     examples = sorted(p.parent.name for p in GRAPHS.glob("*/graph.yaml"))
     assert sorted(sections) == examples
     for name, diagram in sections.items():
@@ -293,9 +293,9 @@ async def test_v2_chain(host: ModelHost) -> None:
 
 
 async def test_docs_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 'your own models' snippet in docs/examples.md, executed as written."""
-    text = (ROOT / "docs/examples.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    """The 'your own models' snippet in docs/library.md, executed as written."""
+    text = (ROOT / "docs/library.md").read_text()
+    (snippet,) = re.findall(r'```python title="test_models.py"\n(.*?)```', text, flags=re.S)
     graph = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",
@@ -305,7 +305,7 @@ async def test_docs_library_example_runs(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "my-graph.yaml").write_text(yaml.safe_dump(graph))
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
-    exec(compile(snippet, "docs/examples.md", "exec"), namespace)
+    exec(compile(snippet, "docs/library.md", "exec"), namespace)
     await namespace["test_my_graph"]()
 
 

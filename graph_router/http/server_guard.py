@@ -1,7 +1,7 @@
 """What the server refuses and how: the refusal type, its reasons, and the bounds a hostile peer meets.
 
 Kept apart from the connection protocol so that each limit, its status and its wording live in one
-place (the README's security section lists the same table).
+place (docs/security.md and docs/failure-modes.md list the same table).
 """
 
 from __future__ import annotations

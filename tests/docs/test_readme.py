@@ -1,0 +1,54 @@
+"""The README is short, opens with the two commands, its example runs, and it lists every deviation from KServe."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .markdown import DOCS, ROOT, blocks
+
+README = ROOT / "README.md"
+
+
+def test_readme_is_short() -> None:
+    size = len(README.read_bytes())
+    assert 5_000 <= size <= 8_000, size
+
+
+def test_readme_opens_with_setup_and_test_commands() -> None:
+    first = blocks(README)[0]
+    assert first.lang == "sh"
+    commands = [ln for ln in first.text.splitlines() if ln and not ln.startswith("#")]
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/graph-router quickstart",
+        "bash .ci/run",
+    ]
+
+
+def test_readme_example_runs_as_written(tmp_path: Path) -> None:
+    (snippet,) = [b.text for b in blocks(README) if b.lang == "python"]
+    (tmp_path / "example.py").write_text(snippet)
+    out = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+def test_readme_lists_every_deviation_of_the_docs() -> None:
+    """The project's rule: every deliberate deviation from KServe is listed in the README (one line each)."""
+    readme = README.read_text()
+    listed = readme.split("## Deliberate deviations from KServe\n", 1)[1].split("\n## ", 1)[0]
+    page = (DOCS / "kserve.md").read_text().split("## Deliberate deviations from KServe\n", 1)[1]
+    in_readme = re.findall(r"^- ", listed, flags=re.M)
+    in_docs = re.findall(r"^- \*\*", page, flags=re.M)
+    assert len(in_readme) == len(in_docs) > 10
+
+
+def test_readme_links_resolve() -> None:
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text()):
+        if not target.startswith(("http://", "https://")):
+            assert (ROOT / target).exists(), target
+
+
+def test_pypi_long_description_is_the_readme() -> None:
+    assert re.search(r'^readme = "README.md"$', (ROOT / "pyproject.toml").read_text(), flags=re.M)
