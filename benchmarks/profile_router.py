@@ -45,7 +45,7 @@ PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("client (pool, request, response)", "http/url.py", None),
     ("client (pool, request, response)", "transport.py", None),
     ("telemetry and access log", "/telemetry/", None),
-    ("telemetry and access log", "instrument.py", None),
+    ("telemetry and access log", "hooks.py", None),
     ("telemetry and access log", "accesslog.py", None),
     ("route: app, engine, headers", "graph_router/", None),
 )

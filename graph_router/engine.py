@@ -38,7 +38,7 @@ from .spec import Aggregate, RouterType
 
 if TYPE_CHECKING:
     from .compiler import CompiledGraph, CompiledNode, CompiledStep
-    from .instrument import Hooks
+    from .hooks import Hooks
 
 _rng = random.SystemRandom()
 log = logging.getLogger("graph_router.engine")

@@ -18,7 +18,7 @@ from .compiler import CompiledGraph, Resolver, ServiceTarget, compile_graph
 from .engine import Result, error_result, execute
 from .errors import GraphNotFound
 from .headers import HeaderPolicy, compile_patterns
-from .instrument import Hooks
+from .hooks import Hooks
 from .loader import load_graph_json, load_graph_text, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings

@@ -231,12 +231,12 @@ def test_tracer_start_samples_new_traces_as_the_sdk_and_sampled_out_ones_still_p
 
 
 def test_a_sampled_out_request_still_has_its_trace_id_for_the_access_log() -> None:
-    tel = Telemetry(metrics=False, otlp=OtlpTracer(NullExporter(), Sampler("always_off")))
+    tel = Telemetry(OtlpTracer(NullExporter(), Sampler("always_off")), metrics=False)
     req = HttpRequest("POST", "/", [("traceparent", f"00-{T}-{P}-01")], b"{}", "1.1", "127.0.0.1")
     got = tel.start("g", req)  # always_off is not parent-based: the caller's sampled flag is overruled
     assert type(got) is tuple and tel.trace_id(got) == T
     tel.finish(got, "g", 200, 0.001)  # records nothing, raises nothing
-    assert tel.otlp is not None and tel.otlp.queue == []
+    assert tel.tracer is not None and tel.tracer.queue == []
 
 
 @pytest.mark.parametrize(("kind", "sdk"), [

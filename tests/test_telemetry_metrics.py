@@ -296,10 +296,10 @@ def in_flight(tel):
 
 pid = os.fork()
 if pid == 0:  # a worker that dies mid-request, without Telemetry.shutdown()
-    Telemetry().start("g", None)
+    Telemetry(multiprocess=True).start("g", None)
     os._exit(1)
 os.waitpid(pid, 0)
-tel = Telemetry()
+tel = Telemetry(multiprocess=True)
 before = in_flight(tel)
 worker_exited(pid)
 print(before, in_flight(tel))
@@ -425,7 +425,7 @@ def files():
     return [[s.name, s.labels, s.value] for f in reg.collect() for s in f.samples]
 
 async def main():
-    m, out = metrics.Metrics(), []
+    m, out = metrics.Metrics(multiprocess=True), []
     m.request_started("g")
     m.step_finished(KEY, 0.25, "http_500")
     m.step_finished(KEY, 0.5, None)

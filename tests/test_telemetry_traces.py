@@ -17,8 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
-from graph_router.process import ServeConfig
-from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
+from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
 from .conftest import StartApp, free_port
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
@@ -97,8 +96,8 @@ async def backend(aiohttp_server: Any) -> MakeBackend:
 def start(app_server: StartApp, request: pytest.FixtureRequest) -> Start:
     """The real router and server in-process, with a Telemetry exporting to memory.
 
-    Twice: through the OpenTelemetry SDK, and through the SDK-free OTLP tracer (decoded with the
-    official protobuf classes): both must record the same spans.
+    Twice: spans handed to an OpenTelemetry SDK span processor, and spans written as OTLP (decoded with
+    the official protobuf classes): both must show the same spans.
     """
 
     async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
@@ -350,7 +349,8 @@ async def test_sampled_out_request_records_nothing_but_propagates(start: Start, 
 async def test_library_use_nests_under_the_callers_span() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = SimpleSpanProcessor(exporter)  # the application's own: its spans and the router's go there
+    provider.add_span_processor(processor)
     seen: list[str] = []
 
     def model(body: Any, headers: Any) -> Any:
@@ -358,7 +358,7 @@ async def test_library_use_nests_under_the_callers_span() -> None:
         return {"ok": 1}
 
     one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
-    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=Telemetry(provider).hooks) as r:
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=Telemetry(sdk_tracer(processor)).hooks) as r:
         with provider.get_tracer("caller").start_as_current_span("caller") as outer:
             assert (await r.infer({"x": 1})).status == 200
     spans = {s.name: s for s in exporter.get_finished_spans()}
@@ -370,8 +370,8 @@ async def test_library_use_nests_under_the_callers_span() -> None:
 
 def test_off_means_no_hooks_and_no_telemetry() -> None:
     assert Telemetry(None, metrics=False).hooks is None
-    assert telemetry_factory(ServeConfig(tracing="off", metrics=False), 0) is None
-    tel = telemetry_factory(ServeConfig(tracing="off", metrics=True), 0)
+    assert build_telemetry(TelemetrySettings(tracing="off", metrics=False)) is None
+    tel = build_telemetry(TelemetrySettings(tracing="off", metrics=True))
     assert tel is not None and tel.tracer is None and tel.hooks is not None
     tel.shutdown()
 
@@ -383,10 +383,10 @@ def test_otlp_tracing_loads_no_sdk_exporter_package() -> None:
 
     code = (
         "import sys\n"
+        "from graph_router.cli import build_worker_telemetry\n"
         "from graph_router.process import ServeConfig\n"
-        "from graph_router.telemetry import telemetry_factory\n"
-        "tel = telemetry_factory(ServeConfig(tracing='otlp'), 0)\n"
-        "assert tel is not None and tel.otlp is not None\n"
+        "tel = build_worker_telemetry(ServeConfig(tracing='otlp'), 0)\n"
+        "assert tel is not None and tel.tracer is not None\n"
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.exporter', 'google.protobuf'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
