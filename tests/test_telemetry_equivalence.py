@@ -130,7 +130,8 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_sdk_processor_and_otlp_export_get_the_same_spans(scenario: str, app_server: StartApp, aiohttp_server: Any) -> None:
+async def test_sdk_processor_and_otlp_export_get_the_same_spans(scenario: str, app_server: StartApp,
+                                                                 aiohttp_server: Any) -> None:
     yaml_text, scripts, with_context = SCENARIOS[scenario]
     backends = {name: Backend(scripts.get(name, [])) for name in ("a", "b", "c")}
     backends["slow"] = Backend([], delay=0.5)

@@ -358,7 +358,8 @@ async def test_library_use_nests_under_the_callers_span() -> None:
         return {"ok": 1}
 
     one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
-    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=Telemetry(sdk_tracer(processor)).hooks) as r:
+    hooks = Telemetry(sdk_tracer(processor)).hooks
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
         with provider.get_tracer("caller").start_as_current_span("caller") as outer:
             assert (await r.infer({"x": 1})).status == 200
     spans = {s.name: s for s in exporter.get_finished_spans()}
