@@ -462,6 +462,8 @@ def test_multiprocess_flush_writes_exact_deltas(tmp_path: Path) -> None:
                          timeout=30, check=True)
     before, first, second, scraped, closed = json.loads(out.stdout)
     assert before == []
+    for family in ("request_duration_seconds", "step_duration_seconds"):  # summed over workers, still histograms
+        assert f"# TYPE graph_router_{family} histogram\n" in scraped
     stages = [as_samples(first), as_samples(second), parsed(scraped.encode()), as_samples(closed)]
     labels = dict(zip(("graph", "node", "step", "target"), STEP_KEY, strict=True))
     steps = [[0.25, 0.5], [0.25, 0.5, 0.25], [0.25, 0.5, 0.25, 2.5], [0.25, 0.5, 0.25, 2.5]]

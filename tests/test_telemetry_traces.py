@@ -394,3 +394,51 @@ def test_otlp_tracing_loads_no_sdk_exporter_package() -> None:
                          env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", ["sdk", "otlp"])
+async def test_library_use_without_a_callers_span_starts_a_trace_per_call(kind: str) -> None:
+    exporter, tel = in_memory_telemetry(kind)
+    seen: list[str] = []
+
+    def model(body: Any, headers: Any) -> Any:
+        seen.append(headers["traceparent"])
+        return {"ok": 1}
+
+    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=tel.hooks) as r:
+        for _ in range(2):
+            assert (await r.infer({"x": 1})).status == 200
+    spans = list(exporter.get_finished_spans())
+    assert sorted(s.name for s in spans) == ["call m", "call m", "node root", "node root", "step 0", "step 0"]
+    roots = [s for s in spans if s.name == "node root"]
+    assert [r.parent for r in roots] == [None, None]  # the root node's span is the trace's root
+    traces = {f"{s.context.trace_id:032x}" for s in spans}
+    assert len(traces) == 2 and {tp.split("-")[1] for tp in seen} == traces
+    calls = {sid(s) for s in spans if s.name == "call m"}
+    assert {tp.split("-")[2] for tp in seen} == calls and all(tp.endswith("-01") for tp in seen)
+
+
+async def test_library_use_under_a_sampled_out_callers_span_records_nothing_but_propagates() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    seen: list[str] = []
+
+    def model(body: Any, headers: Any) -> Any:
+        seen.append(headers["traceparent"])
+        return {"ok": 1}
+
+    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+    hooks = Telemetry(sdk_tracer(processor)).hooks
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
+        with provider.get_tracer("caller").start_as_current_span("caller") as outer:
+            assert (await r.infer({"x": 1})).status == 200
+    assert exporter.get_finished_spans() == ()
+    trace = f"{outer.get_span_context().trace_id:032x}"
+    (tp,) = seen
+    version, got_trace, parent, flags = tp.split("-")
+    assert (version, got_trace, flags) == ("00", trace, "00") and parent != f"{outer.get_span_context().span_id:016x}"
