@@ -3,7 +3,7 @@
 The engine calls these only when hooks are configured (``hooks is None`` costs nothing). Each scope
 is one call to open it and one to close it (no context-manager protocol, no per-attempt call unless
 an attempt is retried): the seam sits on every request, and every Python call on it is measured.
-``graph_router.telemetry`` implements it with OpenTelemetry (or its own OTLP writer) and Prometheus.
+``graph_router.telemetry`` implements it: spans written as OTLP (:mod:`graph_router.telemetry.spans`) and Prometheus.
 """
 
 from __future__ import annotations
