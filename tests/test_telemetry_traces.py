@@ -369,6 +369,11 @@ async def test_library_use_nests_under_the_callers_span() -> None:
     assert seen == [f"00-{trace}-{sid(spans['call m'])}-{int(outer.get_span_context().trace_flags):02x}"]
 
 
+def test_a_tracer_provider_is_refused_with_the_way_to_pass_it() -> None:
+    with pytest.raises(TypeError, match=r"sdk_tracer\(<the span processor you added to it>\)"):
+        Telemetry(TracerProvider())  # type: ignore[arg-type]
+
+
 def test_off_means_no_hooks_and_no_telemetry() -> None:
     assert Telemetry(None, metrics=False).hooks is None
     assert build_telemetry(TelemetrySettings(tracing="off", metrics=False)) is None

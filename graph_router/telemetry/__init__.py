@@ -82,6 +82,9 @@ class Telemetry:
 
     def __init__(self, tracer: OtlpTracer | None = None, *, metrics: bool = True, multiprocess: bool = False,
                  created: bool = True) -> None:
+        if tracer is not None and not isinstance(tracer, OtlpTracer):  # e.g. a TracerProvider, which it took before
+            raise TypeError(f"Telemetry takes an OtlpTracer, not {type(tracer).__name__}: for an OpenTelemetry "
+                            "SDK TracerProvider, pass sdk_tracer(<the span processor you added to it>)")
         self.tracer = tracer
         self.metrics = Metrics(multiprocess=multiprocess, created=created) if metrics else None
         self.hooks: MetricsHooks | SpanHooks | None = None
