@@ -38,6 +38,8 @@ PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("server: read + parse", "http/server_protocol.py", frozenset({
         "data_received", "on_message_begin", "on_url", "on_header", "on_headers_complete", "on_body",
         "on_message_complete", "_start", "eof_received", "connection_made", "connection_lost"})),
+    ("server: read + parse", "http/server_reader.py", None),
+    ("server: read + parse", "http/server_guard.py", None),
     ("server: write", "http/server_protocol.py", None),
     ("server: write", "http/wire.py", None),
     ("client (pool, request, response)", "http/client_protocol.py", None),
@@ -45,7 +47,6 @@ PARTS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("client (pool, request, response)", "http/url.py", None),
     ("client (pool, request, response)", "transport.py", None),
     ("telemetry and access log", "/telemetry/", None),
-    ("telemetry and access log", "instrument.py", None),
     ("telemetry and access log", "accesslog.py", None),
     ("route: app, engine, headers", "graph_router/", None),
 )

@@ -7,8 +7,9 @@ backend is a fixed-response HTTP server in another child process either way.
 
 Tracing "otlp" is what ``serve --tracing otlp`` runs: the SDK-free tracer, exporting real OTLP/HTTP
 requests (to the fixed-response server, standing in for a collector; its CPU is not counted).
-Tracing "sdk" is the OpenTelemetry SDK with a BatchSpanProcessor and an exporter that drops spans
-(the SDK's work is measured, not a collector's); its worker thread's CPU is counted.
+Tracing "sdk" is the same tracer handing its spans to an OpenTelemetry SDK BatchSpanProcessor (what a
+library user with their own TracerProvider gets) and an exporter that drops them (the SDK's work is
+measured, not a collector's); its worker thread's CPU is counted.
 
     .venv/bin/python benchmarks/telemetry_overhead.py [--http] [--requests 20000] [--concurrency 16]
                                                       [--max-seconds 5] [--rounds 3] [--no-uvloop]
@@ -33,9 +34,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from benchmarks.benchkit.router import BODY as router_body
 from benchmarks.benchkit.router import PATTERNS, SERVICES
@@ -46,15 +46,15 @@ from graph_router.http.client import HttpClient, Url
 from graph_router.http.messages import HttpRequest, HttpResponse, ServerLimits
 from graph_router.http.server import start_server
 from graph_router.loader import load_graphs
-from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp
+from graph_router.telemetry import BatchExporter, ExportConfig, OtlpTracer, Sampler, Telemetry, otlp, sdk_tracer
 from graph_router.telemetry.export import HttpSink
 
 BODY = router_body.encode()  # run.py's request body (the Switch graph's condition reads it)
 ANSWER = b'{"predictions":[1,2,3]}'
 #: name -> (metrics on, tracer, fraction of requests traced). "otlp" is graph-router's own tracer
 #: exporting over HTTP; "otlp-unsent" records the same spans and drops each batch instead of sending
-#: it; "sdk" is the OpenTelemetry SDK. Read in order, the otlp rows take the cost apart: metrics,
-#: trace context only (0%: ids and traceparent, what a sampled-out request pays), recording the
+#: it; "sdk" hands the spans to an OpenTelemetry SDK processor. Read in order, the otlp rows take the
+#: cost apart: metrics, trace context only (0%: ids and traceparent, what a sampled-out request pays), recording the
 #: spans (unsent), and exporting them.
 VARIANTS: dict[str, tuple[bool, str | None, float]] = {
     "off": (False, None, 0.0),
@@ -107,22 +107,20 @@ def build(variant: str, url: str, graph: str = "1hop") -> Built:
         batch = BatchExporter(exporter, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
                               schedule_delay=cfg.schedule_delay)
         sampler = Sampler("parentbased_traceidratio", ratio)
-        tel = Telemetry(metrics=metrics, otlp=OtlpTracer(batch, sampler))
+        tel = Telemetry(OtlpTracer(batch, sampler), metrics=metrics)
     elif metrics or tracer is not None:
-        provider = None
+        tracing = None
         if tracer is not None:
             exporter = DropExporter()
-            provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
-            provider.add_span_processor(BatchSpanProcessor(exporter))
-        tel = Telemetry(provider, metrics=metrics, owns_provider=True)
+            tracing = sdk_tracer(BatchSpanProcessor(exporter), sampler=Sampler("parentbased_traceidratio", ratio),
+                                 owned=True)
+        tel = Telemetry(tracing, metrics=metrics)
     router = GraphRouter(load_graphs([PATTERNS[graph].graph]), services=dict.fromkeys(SERVICES, url),
                          hooks=tel.hooks if tel is not None else None)
     return RouterApp(router, telemetry=tel), router, tel, exporter
 
 
 async def flush(tel: Telemetry) -> None:
-    if tel.provider is not None:
-        tel.provider.force_flush()  # type: ignore[attr-defined]
     await tel.flush()
 
 

@@ -74,8 +74,8 @@ def main() -> None:
     router = GraphRouter(load_graphs([PATTERNS["1hop"].graph]), services={"model-a": "http://127.0.0.1:9/"})
     rows = {
         "metrics only": Telemetry(metrics=True),
-        "metrics + tracing, none sampled": Telemetry(otlp=OtlpTracer(ListExporter(), Sampler("always_off"))),
-        "metrics + every request traced": Telemetry(otlp=OtlpTracer(ListExporter(), Sampler("always_on"))),
+        "metrics + tracing, none sampled": Telemetry(OtlpTracer(ListExporter(), Sampler("always_off"))),
+        "metrics + every request traced": Telemetry(OtlpTracer(ListExporter(), Sampler("always_on"))),
     }
     base = None
     print(f"telemetry hooks of one 1-hop request, best of 5 x {args.requests}")

@@ -14,9 +14,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,10 @@ from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
 from .loader import load_graph_json, load_graphs
 from .spec import GraphDocument
+
+if TYPE_CHECKING:
+    from .process import ServeConfig
+    from .telemetry import Telemetry, TelemetrySettings
 
 log = logging.getLogger("graph_router.cli")
 
@@ -311,14 +315,15 @@ def serve_config(args: argparse.Namespace) -> Any:
     if tracing == "auto":
         otlp = any(k.startswith("OTEL_EXPORTER_OTLP_") for k in os.environ)
         tracing = "otlp" if otlp else "off"
-    if tracing == "otlp":
+    if tracing != "off":
         from .telemetry import ExportConfig, Sampler
 
         try:  # check the OTEL_* variables now, before any worker starts
-            ExportConfig.from_env(os.environ)
+            if tracing == "otlp":
+                ExportConfig.from_env(os.environ)
             Sampler.from_env(os.environ)
         except ValueError as exc:  # ExportConfigError is one
-            raise SpecError(Problem("", f"--tracing otlp: {exc}")) from None
+            raise SpecError(Problem("", f"--tracing {tracing}: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
     if args.grpc_port is not None:
@@ -343,13 +348,38 @@ def serve_config(args: argparse.Namespace) -> Any:
         prewarm=parse_prewarm(args.prewarm, args.prewarm_idle, args.prewarm_timeout),
         grpc_port=args.grpc_port,
     )
-    try:
-        from .telemetry import telemetry_factory
-    except ImportError:
-        pass
-    else:
-        cfg.telemetry_factory = telemetry_factory
+    cfg.telemetry_factory = build_worker_telemetry
     return cfg
+
+
+# --- telemetry: the environment is read here, and telemetry takes plain settings -----------------
+
+
+def telemetry_settings(cfg: ServeConfig, env: Mapping[str, str]) -> TelemetrySettings:
+    """``serve``'s telemetry from its flags and the standard variables (``OTEL_*``, ``PROMETHEUS_*``)."""
+    from .telemetry import ExportConfig, Sampler, TelemetrySettings
+
+    resource: dict[str, Any] = {}
+    if cfg.tracing != "off":
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+        resource = dict(Resource.create().attributes)  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+        if str(resource.get(SERVICE_NAME, "")).startswith("unknown_service"):
+            resource[SERVICE_NAME] = "graph-router"
+    otlp = cfg.tracing == "otlp"
+    return TelemetrySettings(
+        tracing=cfg.tracing, metrics=cfg.metrics, resource=resource,
+        export=ExportConfig.from_env(env) if otlp else ExportConfig(),
+        sampler=Sampler.from_env(env) if cfg.tracing != "off" else Sampler(),
+        multiprocess=bool(env.get(ENV_MULTIPROC)),
+        created=env.get("PROMETHEUS_DISABLE_CREATED_SERIES", "").lower() not in ("true", "1", "t"))
+
+
+def build_worker_telemetry(cfg: ServeConfig, worker: int) -> Telemetry | None:
+    """What each ``serve`` worker records (after the fork, as prometheus_client's mode is chosen then)."""
+    from .telemetry import build_telemetry
+
+    return build_telemetry(telemetry_settings(cfg, os.environ))
 
 
 def _limit_flags(s: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """Decode the OTLP tracer's bytes with the official protobuf classes into span views shaped like the SDK's.
 
-The trace tests run once against the OpenTelemetry SDK (``ReadableSpan``) and once against
-:class:`graph_router.telemetry.OtlpTracer`; :class:`DecodedSpan` has the fields they read.
+The trace tests run the one span pipeline (:class:`graph_router.telemetry.OtlpTracer`) with each of its
+two destinations: OTLP bytes (decoded here; :class:`DecodedSpan` has the fields the tests read) and an
+OpenTelemetry SDK span processor (``ReadableSpan``, through :func:`graph_router.telemetry.sdk_tracer`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.trace import SpanKind, StatusCode
 
-from graph_router.telemetry import OtlpTracer, Telemetry, otlp
+from graph_router.telemetry import OtlpTracer, Telemetry, otlp, sdk_tracer
 
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT}
 _CODES = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
@@ -119,18 +120,15 @@ class MemoryExporter:
 
 
 def in_memory_telemetry(kind: str) -> tuple[Any, Telemetry]:
-    """(exporter, Telemetry) recording spans in memory: ``sdk`` (the OpenTelemetry SDK) or ``otlp`` (ours).
+    """(exporter, Telemetry) recording spans in memory: ``sdk`` (handed to an SDK span processor) or ``otlp``.
 
     Both exporters answer ``get_finished_spans()`` and ``clear()``.
     """
     if kind == "sdk":
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
         sdk_exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(sdk_exporter))
-        return sdk_exporter, Telemetry(provider)
+        return sdk_exporter, Telemetry(sdk_tracer(SimpleSpanProcessor(sdk_exporter)))
     exporter = MemoryExporter()
-    return exporter, Telemetry(otlp=OtlpTracer(exporter))
+    return exporter, Telemetry(OtlpTracer(exporter))

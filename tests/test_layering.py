@@ -143,7 +143,7 @@ def test_engine_imports_no_http_telemetry_or_cli(graph: Graph) -> None:
     """Everything the engine pulls in, transitively: it talks to Backends, nothing else."""
     seen = reachable(graph, "graph_router.engine")
     assert under(seen, "graph_router.http", "graph_router.telemetry", "graph_router.cli", "graph_router.process",
-                 "graph_router.instrument", "graph_router.transport", "graph_router.grpc", "graph_router.app",
+                 "graph_router.transport", "graph_router.grpc", "graph_router.app",
                  "graph_router.api") == []
 
 

@@ -119,7 +119,7 @@ import json
 from graph_router.telemetry import metrics
 
 KEY = ("g", "root", "s", "b")
-m = metrics.Metrics()
+m = metrics.Metrics(multiprocess=True)
 for _ in range(3):
     m.mirror_sent(KEY)
 m.mirror_dropped(KEY)

@@ -231,12 +231,12 @@ def test_tracer_start_samples_new_traces_as_the_sdk_and_sampled_out_ones_still_p
 
 
 def test_a_sampled_out_request_still_has_its_trace_id_for_the_access_log() -> None:
-    tel = Telemetry(metrics=False, otlp=OtlpTracer(NullExporter(), Sampler("always_off")))
+    tel = Telemetry(OtlpTracer(NullExporter(), Sampler("always_off")), metrics=False)
     req = HttpRequest("POST", "/", [("traceparent", f"00-{T}-{P}-01")], b"{}", "1.1", "127.0.0.1")
     got = tel.start("g", req)  # always_off is not parent-based: the caller's sampled flag is overruled
     assert type(got) is tuple and tel.trace_id(got) == T
     tel.finish(got, "g", 200, 0.001)  # records nothing, raises nothing
-    assert tel.otlp is not None and tel.otlp.queue == []
+    assert tel.tracer is not None and tel.tracer.queue == []
 
 
 @pytest.mark.parametrize(("kind", "sdk"), [
@@ -755,3 +755,73 @@ def test_serve_refuses_bad_otlp_env_with_exit_2(tmp_path: Path, var: str, value:
     assert out.returncode == 2
     assert out.stderr.splitlines() == [f"error: --tracing otlp: {message}"]
     assert out.stdout == ""
+
+
+# --- the SDK as a destination: spans read back from their OTLP bytes ---------------------------------
+
+
+def test_sdk_destination_reads_back_every_value_kind_the_writer_writes() -> None:
+    """What ``read_span`` gives an SDK processor equals what the official protobuf classes decode."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from graph_router.telemetry.sdk import read_span
+
+    attrs = {"s": "é\u2028x", "t": True, "f": False, "i": 7, "neg": -3, "big": 1 << 62, "x": 0.25,
+             "arr": ["a", "b"], "ints": [1, -2]}
+    rest = (otlp.static_part("step é", otlp.CLIENT, attrs) + otlp.error_status("it broke")
+            + otlp.trace_state("a=1,b=2") + otlp.event(1_700_000_000_000_000_123, "retry", {"n": 2, "why": "503"}))
+    tid = bytes.fromhex(TRACE)
+    for parent, flags in ((bytes.fromhex(PARENT), otlp.FLAGS_REMOTE), (None, otlp.FLAGS_LOCAL)):
+        field = otlp.span(b"\x0a\x10" + tid, b"\x01" * 8, parent, 5, 1 << 63, flags, rest)
+        (want,) = decode(otlp.export_request(otlp.resource({}), otlp.scope("s", "1"), [field]))
+        got = read_span(field, Resource.get_empty(), InstrumentationScope("s", "1"))
+        assert got.name == want.name == "step é"
+        assert got.kind.name == want.kind.name == "CLIENT"
+        assert got.context is not None and got.context.trace_id == want.context.trace_id
+        assert got.context.span_id == want.context.span_id
+        assert dict(got.attributes or {}) == want.attributes
+        assert (got.status.status_code.name, got.status.description) == ("ERROR", "it broke")
+        assert [(e.name, e.timestamp, dict(e.attributes or {})) for e in got.events] == \
+            [(e.name, e.timestamp, e.attributes) for e in want.events]
+        assert (got.start_time, got.end_time) == (want.start_time, want.end_time) == (5, 1 << 63)
+        assert got.context.trace_state.to_header() == want.trace_state == "a=1,b=2"
+        if parent is None:
+            assert got.parent is None and want.parent is None
+        else:
+            assert got.parent is not None and want.parent is not None
+            assert got.parent.span_id == want.parent.span_id and got.parent.is_remote
+
+
+def test_cli_builds_the_telemetry_settings_from_the_environment() -> None:
+    """The environment is read by the CLI only; telemetry gets plain settings."""
+    from graph_router.cli import telemetry_settings
+    from graph_router.process import ServeConfig
+
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER": "traceidratio",
+           "OTEL_TRACES_SAMPLER_ARG": "0.5", "PROMETHEUS_MULTIPROC_DIR": "/nowhere",
+           "PROMETHEUS_DISABLE_CREATED_SERIES": "True"}
+    got = telemetry_settings(ServeConfig(tracing="otlp", metrics=True), env)
+    assert got.export.endpoint == "http://127.0.0.1:4318/v1/traces"
+    assert (got.sampler.kind, got.sampler.ratio) == ("traceidratio", 0.5)
+    assert (got.tracing, got.metrics, got.multiprocess, got.created) == ("otlp", True, True, False)
+    assert got.resource["service.name"] == "graph-router"
+    off = telemetry_settings(ServeConfig(tracing="off", metrics=False), {})
+    assert (off.tracing, off.multiprocess, off.created, off.sampler.kind) == ("off", False, True,
+                                                                              "parentbased_always_on")
+
+
+def test_telemetry_reads_no_environment_and_knows_no_serve_config() -> None:
+    """Only the CLI reads the environment (and only it knows ``ServeConfig``): telemetry takes settings."""
+    import ast
+
+    package = ROOT / "graph_router" / "telemetry"
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("environ", "getenv"), f"{path.name}:{node.lineno} reads the environment"
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("process", "cli"), f"{path.name}:{node.lineno} imports {node.module}"
+            if isinstance(node, ast.Name):
+                assert node.id != "ServeConfig", f"{path.name}:{node.lineno} knows ServeConfig"

@@ -1,7 +1,8 @@
-"""The SDK-free OTLP tracer records exactly what the OpenTelemetry SDK records, span for span.
+"""The span pipeline's two destinations get the same spans: OTLP bytes and an OpenTelemetry SDK processor.
 
-Each scenario runs twice against the same real backends, once per tracer; the spans are compared
-whole (name, kind, parent, attributes, status, events, trace state), ids and times aside.
+Each scenario runs twice against the same real backends, once with spans written as OTLP (decoded with
+the official protobuf classes) and once handed to an SDK span processor as ``ReadableSpan`` objects; the
+spans are compared whole (name, kind, parent, attributes, status, events, trace state), ids and times aside.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_both_tracers_record_the_same_spans(scenario: str, app_server: StartApp, aiohttp_server: Any) -> None:
+async def test_sdk_processor_and_otlp_export_get_the_same_spans(scenario: str, app_server: StartApp,
+                                                                 aiohttp_server: Any) -> None:
     yaml_text, scripts, with_context = SCENARIOS[scenario]
     backends = {name: Backend(scripts.get(name, [])) for name in ("a", "b", "c")}
     backends["slow"] = Backend([], delay=0.5)

@@ -296,10 +296,10 @@ def in_flight(tel):
 
 pid = os.fork()
 if pid == 0:  # a worker that dies mid-request, without Telemetry.shutdown()
-    Telemetry().start("g", None)
+    Telemetry(multiprocess=True).start("g", None)
     os._exit(1)
 os.waitpid(pid, 0)
-tel = Telemetry()
+tel = Telemetry(multiprocess=True)
 before = in_flight(tel)
 worker_exited(pid)
 print(before, in_flight(tel))
@@ -425,7 +425,7 @@ def files():
     return [[s.name, s.labels, s.value] for f in reg.collect() for s in f.samples]
 
 async def main():
-    m, out = metrics.Metrics(), []
+    m, out = metrics.Metrics(multiprocess=True), []
     m.request_started("g")
     m.step_finished(KEY, 0.25, "http_500")
     m.step_finished(KEY, 0.5, None)
@@ -462,6 +462,8 @@ def test_multiprocess_flush_writes_exact_deltas(tmp_path: Path) -> None:
                          timeout=30, check=True)
     before, first, second, scraped, closed = json.loads(out.stdout)
     assert before == []
+    for family in ("request_duration_seconds", "step_duration_seconds"):  # summed over workers, still histograms
+        assert f"# TYPE graph_router_{family} histogram\n" in scraped
     stages = [as_samples(first), as_samples(second), parsed(scraped.encode()), as_samples(closed)]
     labels = dict(zip(("graph", "node", "step", "target"), STEP_KEY, strict=True))
     steps = [[0.25, 0.5], [0.25, 0.5, 0.25], [0.25, 0.5, 0.25, 2.5], [0.25, 0.5, 0.25, 2.5]]

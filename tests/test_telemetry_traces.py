@@ -17,8 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
-from graph_router.process import ServeConfig
-from graph_router.telemetry import Telemetry, TraceIdFilter, telemetry_factory
+from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
 from .conftest import StartApp, free_port
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
@@ -97,8 +96,8 @@ async def backend(aiohttp_server: Any) -> MakeBackend:
 def start(app_server: StartApp, request: pytest.FixtureRequest) -> Start:
     """The real router and server in-process, with a Telemetry exporting to memory.
 
-    Twice: through the OpenTelemetry SDK, and through the SDK-free OTLP tracer (decoded with the
-    official protobuf classes): both must record the same spans.
+    Twice: spans handed to an OpenTelemetry SDK span processor, and spans written as OTLP (decoded with
+    the official protobuf classes): both must show the same spans.
     """
 
     async def go(yaml_text: str, services: dict[str, Any], **router_kw: Any) -> Rig:
@@ -350,7 +349,8 @@ async def test_sampled_out_request_records_nothing_but_propagates(start: Start, 
 async def test_library_use_nests_under_the_callers_span() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = SimpleSpanProcessor(exporter)  # the application's own: its spans and the router's go there
+    provider.add_span_processor(processor)
     seen: list[str] = []
 
     def model(body: Any, headers: Any) -> Any:
@@ -358,7 +358,8 @@ async def test_library_use_nests_under_the_callers_span() -> None:
         return {"ok": 1}
 
     one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
-    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=Telemetry(provider).hooks) as r:
+    hooks = Telemetry(sdk_tracer(processor)).hooks
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
         with provider.get_tracer("caller").start_as_current_span("caller") as outer:
             assert (await r.infer({"x": 1})).status == 200
     spans = {s.name: s for s in exporter.get_finished_spans()}
@@ -368,10 +369,15 @@ async def test_library_use_nests_under_the_callers_span() -> None:
     assert seen == [f"00-{trace}-{sid(spans['call m'])}-{int(outer.get_span_context().trace_flags):02x}"]
 
 
+def test_a_tracer_provider_is_refused_with_the_way_to_pass_it() -> None:
+    with pytest.raises(TypeError, match=r"sdk_tracer\(<the span processor you added to it>\)"):
+        Telemetry(TracerProvider())  # type: ignore[arg-type]
+
+
 def test_off_means_no_hooks_and_no_telemetry() -> None:
     assert Telemetry(None, metrics=False).hooks is None
-    assert telemetry_factory(ServeConfig(tracing="off", metrics=False), 0) is None
-    tel = telemetry_factory(ServeConfig(tracing="off", metrics=True), 0)
+    assert build_telemetry(TelemetrySettings(tracing="off", metrics=False)) is None
+    tel = build_telemetry(TelemetrySettings(tracing="off", metrics=True))
     assert tel is not None and tel.tracer is None and tel.hooks is not None
     tel.shutdown()
 
@@ -383,13 +389,61 @@ def test_otlp_tracing_loads_no_sdk_exporter_package() -> None:
 
     code = (
         "import sys\n"
+        "from graph_router.cli import build_worker_telemetry\n"
         "from graph_router.process import ServeConfig\n"
-        "from graph_router.telemetry import telemetry_factory\n"
-        "tel = telemetry_factory(ServeConfig(tracing='otlp'), 0)\n"
-        "assert tel is not None and tel.otlp is not None\n"
+        "tel = build_worker_telemetry(ServeConfig(tracing='otlp'), 0)\n"
+        "assert tel is not None and tel.tracer is not None\n"
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.exporter', 'google.protobuf'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", ["sdk", "otlp"])
+async def test_library_use_without_a_callers_span_starts_a_trace_per_call(kind: str) -> None:
+    exporter, tel = in_memory_telemetry(kind)
+    seen: list[str] = []
+
+    def model(body: Any, headers: Any) -> Any:
+        seen.append(headers["traceparent"])
+        return {"ok": 1}
+
+    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=tel.hooks) as r:
+        for _ in range(2):
+            assert (await r.infer({"x": 1})).status == 200
+    spans = list(exporter.get_finished_spans())
+    assert sorted(s.name for s in spans) == ["call m", "call m", "node root", "node root", "step 0", "step 0"]
+    roots = [s for s in spans if s.name == "node root"]
+    assert [r.parent for r in roots] == [None, None]  # the root node's span is the trace's root
+    traces = {f"{s.context.trace_id:032x}" for s in spans}
+    assert len(traces) == 2 and {tp.split("-")[1] for tp in seen} == traces
+    calls = {sid(s) for s in spans if s.name == "call m"}
+    assert {tp.split("-")[2] for tp in seen} == calls and all(tp.endswith("-01") for tp in seen)
+
+
+async def test_library_use_under_a_sampled_out_callers_span_records_nothing_but_propagates() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    seen: list[str] = []
+
+    def model(body: Any, headers: Any) -> Any:
+        seen.append(headers["traceparent"])
+        return {"ok": 1}
+
+    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
+    hooks = Telemetry(sdk_tracer(processor)).hooks
+    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
+        with provider.get_tracer("caller").start_as_current_span("caller") as outer:
+            assert (await r.infer({"x": 1})).status == 200
+    assert exporter.get_finished_spans() == ()
+    trace = f"{outer.get_span_context().trace_id:032x}"
+    (tp,) = seen
+    version, got_trace, parent, flags = tp.split("-")
+    assert (version, got_trace, flags) == ("00", trace, "00") and parent != f"{outer.get_span_context().span_id:016x}"

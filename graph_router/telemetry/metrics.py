@@ -1,11 +1,12 @@
 """Prometheus metrics of one router process (or, in multiprocess mode, of all workers together).
 
 Recording is plain dict and list arithmetic (no prometheus_client call, no lock, ~0.1 us a call);
-prometheus_client only renders them (single process) or receives them in batches (multiprocess).
+prometheus_client renders them through a custom collector (single process) or receives them in
+batches through its public Counter/Gauge API (multiprocess). No private attribute of it is used.
 
 ``prometheus_client`` is imported when a :class:`Metrics` is built, never at module import: it picks
 its multiprocess mode from ``PROMETHEUS_MULTIPROC_DIR`` once, at its own import, so the composition
-root must be able to set that variable before the first import (see docs/observability.md).
+root sets that variable before the first import and says ``multiprocess=True`` (see docs/observability.md).
 """
 
 from __future__ import annotations
@@ -86,23 +87,16 @@ _OPTIONAL = frozenset({MIRRORED, MIRROR_DROPPED, MIRROR_ERRORS, MIRROR_COMPARISO
 Labels = tuple[str, ...]
 
 
-def multiprocess_active() -> bool:
-    """True when prometheus_client writes values to PROMETHEUS_MULTIPROC_DIR (chosen at its import)."""
-    from prometheus_client import values
-
-    return bool(getattr(values.ValueClass, "_multiprocess", False))
-
-
 def worker_exited(pid: int) -> None:
     """For a supervisor: drop a dead worker's live gauges (in-flight) from the multiprocess sum.
 
     A worker that exits cleanly does this itself (:meth:`Metrics.close`); one that crashed cannot.
-    Counters and histograms of dead workers stay in the sum, as they must. No-op outside multiprocess mode.
+    Counters and histograms of dead workers stay in the sum, as they must. Only in multiprocess mode
+    (``PROMETHEUS_MULTIPROC_DIR`` set).
     """
     from prometheus_client import multiprocess
 
-    if multiprocess_active():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _new_histogram(buckets: Sequence[float] = BUCKETS) -> list[float]:
@@ -114,21 +108,20 @@ class Metrics:
 
     Recording is not thread-safe and need not be: the router records from its one event-loop thread.
     Single process: a collector on the private ``registry`` renders the dicts exactly as prometheus_client's
-    own Counter/Gauge/Histogram would. Multiprocess (``prometheus_client`` imported with
-    ``PROMETHEUS_MULTIPROC_DIR`` set): the dicts hold what was recorded since the last flush, written
-    to this worker's files every :data:`FLUSH_INTERVAL` seconds (a timer on the running loop, armed by
-    the first request after a quiet spell), by :meth:`exposition` and by :meth:`close`. So a scrape
-    sees its own worker exactly and the others' counts at most FLUSH_INTERVAL old (plus any time
-    their loop is blocked). Outside an event loop every request start and finish is written at once.
+    own Counter/Gauge/Histogram would (``created``: with their ``_created`` series). Multiprocess
+    (``multiprocess=True``, ``prometheus_client`` imported with ``PROMETHEUS_MULTIPROC_DIR`` set): what
+    was recorded is written to this worker's files every :data:`FLUSH_INTERVAL` seconds (a timer on
+    the running loop, armed by the first request after a quiet spell), by :meth:`exposition` and by
+    :meth:`close`. So a scrape sees its own worker exactly and the others' counts at most
+    FLUSH_INTERVAL old (plus any time their loop is blocked). Outside an event loop every request start
+    and finish is written at once.
     """
 
-    def __init__(self, *, multiprocess: bool | None = None) -> None:
+    def __init__(self, *, multiprocess: bool = False, created: bool = True) -> None:
         from prometheus_client import CollectorRegistry
 
-        self.multiprocess = multiprocess_active() if multiprocess is None else multiprocess
-        if self.multiprocess and not multiprocess_active():
-            raise ValueError("multiprocess metrics need PROMETHEUS_MULTIPROC_DIR set before the first "
-                             "import of prometheus_client")
+        self.multiprocess = multiprocess
+        self.created = created
         self.registry = CollectorRegistry(auto_describe=False)
         self._req: dict[tuple[str, int], list[float]] = {}
         self._flight: dict[str, int] = {}
@@ -271,8 +264,10 @@ class Metrics:
             from prometheus_client import multiprocess
 
             self._flush()
+            files = Registry(auto_describe=False)
+            multiprocess.MultiProcessCollector(files)  # type: ignore[no-untyped-call]
             registry = Registry(auto_describe=False)
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_Histograms(files))
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
@@ -288,13 +283,6 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
-def _use_created() -> bool:
-    """Whether prometheus_client emits ``_created`` series (PROMETHEUS_DISABLE_CREATED_SERIES, read at import)."""
-    from prometheus_client import metrics
-
-    return bool(getattr(metrics, "_use_created", True))
-
-
 class _Collector:
     """Renders a single-process :class:`Metrics`: the families, samples and order prometheus_client's
     Counter/Gauge/Histogram would produce for the same records (``_created`` included)."""
@@ -306,7 +294,7 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.metrics_core import Metric
 
-        m, created = self._m, _use_created()
+        m, created = self._m, self._m.created
         req = [((g, str(s)), h, m._born[(REQUEST_DURATION, (g, s))]) for (g, s), h in m._req.items()]
         fam = Metric(REQUESTS, _HELP[REQUESTS], "counter")
         for labels, h, born in req:
@@ -339,9 +327,8 @@ class _Collector:
 
 
 def _le(buckets: Sequence[float]) -> Labels:
-    from prometheus_client.utils import floatToGoString
-
-    return tuple(floatToGoString(b) for b in (*buckets, float("inf")))  # type: ignore[no-untyped-call]
+    """The ``le`` label values, as the text format writes them (Go's float formatting; bounds are < 1e6)."""
+    return (*(repr(float(b)) for b in buckets), "+Inf")
 
 
 def _histogram(name: str, names: Labels, le: Labels, series: Sequence[tuple[Labels, list[float], float]],
@@ -364,36 +351,34 @@ def _histogram(name: str, names: Labels, le: Labels, series: Sequence[tuple[Labe
 
 
 class _Files:
-    """prometheus_client's metrics in multiprocess mode: what a flush writes this worker's values into."""
+    """This worker's values in prometheus_client's multiprocess files, written through its public API.
+
+    Counters get the increments since the last flush (``Counter.inc``). A histogram has no public way to
+    add a count to a bucket, so each series is written as its running totals: one ``sum``-mode Gauge per
+    sample (``<name>_bucket`` per ``le``, cumulative; ``<name>_count``; ``<name>_sum``), set to this
+    worker's totals; prometheus_client sums them over workers, live and dead, as it does counters, and
+    :class:`_Histograms` shows them as histograms again.
+    """
 
     def __init__(self) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+        from prometheus_client import Counter, Gauge
 
         self.requests = Counter(REQUESTS, _HELP[REQUESTS], _REQ, registry=None)
-        self.request_duration = Histogram(REQUEST_DURATION, _HELP[REQUEST_DURATION], _REQ, buckets=BUCKETS,
-                                          registry=None)
         self.in_flight = Gauge(IN_FLIGHT, _HELP[IN_FLIGHT], ["graph"], multiprocess_mode="livesum",
                                registry=None)
-        self.step_duration = Histogram(STEP_DURATION, _HELP[STEP_DURATION], _STEP, buckets=BUCKETS,
-                                       registry=None)
         self.counters = {name: Counter(name, _HELP[name], names, registry=None) for name, names in _LABELS.items()}
-        self.histograms = {name: Histogram(name, _HELP[name], names, buckets=buckets, registry=None)
-                           for name, (names, buckets) in _HISTOGRAMS.items()}
+        hists = {REQUEST_DURATION: (_REQ, BUCKETS), STEP_DURATION: (_STEP, BUCKETS), **_HISTOGRAMS}
+        self.histograms = {name: _HistogramFiles(name, names, buckets, Gauge)
+                           for name, (names, buckets) in hists.items()}
         self._flight_written: dict[str, int] = {}
+        self._requests_written: dict[tuple[str, int], float] = {}
 
     def flush(self, m: Metrics) -> bool:
-        """Add every pending delta to the files and zero it; request counts last, so that a reader who
-        sees a request counted also sees its steps (each worker flushes in one synchronous call)."""
-        wrote = False
-        for key, h in m._step.items():
-            if any(h[:_NBUCKETS]):
-                _add_histogram(self.step_duration.labels(*key), h)
-                wrote = True
+        """Write what changed since the last flush; request counts last, so that a reader who sees a
+        request counted also sees its steps (each worker flushes in one synchronous call)."""
+        wrote = self.histograms[STEP_DURATION].write(m._step)
         for name, family in m._hists.items():
-            for labels, h in family.items():
-                if any(h[:-1]):
-                    _add_histogram(self.histograms[name].labels(*labels), h)
-                    wrote = True
+            wrote = self.histograms[name].write(family) or wrote
         for name, counts in m._counts.items():
             for labels, n in counts.items():
                 if n:
@@ -405,29 +390,73 @@ class _Files:
                 self.in_flight.labels(graph).set(live)
                 self._flight_written[graph] = live
                 wrote = True
-        for (graph, status), h in m._req.items():
-            if any(h[:_NBUCKETS]):
-                labels = (graph, str(status))
-                self.requests.labels(*labels).inc(_add_histogram(self.request_duration.labels(*labels), h))
-                wrote = True
+        wrote = self.histograms[REQUEST_DURATION].write(m._req) or wrote
+        done = self._requests_written
+        for key, h in m._req.items():
+            count = sum(h[:_NBUCKETS])
+            if count != done.get(key, 0.0):
+                self.requests.labels(key[0], str(key[1])).inc(count - done.get(key, 0.0))
+                done[key] = count
         return wrote
 
 
-def _add_histogram(child: Any, h: list[float]) -> float:
-    """Add ``h``'s bucket counts and sum to a Histogram child, zero ``h``; return how many values it held.
+class _HistogramFiles:
+    """One histogram family as ``sum``-mode gauges of its running totals (see :class:`_Files`)."""
 
-    Histogram.observe takes one value at a time, so this writes the child's per-bucket values and sum
-    directly: it relies on prometheus_client internals (``_buckets``, one value per bound plus +Inf,
-    and ``_sum``, each with ``.inc``), which tests/test_telemetry_metrics.py pins.
-    """
-    total = 0.0
-    for i in range(len(h) - 1):
-        n = h[i]
-        if n:
-            child._buckets[i].inc(n)
-            total += n
-            h[i] = 0.0
-    if total:
-        child._sum.inc(h[-1])
-        h[-1] = 0.0
-    return total
+    def __init__(self, name: str, names: Labels, buckets: Sequence[float], gauge: Any) -> None:
+        self.le = _le(buckets)
+        self.bucket = gauge(name + "_bucket", _HELP[name], [*names, "le"], multiprocess_mode="sum", registry=None)
+        self.count = gauge(name + "_count", _HELP[name], names, multiprocess_mode="sum", registry=None)
+        self.sum = gauge(name + "_sum", _HELP[name], names, multiprocess_mode="sum", registry=None)
+        self.written: dict[Any, list[float]] = {}
+
+    def write(self, family: dict[Any, list[float]]) -> bool:
+        """Set the gauges of every series whose totals changed; True if any did."""
+        wrote = False
+        for key, h in family.items():
+            if self.written.get(key) == h:
+                continue
+            labels = tuple(str(x) for x in key)
+            acc = 0.0
+            for bound, n in zip(self.le, h[:-1], strict=True):
+                acc += n
+                self.bucket.labels(*labels, bound).set(acc)
+            self.count.labels(*labels).set(acc)
+            self.sum.labels(*labels).set(h[-1])
+            self.written[key] = h.copy()
+            wrote = True
+        return wrote
+
+
+class _Histograms:
+    """The multiprocess sum (``files``: a registry holding a MultiProcessCollector) with each histogram's
+    gauges (:class:`_HistogramFiles`) shown as one histogram: per series its buckets, count and sum."""
+
+    def __init__(self, files: CollectorRegistry) -> None:
+        self._files = files
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import Metric
+
+        parts: dict[str, dict[str, list[Any]]] = {}
+        for fam in self._files.collect():
+            base, _, suffix = fam.name.rpartition("_")
+            if base in _HELP and suffix in ("bucket", "count", "sum") and fam.type == "gauge":
+                parts.setdefault(base, {})[suffix] = fam.samples
+            else:
+                yield fam
+        for name, got in parts.items():
+            series: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+            for s in got.get("bucket", []):
+                key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+                series.setdefault(key, []).append(s)
+            fam = Metric(name, _HELP[name], "histogram")
+            counts = {tuple(sorted(s.labels.items())): s.value for s in got.get("count", [])}
+            sums = {tuple(sorted(s.labels.items())): s.value for s in got.get("sum", [])}
+            for key, buckets in series.items():
+                buckets.sort(key=lambda s: float(s.labels["le"]))
+                for s in buckets:
+                    fam.add_sample(name + "_bucket", s.labels, s.value)
+                fam.add_sample(name + "_count", dict(key), counts.get(key, 0.0))
+                fam.add_sample(name + "_sum", dict(key), sums.get(key, 0.0))
+            yield fam

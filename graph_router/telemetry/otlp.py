@@ -125,14 +125,14 @@ def span(tid_field: bytes, span_id: bytes, parent: bytes | None, start: int, end
     return _SPANS + varint(len(body)) + body
 
 
-def child_spans(tid_field: bytes, parent: bytes, first: bytes, second: bytes, start: int, end: int,
+def child_spans(tid_field: bytes, parent: bytes | None, first: bytes, second: bytes, start: int, end: int,
                 first_rest: bytes, second_rest: bytes) -> tuple[bytes, bytes]:
     """Two spans with the same times, ``second`` the child of ``parent`` and ``first`` the child of ``second``.
 
     A step and its single CLIENT attempt, in one call.
     """
     n, m = HEAD_SIZE + len(first_rest), HEAD_SIZE + len(second_rest)
-    if 0x80 <= n < 0x4000 and 0x80 <= m < 0x4000:  # the usual sizes: two-byte lengths
+    if 0x80 <= n < 0x4000 and 0x80 <= m < 0x4000 and parent is not None:  # the usual: two-byte lengths
         return (_HEAD2.pack(_SPANS, (n & 0x7F) | 0x80 | (n >> 7) << 8, tid_field, _SPAN_ID, first, _PARENT_ID,
                             second, _ST, start, 0x41, end, _FLAGS, FLAGS_LOCAL) + first_rest,
                 _HEAD2.pack(_SPANS, (m & 0x7F) | 0x80 | (m >> 7) << 8, tid_field, _SPAN_ID, second, _PARENT_ID,

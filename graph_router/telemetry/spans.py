@@ -1,11 +1,14 @@
-"""Traces without the OpenTelemetry SDK on the request path: spans are written as OTLP bytes as they end.
+"""The span pipeline: spans are written as OTLP bytes as they end, without the OpenTelemetry SDK.
 
-The same spans, names and attributes as the SDK path (:mod:`.hooks`, docs/observability.md): a SERVER
-span per request, a span per node and per step, a CLIENT span per backend attempt; W3C ``traceparent``
-in and out; the standard samplers. What the SDK does per span (a Span object, attribute validation,
-locks, a processor queue, protobuf objects in the exporter) costs 15-30 us per span in CPython; here a
-span is one ``struct.pack`` over bytes prepared once per node, step and answer, appended to the
-exporter's queue.
+The spans, names and attributes of docs/observability.md: a SERVER span per request, a span per node
+and per step, a CLIENT span per backend attempt; W3C ``traceparent`` in and out; the standard
+samplers. What the SDK does per span (a Span object, attribute validation, locks, a processor queue,
+protobuf objects in the exporter) costs 15-30 us per span in CPython; here a span is one
+``struct.pack`` over bytes prepared once per node, step and answer, appended to the exporter's queue.
+The exporter sends them as OTLP (:mod:`.export`) or hands them to an SDK span processor (:mod:`.sdk`).
+
+Without a server (``GraphRouter.infer`` as a library) the root node's span starts the trace: as a child
+of the OpenTelemetry span current in the caller (its application's SDK spans), or a new trace.
 
 Scopes nest through a ContextVar (Ensemble steps are tasks created inside the node scope and inherit
 it): a node's span is current while it runs, and so is a step's span when the step runs a nested node.
@@ -24,7 +27,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from . import otlp
-from .hooks import MetricsStep, error_of, metric_labels, public, retry_metrics, step_attributes, step_metrics
+from .metric_hooks import MetricsStep, error_of, metric_labels, public, retry_metrics, step_attributes, step_metrics
 from .sampling import Sampler, parse_traceparent
 from .tracing import (
     ATTEMPT,
@@ -78,18 +81,21 @@ Unsampled: TypeAlias = tuple[str, str | None]
 class TraceState:
     """One sampled request's trace: its id, the SERVER span's data, and the headers its backend calls get."""
 
-    __slots__ = ("base", "events", "graph", "parent", "req", "sid", "src", "start", "tidf", "tp_prefix",
+    __slots__ = ("base", "events", "graph", "parent", "req", "sid", "src", "start", "tidf", "tp_flags", "tp_prefix",
                  "tracestate", "ts_field")
 
     def __init__(self, graph: str, tid: bytes, parent: bytes | None, tracestate: str | None,
-                 req: HttpRequest) -> None:
+                 req: HttpRequest | None) -> None:
         self.graph = graph
         self.tp_prefix = "00-" + tid.hex() + "-"
+        #: the flags of the traceparent sent to backends: sampled (a library caller's, e.g. W3C level 2's 03)
+        self.tp_flags = "-01"
         self.tracestate = tracestate
         self.src: list[tuple[str, str]] | None = None
         self.base: list[tuple[str, str]] = []
         self.tidf = b"\x0a\x10" + tid  # Span.trace_id, the same in every span of the request
-        self.sid = (_getrandbits(64) or 1).to_bytes(8, "big")
+        #: the SERVER span's id; for a library call (``req`` None, no SERVER span) the caller's span, if any
+        self.sid: bytes | None = (_getrandbits(64) or 1).to_bytes(8, "big") if req is not None else parent
         self.parent = parent
         self.req = req
         #: Span.trace_state of every span of the trace (the caller's ``tracestate``), or nothing
@@ -108,7 +114,7 @@ class TraceState:
         if self.src is not headers:  # the engine passes the same list for every call of a request
             self.src = headers
             self.base = trace_headers(headers, None, self.tracestate)
-        return [*self.base, ("traceparent", self.tp_prefix + span_id.hex() + "-01")]
+        return [*self.base, ("traceparent", self.tp_prefix + span_id.hex() + self.tp_flags)]
 
 
 class SpanExporter(Protocol):
@@ -193,14 +199,36 @@ class OtlpTracer:
                 # (an all-zero trace id, 1 in 2**128, would only make the backend start its own trace)
                 return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None  # "<trace id>-<span id>"
             return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, req)
-        tid, parent, parent_sampled, tracestate = incoming
+        return self._continue(graph, *incoming, req)
+
+    def _continue(self, graph: str, tid: bytes, parent: bytes, parent_sampled: bool, tracestate: str | None,
+                  req: HttpRequest | None) -> TraceState | Unsampled:
         if not self.sampler.sample(parent_sampled, int.from_bytes(tid[8:], "big")):
             return "00-" + tid.hex() + "-" + (_getrandbits(64) or 1).to_bytes(8, "big").hex() + "-00", tracestate
         return TraceState(graph, tid, parent, tracestate, req)
 
+    def start_call(self, graph: str) -> TraceState | Unsampled:
+        """A library call's trace (no server, no SERVER span): under the caller's current OpenTelemetry
+        span when there is a valid one, else a new trace."""
+        from opentelemetry.trace import get_current_span
+
+        sc = get_current_span().get_span_context()
+        if not sc.is_valid:
+            r = _getrandbits(192) | 1
+            if not self.sampler.sample(None, (r >> 64) & 0xFFFFFFFFFFFFFFFF):
+                return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None
+            return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, None)
+        tracestate = sc.trace_state.to_header() if sc.trace_state else None
+        st = self._continue(graph, sc.trace_id.to_bytes(16, "big"), sc.span_id.to_bytes(8, "big"),
+                            sc.trace_flags.sampled, tracestate or None, None)
+        if type(st) is TraceState:
+            st.tp_flags = f"-{int(sc.trace_flags):02x}"  # the caller's flags (sampled), as its SDK sends them
+        return st
+
     def finish(self, st: TraceState, status: int) -> None:
         """End a sampled request's SERVER span."""
         req = st.req
+        assert req is not None and st.sid is not None  # a server's request: library calls have no SERVER span
         key = (st.graph, req.method, req.target, status)
         rest = self._server.get(key) or self._server_part(key)
         if st.ts_field:
@@ -267,7 +295,7 @@ def current_trace_id() -> str | None:
 
 
 class SpanHooks:
-    """The engine's hooks (:class:`graph_router.instrument.Hooks`) for :class:`OtlpTracer`, plus metrics."""
+    """The engine's hooks (:class:`graph_router.engine.Hooks`) for :class:`OtlpTracer`, plus metrics."""
 
     __slots__ = ("keys", "metrics", "tracer")
 
@@ -278,6 +306,8 @@ class SpanHooks:
 
     def node(self, ctx: Context, node: CompiledNode) -> NodeSpan | None:
         st = ctx.span
+        if st is None and node is ctx.graph.root:  # a library call: no server started the trace
+            st = ctx.span = self.tracer.start_call(ctx.graph.name)
         if type(st) is TraceState:
             return NodeSpan(self.tracer, st, ctx, node)
         if type(st) is tuple:
@@ -392,7 +422,7 @@ class StepSpan:
         # the next attempt starts after the backoff sleep; its traceparent goes out in the same header list
         nxt = self.client = (_getrandbits(64) or 1).to_bytes(8, "big")
         r.client_start = now + int(delay * 1e9)
-        replace_traceparent(self.headers, self.st.tp_prefix + nxt.hex() + "-01")
+        replace_traceparent(self.headers, self.st.tp_prefix + nxt.hex() + self.st.tp_flags)
 
     def _parts(self) -> StepParts:
         tracer = self.hooks.tracer
@@ -475,7 +505,7 @@ class StepSpan:
 
 
 if TYPE_CHECKING:
-    from ..instrument import Hooks
+    from ..engine import Hooks
 
     def _conforms(h: SpanHooks) -> Hooks:  # mypy proves SpanHooks implements the engine's protocol
         return h
