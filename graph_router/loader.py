@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .errors import Problem, SpecError
 from .spec import GraphDocument, GraphSpec
-from .validation import SpecChecker, did_you_mean
+from .spec_checks import SpecChecker, did_you_mean
 
 GRAPH_KIND = "InferenceGraph"
 GRAPH_API_VERSIONS = ("serving.kserve.io/v1alpha1",)
