@@ -23,7 +23,7 @@ import orjson
 from . import __version__
 from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
-from .loader import load_graph_json, load_graphs
+from .loader import find_graphs, load_graph_json, load_graphs
 from .spec import GraphDocument
 
 log = logging.getLogger("graph_router.cli")
@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     v = sub.add_parser("validate", help="check graph files; exit 2 listing every problem")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("files", nargs="+", metavar="FILE|DIR",
+                   help="graph files, or directories: read recursively, their files that hold no graph "
+                        "(an example's deploy.yaml, request.json) skipped with a note")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a graph once and print status, route and body")
@@ -127,7 +129,8 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_serve_flags(s: argparse.ArgumentParser) -> None:
-    s.add_argument("paths", nargs="*", metavar="FILE|DIR")
+    s.add_argument("paths", nargs="*", metavar="FILE|DIR",
+                   help="graph files, or directories: read recursively, files that hold no graph skipped")
     s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
@@ -207,8 +210,10 @@ def parse_prewarm(mode: str, idle: Sequence[str], timeout: float) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    docs = load_graphs(args.files)
-    for d in docs:
+    found = find_graphs(args.files)
+    for note in found.skipped:
+        print(f"note: {note}")
+    for d in found.graphs:
         nodes = len(d.spec.nodes)
         steps = sum(len(n.steps) for n in d.spec.nodes.values())
         print(f"ok: {d.source}: graph {d.name!r} ({nodes} nodes, {steps} steps)")

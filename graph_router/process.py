@@ -28,7 +28,7 @@ from .http.budget import ByteBudget
 from .http.client import ClientLimits
 from .http.messages import ServerLimits
 from .http.server import start_server
-from .loader import load_graph_json, load_graphs
+from .loader import graph_files, load_graph_json, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings
 from .router import GraphRouter
@@ -128,7 +128,7 @@ def client_limits(cfg: ServeConfig, budget: ByteBudget | None = None) -> ClientL
 
 
 class Watcher:
-    """Polls the graph files' modification times (``--watch``)."""
+    """Polls the graph files' modification times (``--watch``); a directory's files recursively, as loaded."""
 
     def __init__(self, paths: list[str]) -> None:
         self.paths = [Path(p) for p in paths]
@@ -137,7 +137,7 @@ class Watcher:
     def _stamp(self) -> tuple[tuple[str, float], ...]:
         out: list[tuple[str, float]] = []
         for p in self.paths:
-            files = sorted(p.iterdir()) if p.is_dir() else [p]
+            files = graph_files(p) if p.is_dir() else [p]
             for f in files:
                 try:
                     out.append((str(f), f.stat().st_mtime))
