@@ -161,10 +161,15 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--tracing", choices=("auto", "off", "console", "otlp"), default="auto",
                    help="auto: OTLP when OTEL_EXPORTER_OTLP_* is set, else off")
     _add_prewarm_flags(s)
-    # accepted for KServe drop-in compatibility (its controller passes them to the router image)
-    s.add_argument("--inferencegraph-name", help=argparse.SUPPRESS)
-    s.add_argument("--enable-auth", action="store_true", help=argparse.SUPPRESS)
-    s.add_argument("--enable-tls", action="store_true", help=argparse.SUPPRESS)
+    kserve = s.add_argument_group("KServe compatibility", "flags KServe's controller passes to the router image")
+    kserve.add_argument("--inferencegraph-name", metavar="NAME",
+                        help="the name of the --graph-json graph (default 'graph'); ignored with graph files, "
+                             "which carry their own names")
+    kserve.add_argument("--enable-auth", action="store_true",
+                        help="accepted and ignored with a warning: KServe's SubjectAccessReview auth is not "
+                             "supported; use --auth-token-file")
+    kserve.add_argument("--enable-tls", action="store_true",
+                        help="accepted and ignored with a warning: terminate TLS in the mesh or ingress")
     _add_backend_flags(s)
 
 

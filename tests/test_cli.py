@@ -115,3 +115,15 @@ def test_serve_limit_flags_refuse_bad_numbers() -> None:
         done = cli("serve", "graphs/ensemble/graph.yaml", flag, value)
         assert done.returncode == 2, done.stderr
         assert f"argument {flag}: {why}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_help_shows_the_kserve_compatibility_flags() -> None:
+    out = cli("serve", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())  # argparse wraps to the terminal's width
+    assert "KServe compatibility: flags KServe's controller passes to the router image" in text
+    assert ("--inferencegraph-name NAME the name of the --graph-json graph (default 'graph'); ignored with graph "
+            "files, which carry their own names") in text
+    assert ("--enable-auth accepted and ignored with a warning: KServe's SubjectAccessReview auth is not "
+            "supported; use --auth-token-file") in text.replace("--auth- token-file", "--auth-token-file")
+    assert "--enable-tls accepted and ignored with a warning: terminate TLS in the mesh or ingress" in text

@@ -197,3 +197,19 @@ async def test_ctrl_c_is_logged_as_sigint(tmp_path: Path, router_process: Callab
     assert await asyncio.to_thread(rp.wait, 20) == 0
     log = rp.log()
     assert "INFO graph_router.process: SIGINT received: draining (readyz 503) for 0s" in log and "SIGTERM" not in log
+
+
+async def test_kserve_auth_and_tls_flags_are_accepted_with_a_warning(
+        tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--enable-auth", "--enable-tls", "--inferencegraph-name", "ignored",
+                        "--drain-seconds", "0", "--log-format", "text")
+    status, body = await get(rp.url + "/graphs")
+    assert status == 200 and [g["name"] for g in orjson.loads(body)["graphs"]] == ["g"]
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert ("WARNING graph_router.cli: --enable-auth (KServe's SubjectAccessReview auth) is not supported; "
+            "use --auth-token-file for bearer-token auth") in log
+    assert "WARNING graph_router.cli: --enable-tls is not supported; terminate TLS in the mesh or ingress" in log
