@@ -81,14 +81,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_flags(s)
     s.set_defaults(func=cmd_serve)
 
-    for mod in ("graph_router.manifests.cli", "graph_router.modelhost.cli", "graph_router.modelhost.quickstart",
-                "graph_router.planner.cli"):
+    _register_subcommands(sub)
+    return p
+
+
+#: The commands kept in modules of their own, and the commands each adds (named here so that a
+#: command whose extra is not installed still shows, saying what to install).
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "graph_router.manifests.cli": ("manifests", "rollout"),
+    "graph_router.modelhost.cli": ("models",),
+    "graph_router.modelhost.quickstart": ("quickstart",),
+    "graph_router.planner.cli": ("plan",),
+}
+#: Third-party packages only an extra installs, by top-level name, and that extra.
+EXTRAS = {"grpc": "grpc", "grpc_health": "grpc", "grpc_reflection": "grpc", "google": "grpc",
+          "matplotlib": "plan", "uvloop": "fast", "msgspec": "fast"}
+
+
+def _register_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add each module's commands. A module that needs a missing extra gets a stand-in command naming
+    the extra; any other ImportError (our own code, a core dependency) is a bug and propagates."""
+    import importlib
+
+    for name, commands in SUBCOMMANDS.items():
         try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            package = (exc.name or "").partition(".")[0]
+            extra = EXTRAS.get(package)
+            if extra is None:
+                raise
+            for command in commands:
+                _add_needs_extra(sub, command, package, extra)
             continue
         module.register(sub)
-    return p
+
+
+def _add_needs_extra(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, missing: str,
+                     extra: str) -> None:
+    install = f"pip install 'graph-router[{extra}]'"
+    p = sub.add_parser(command, help=f"(needs the {extra} extra: {install})", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def explain(_args: argparse.Namespace) -> int:
+        print(f"error: graph-router {command} needs the {extra} extra ({missing} is not installed): {install}",
+              file=sys.stderr)
+        return 2
+
+    p.set_defaults(func=explain)
 
 
 def _positive_int(text: str) -> int:
@@ -353,12 +393,9 @@ def serve_config(args: argparse.Namespace) -> Any:
         prewarm=parse_prewarm(args.prewarm, args.prewarm_idle, args.prewarm_timeout),
         grpc_port=args.grpc_port,
     )
-    try:
-        from .telemetry import telemetry_factory
-    except ImportError:
-        pass
-    else:
-        cfg.telemetry_factory = telemetry_factory
+    from .telemetry import telemetry_factory
+
+    cfg.telemetry_factory = telemetry_factory
     return cfg
 
 
@@ -472,12 +509,9 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    try:
-        from .telemetry import TraceIdFilter
-    except ImportError:
-        pass
-    else:
-        handler.addFilter(TraceIdFilter())
+    from .telemetry import TraceIdFilter
+
+    handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
