@@ -310,16 +310,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     for h in args.header:
         name, _, value = h.partition(":")
         headers.append((name.strip(), value.strip()))
+    services = parse_services(args.service)
+    notice = RetryNotice(doc, services, None if args.no_default_retry else args.default_retry_window,
+                         attempts=args.log_level == "debug")
+    retry_log = logging.getLogger("graph_router.retry")
+    retry_log.addFilter(notice)
 
     async def go() -> Any:
-        async with GraphRouter([doc], services=parse_services(args.service), namespace=args.namespace,
+        async with GraphRouter([doc], services=services, namespace=args.namespace,
                                protocol=args.protocol, propagate_headers=_propagate_env(),
                                default_retry=not args.no_default_retry,
                                default_retry_window=args.default_retry_window,
                                follow_redirects=args.follow_redirects) as router:
             return await router.infer(body, headers)
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    finally:
+        retry_log.removeFilter(notice)
     print(f"status: {result.status}")
     print(f"route: {result.route or '-'}")
     try:
@@ -327,6 +335,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError:
         sys.stdout.buffer.write(result.body + b"\n")
     return 0 if 200 <= result.status <= 299 else 1
+
+
+class RetryNotice(logging.Filter):
+    """``run``: one line on stderr the first time a backend's call is retried (say, it refuses while it
+    starts), so a one-shot request does not sit silent; the per-attempt log lines only at debug level."""
+
+    def __init__(self, doc: GraphDocument, services: dict[str, str], window: float | None, *,
+                 attempts: bool = False) -> None:
+        super().__init__()
+        self.names = {url: name for name, url in services.items()}
+        steps = [s for n in doc.spec.nodes.values() for s in n.steps]
+        self.own_policy = doc.spec.default_retry is not None or any(s.retry is not None for s in steps)
+        self.window = window
+        self.attempts = attempts
+        self.told: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) < 3:
+            return True
+        target, outcome = str(args[0]), str(args[2])
+        if target not in self.told:
+            self.told.add(target)
+            who = f"{self.names[target]} ({target})" if target in self.names else target
+            why = "connection refused" if outcome == "backend_connect" else f"answered {outcome}"
+            if self.own_policy:
+                how = "retrying as the graph's retry policy says"
+            elif self.window is not None:
+                how = f"retrying for up to {self.window:g} s while it starts (--default-retry-window)"
+            else:
+                how = "retrying"
+            print(f"run: {who}: {why}; {how}...", file=sys.stderr, flush=True)
+        return self.attempts
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
