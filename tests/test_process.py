@@ -213,3 +213,25 @@ async def test_kserve_auth_and_tls_flags_are_accepted_with_a_warning(
     assert ("WARNING graph_router.cli: --enable-auth (KServe's SubjectAccessReview auth) is not supported; "
             "use --auth-token-file for bearer-token auth") in log
     assert "WARNING graph_router.cli: --enable-tls is not supported; terminate TLS in the mesh or ingress" in log
+
+
+async def test_ctrl_c_to_the_process_group_keeps_the_drain_with_workers(
+        tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    import os
+    import time
+
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--workers", "2", "--drain-seconds", "2", "--log-format", "text")
+    for _ in range(100):  # both workers up
+        if rp.log().count("serving 1 graph") == 2:
+            break
+        await asyncio.sleep(0.1)
+    started = time.monotonic()
+    os.killpg(rp.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: supervisor and workers get it
+    await asyncio.sleep(0.8)
+    assert rp.proc.poll() is None and (await get(rp.url + "/readyz"))[0] == 503
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert time.monotonic() - started >= 1.9, log
+    assert log.count("SIGINT received: draining (readyz 503) for 2s") == 2 and "again" not in log, log
