@@ -1,6 +1,6 @@
 """``graph-router models serve|list``: the example model host from the shell.
 
-The lead's ``cli`` calls :func:`register`; each subcommand sets ``func(args) -> int`` (exit code).
+``graph_router.cli`` calls :func:`register`; each subcommand sets ``func(args) -> int`` (exit code).
 """
 
 from __future__ import annotations
