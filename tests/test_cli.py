@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,12 @@ spec:
         - serviceName: b
           condition: predictions.#(label=="dog")
 """
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -133,8 +140,6 @@ def test_serve_help_shows_the_kserve_compatibility_flags() -> None:
 def test_run_says_it_is_waiting_for_a_refusing_backend(tmp_path: Path) -> None:
     import time
 
-    from .conftest import free_port
-
     g = tmp_path / "g.yaml"
     g.write_text(GOOD)
     url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"  # nothing listens there
@@ -159,8 +164,6 @@ def test_run_says_it_is_waiting_for_a_refusing_backend(tmp_path: Path) -> None:
 
 
 def test_run_with_debug_logs_every_attempt_too(tmp_path: Path) -> None:
-    from .conftest import free_port
-
     g = tmp_path / "g.yaml"
     g.write_text(GOOD)
     url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"

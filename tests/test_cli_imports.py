@@ -10,10 +10,11 @@ import sys
 import textwrap
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 from graph_router.cli import EXTRAS, SUBCOMMANDS, build_parser
 
-from .conftest import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 #: Run ``graph_router.cli.main(argv)`` with one module replaced by code of our choosing.
 REPLACE = textwrap.dedent('''

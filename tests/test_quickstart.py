@@ -10,13 +10,16 @@ import re
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import aiohttp
 
 from graph_router.modelhost.quickstart import describe, examples, find_example, router_argv
 
 from .test_cli import cli
-from .test_examples import GRAPHS, ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPHS = ROOT / "graphs"
 
 
 def _free_port() -> int:
