@@ -23,7 +23,7 @@ import orjson
 from . import __version__
 from .backend import DEFAULT_RETRY_WINDOW
 from .errors import ListenError, Problem, SpecError
-from .loader import load_graph_json, load_graphs
+from .loader import find_graphs, load_graph_json, load_graphs
 from .spec import GraphDocument
 
 if TYPE_CHECKING:
@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     v = sub.add_parser("validate", help="check graph files; exit 2 listing every problem")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("files", nargs="+", metavar="FILE|DIR",
+                   help="graph files, or directories: read recursively, their files that hold no graph "
+                        "(an example's deploy.yaml, request.json) skipped with a note")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a graph once and print status, route and body")
@@ -83,14 +85,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_flags(s)
     s.set_defaults(func=cmd_serve)
 
-    for mod in ("graph_router.manifests.cli", "graph_router.modelhost.cli", "graph_router.modelhost.quickstart",
-                "graph_router.planner.cli"):
+    _register_subcommands(sub)
+    return p
+
+
+#: The commands kept in modules of their own, and the commands each adds (named here so that a
+#: command whose extra is not installed still shows, saying what to install).
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "graph_router.manifests.cli": ("manifests", "rollout"),
+    "graph_router.modelhost.cli": ("models",),
+    "graph_router.modelhost.quickstart": ("quickstart",),
+    "graph_router.planner.cli": ("plan",),
+}
+#: Third-party packages only an extra installs, by top-level name, and that extra.
+EXTRAS = {"grpc": "grpc", "grpc_health": "grpc", "grpc_reflection": "grpc", "google": "grpc",
+          "matplotlib": "plan", "uvloop": "fast", "msgspec": "fast"}
+
+
+def _register_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add each module's commands. A module that needs a missing extra gets a stand-in command naming
+    the extra; any other ImportError (our own code, a core dependency) is a bug and propagates."""
+    import importlib
+
+    for name, commands in SUBCOMMANDS.items():
         try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            package = (exc.name or "").partition(".")[0]
+            extra = EXTRAS.get(package)
+            if extra is None:
+                raise
+            for command in commands:
+                _add_needs_extra(sub, command, package, extra)
             continue
         module.register(sub)
-    return p
+
+
+def _add_needs_extra(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, missing: str,
+                     extra: str) -> None:
+    install = f"pip install 'graph-router[{extra}]'"
+    p = sub.add_parser(command, help=f"(needs the {extra} extra: {install})", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def explain(_args: argparse.Namespace) -> int:
+        print(f"error: graph-router {command} needs the {extra} extra ({missing} is not installed): {install}",
+              file=sys.stderr)
+        return 2
+
+    p.set_defaults(func=explain)
 
 
 def _positive_int(text: str) -> int:
@@ -131,7 +173,8 @@ def _add_backend_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_serve_flags(s: argparse.ArgumentParser) -> None:
-    s.add_argument("paths", nargs="*", metavar="FILE|DIR")
+    s.add_argument("paths", nargs="*", metavar="FILE|DIR",
+                   help="graph files, or directories: read recursively, files that hold no graph skipped")
     s.add_argument("--graph-json", help="KServe drop-in: the graph spec as a JSON string")
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8080)
@@ -162,10 +205,15 @@ def _add_serve_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--tracing", choices=("auto", "off", "console", "otlp"), default="auto",
                    help="auto: OTLP when OTEL_EXPORTER_OTLP_* is set, else off")
     _add_prewarm_flags(s)
-    # accepted for KServe drop-in compatibility (its controller passes them to the router image)
-    s.add_argument("--inferencegraph-name", help=argparse.SUPPRESS)
-    s.add_argument("--enable-auth", action="store_true", help=argparse.SUPPRESS)
-    s.add_argument("--enable-tls", action="store_true", help=argparse.SUPPRESS)
+    kserve = s.add_argument_group("KServe compatibility", "flags KServe's controller passes to the router image")
+    kserve.add_argument("--inferencegraph-name", metavar="NAME",
+                        help="the name of the --graph-json graph (default 'graph'); ignored with graph files, "
+                             "which carry their own names")
+    kserve.add_argument("--enable-auth", action="store_true",
+                        help="accepted and ignored with a warning: KServe's SubjectAccessReview auth is not "
+                             "supported; use --auth-token-file")
+    kserve.add_argument("--enable-tls", action="store_true",
+                        help="accepted and ignored with a warning: terminate TLS in the mesh or ingress")
     _add_backend_flags(s)
 
 
@@ -211,8 +259,10 @@ def parse_prewarm(mode: str, idle: Sequence[str], timeout: float) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    docs = load_graphs(args.files)
-    for d in docs:
+    found = find_graphs(args.files)
+    for note in found.skipped:
+        print(f"note: {note}")
+    for d in found.graphs:
         nodes = len(d.spec.nodes)
         steps = sum(len(n.steps) for n in d.spec.nodes.values())
         print(f"ok: {d.source}: graph {d.name!r} ({nodes} nodes, {steps} steps)")
@@ -264,16 +314,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     for h in args.header:
         name, _, value = h.partition(":")
         headers.append((name.strip(), value.strip()))
+    services = parse_services(args.service)
+    notice = RetryNotice(doc, services, None if args.no_default_retry else args.default_retry_window,
+                         attempts=args.log_level == "debug")
+    retry_log = logging.getLogger("graph_router.retry")
+    retry_log.addFilter(notice)
 
     async def go() -> Any:
-        async with GraphRouter([doc], services=parse_services(args.service), namespace=args.namespace,
+        async with GraphRouter([doc], services=services, namespace=args.namespace,
                                protocol=args.protocol, propagate_headers=_propagate_env(),
                                default_retry=not args.no_default_retry,
                                default_retry_window=args.default_retry_window,
                                follow_redirects=args.follow_redirects) as router:
             return await router.infer(body, headers)
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    finally:
+        retry_log.removeFilter(notice)
     print(f"status: {result.status}")
     print(f"route: {result.route or '-'}")
     try:
@@ -281,6 +339,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError:
         sys.stdout.buffer.write(result.body + b"\n")
     return 0 if 200 <= result.status <= 299 else 1
+
+
+class RetryNotice(logging.Filter):
+    """``run``: one line on stderr the first time a backend's call is retried (say, it refuses while it
+    starts), so a one-shot request does not sit silent; the per-attempt log lines only at debug level."""
+
+    def __init__(self, doc: GraphDocument, services: dict[str, str], window: float | None, *,
+                 attempts: bool = False) -> None:
+        super().__init__()
+        self.names = {url: name for name, url in services.items()}
+        steps = [s for n in doc.spec.nodes.values() for s in n.steps]
+        self.own_policy = doc.spec.default_retry is not None or any(s.retry is not None for s in steps)
+        self.window = window
+        self.attempts = attempts
+        self.told: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) < 3:
+            return True
+        target, outcome = str(args[0]), str(args[2])
+        if target not in self.told:
+            self.told.add(target)
+            who = f"{self.names[target]} ({target})" if target in self.names else target
+            why = "connection refused" if outcome == "backend_connect" else f"answered {outcome}"
+            if self.own_policy:
+                how = "retrying as the graph's retry policy says"
+            elif self.window is not None:
+                how = f"retrying for up to {self.window:g} s while it starts (--default-retry-window)"
+            else:
+                how = "retrying"
+            print(f"run: {who}: {why}; {how}...", file=sys.stderr, flush=True)
+        return self.attempts
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -492,12 +583,9 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    try:
-        from .telemetry import TraceIdFilter
-    except ImportError:
-        pass
-    else:
-        handler.addFilter(TraceIdFilter())
+    from .telemetry import TraceIdFilter
+
+    handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

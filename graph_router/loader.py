@@ -2,15 +2,23 @@
 
 Accepted: a whole ``InferenceGraph`` resource, a bare spec (a mapping with ``nodes``), a file of
 several YAML documents (documents of other kinds, e.g. the InferenceServices of a KServe sample,
-are skipped), or a ``--graph-json`` string. Checks are KServe's webhook checks with KServe's
-messages, plus ours (see README "Deviations").
+are skipped), a directory, or a ``--graph-json`` string. Checks are KServe's webhook checks with
+KServe's messages, plus ours (see the docs' "Deviations").
+
+A file named on its own must hold a graph. In a directory (read recursively, hidden entries left
+out) every ``.yaml``/``.yml``/``.json`` file is read, and one that holds no graph document, such
+as an example's ``deploy.yaml`` or ``request.json``, is skipped with a note saying why; a file
+that does hold one is checked in full.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +28,84 @@ from pydantic import ValidationError
 
 from .errors import Problem, SpecError
 from .spec import GraphDocument, GraphSpec
-from .validation import SpecChecker, did_you_mean
+from .spec_checks import SpecChecker, did_you_mean
 
 GRAPH_KIND = "InferenceGraph"
 GRAPH_API_VERSIONS = ("serving.kserve.io/v1alpha1",)
 GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
 _NAME_SANITISE = re.compile(r"[^a-z0-9-]+")
+#: No graph lives there, and walking them costs (``graph-router validate .`` in a checkout).
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
+
+log = logging.getLogger("graph_router.loader")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file found in a directory that holds no graph document, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: skipped, {self.reason}"
+
+
+@dataclass
+class Found:
+    """What :func:`find_graphs` loaded, and the files of directories it skipped."""
+
+    graphs: list[GraphDocument] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def load_graphs(paths: Iterable[str | Path]) -> list[GraphDocument]:
-    """Load every graph in ``paths`` (files or directories). Raises one SpecError listing all problems."""
-    docs: list[GraphDocument] = []
+    """Load every graph in ``paths`` (files or directories). Raises one SpecError listing all problems.
+
+    Files of a directory that hold no graph document are skipped, each logged at info level.
+    """
+    found = find_graphs(paths)
+    for note in found.skipped:
+        log.info("%s", note)
+    return found.graphs
+
+
+def find_graphs(paths: Iterable[str | Path]) -> Found:
+    """:func:`load_graphs`, also returning the directories' files that were skipped (for the CLI's notes)."""
+    found = Found()
     errors: list[SpecError] = []
-    for path in _expand(paths, errors):
+    #: per directory named: (graph files, skipped files, broken files)
+    tally: dict[Path, list[int]] = {}
+    for path, directory in _expand(paths, errors):
+        counts = tally.setdefault(directory, [0, 0, 0]) if directory is not None else [0, 0, 0]
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             errors.append(SpecError(Problem("", f"cannot read file: {exc}"), source=str(path)))
+            counts[2] += 1
             continue
         try:
-            docs.extend(load_graph_text(text, source=str(path)))
+            raw_docs = _parse(text, source=str(path))
+            reason = _not_a_graph(raw_docs) if directory is not None else None
+            if reason is not None:
+                found.skipped.append(Skipped(str(path), reason))
+                counts[1] += 1
+                continue
+            found.graphs.extend(_build_all(raw_docs, source=str(path)))
+            counts[0] += 1
         except SpecError as exc:
             errors.append(exc)
+            counts[2] += 1
+    for directory, (graphs, skipped, broken) in tally.items():
+        if not graphs and not broken:  # (a broken graph file's problems say enough)
+            inside = [str(s) for s in found.skipped if Path(s.source).is_relative_to(directory)]
+            shown = "; ".join(inside[:5]) + (f"; and {skipped - 5} more" if skipped > 5 else "")
+            errors.append(SpecError(Problem("", f"no graph found: expected a file holding kind: {GRAPH_KIND} or a "
+                                                f"bare spec with 'nodes' ({shown})"), source=str(directory)))
     if errors:
         raise SpecError.merge(errors)
-    _check_unique_names(docs)
-    return docs
+    _check_unique_names(found.graphs)
+    return found
 
 
 def load_graph_json(text: str, *, name: str = "graph") -> GraphDocument:
@@ -59,6 +119,11 @@ def load_graph_json(text: str, *, name: str = "graph") -> GraphDocument:
 
 def load_graph_text(text: str, *, source: str = "<string>") -> list[GraphDocument]:
     """Parse YAML (a superset of JSON) with possibly several documents."""
+    return _build_all(_parse(text, source=source), source=source)
+
+
+def _parse(text: str, *, source: str) -> list[Any]:
+    """The file's YAML documents (empty ones left out), checked to be what JSON can hold."""
     try:
         raw_docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -71,6 +136,10 @@ def load_graph_text(text: str, *, source: str = "<string>") -> list[GraphDocumen
     problem = _check_tree(raw_docs)
     if problem is not None:
         raise SpecError(Problem("", problem), source=source)
+    return raw_docs
+
+
+def _build_all(raw_docs: list[Any], *, source: str) -> list[GraphDocument]:
     graphs: list[GraphDocument] = []
     errors: list[SpecError] = []
     stem = Path(source).stem if source not in ("<string>", "-") else "graph"
@@ -91,6 +160,29 @@ def load_graph_text(text: str, *, source: str = "<string>") -> list[GraphDocumen
             source=source,
         )
     return graphs
+
+
+def _is_graph(data: Any) -> bool:
+    """An InferenceGraph resource, or a bare spec (or a resource missing its ``kind``) with ``nodes``."""
+    if not isinstance(data, Mapping):
+        return False
+    if "kind" in data:
+        return bool(data["kind"] == GRAPH_KIND)
+    spec = data.get("spec")
+    return "nodes" in data or (isinstance(spec, Mapping) and "nodes" in spec)
+
+
+def _not_a_graph(raw_docs: list[Any]) -> str | None:
+    """Why a directory's file is skipped: None when one of its documents is a graph."""
+    if any(_is_graph(d) for d in raw_docs):
+        return None
+    if not raw_docs:
+        return "empty"
+    kinds = sorted({str(d["kind"]) for d in raw_docs if isinstance(d, Mapping) and "kind" in d})
+    if kinds:
+        return f"not an InferenceGraph (kind: {', '.join(kinds)})"
+    what = "a mapping" if isinstance(raw_docs[0], Mapping) else f"a {_kind(raw_docs[0])}"
+    return f"not a graph spec ({what} without kind: {GRAPH_KIND} or 'nodes')"
 
 
 MAX_VALUES = 100_000
@@ -214,9 +306,11 @@ def _check_unique_names(docs: Sequence[GraphDocument]) -> None:
     problems: list[Problem] = []
     for d in docs:
         if d.name in seen:
+            where = "metadata.name" if d.metadata is not None else "(a bare spec is named after its file)"
             problems.append(
-                Problem(f"{d.source}: metadata.name",
-                        f"graph name {d.name!r} is also used by {seen[d.name]}: graph names must be unique")
+                Problem(f"{d.source}: {where}",
+                        f"graph name {d.name!r} is also used by {seen[d.name]}: graph names must be unique "
+                        "(the name is the URL path /<name>); rename one")
             )
         else:
             seen[d.name] = d.source
@@ -224,16 +318,31 @@ def _check_unique_names(docs: Sequence[GraphDocument]) -> None:
         raise SpecError(problems)
 
 
-def _expand(paths: Iterable[str | Path], errors: list[SpecError]) -> list[Path]:
+def graph_files(directory: str | Path) -> list[Path]:
+    """The ``.yaml``/``.yml``/``.json`` files under ``directory``, recursively, in a stable order.
+
+    Hidden files and directories (``.git``, ``.venv``) are left out; symbolic links to directories
+    are not followed (no loops).
+    """
     out: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        out.extend(Path(root, f) for f in sorted(files)
+                   if not f.startswith(".") and f.endswith(GRAPH_SUFFIXES) and Path(root, f).is_file())
+    return out
+
+
+def _expand(paths: Iterable[str | Path], errors: list[SpecError]) -> list[tuple[Path, Path | None]]:
+    """Each file to read, and the directory it was found in (None: named on its own, so must be a graph)."""
+    out: list[tuple[Path, Path | None]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix in GRAPH_SUFFIXES and f.is_file())
+            found = graph_files(p)
             if not found:
                 errors.append(SpecError(Problem("", "directory holds no .yaml/.yml/.json file"), source=str(p)))
-            out.extend(found)
+            out.extend((f, p) for f in found)
         elif p.exists():
-            out.append(p)
+            out.append((p, None))
         else:
             errors.append(SpecError(Problem("", "no such file"), source=str(p)))
     return out

@@ -30,7 +30,7 @@ from .http.budget import ByteBudget
 from .http.client import ClientLimits
 from .http.messages import ServerLimits
 from .http.server import start_server
-from .loader import load_graph_json, load_graphs
+from .loader import graph_files, load_graph_json, load_graphs
 from .mirror import Shadows
 from .prewarm import PrewarmSettings
 from .spec import GraphDocument
@@ -40,6 +40,8 @@ log = logging.getLogger("graph_router.process")
 #: The default ``--max-inflight-bytes`` of each worker: with the example pod's 2 workers and 256 MiB,
 #: 2 x (idle RSS + 2 x 32 MiB, the bodies held and one copy each while joined) stays under the limit.
 DEFAULT_INFLIGHT_BYTES = 32 * 1024 * 1024
+#: With workers, a second identical signal this soon after the first is the same one delivered twice.
+ECHO_SECONDS = 0.5
 
 
 @dataclass
@@ -128,7 +130,7 @@ def client_limits(cfg: ServeConfig, budget: ByteBudget | None = None) -> ClientL
 
 
 class Watcher:
-    """Polls the graph files' modification times (``--watch``)."""
+    """Polls the graph files' modification times (``--watch``); a directory's files recursively, as loaded."""
 
     def __init__(self, paths: list[str]) -> None:
         self.paths = [Path(p) for p in paths]
@@ -137,7 +139,7 @@ class Watcher:
     def _stamp(self) -> tuple[tuple[str, float], ...]:
         out: list[tuple[str, float]] = []
         for p in self.paths:
-            files = sorted(p.iterdir()) if p.is_dir() else [p]
+            files = graph_files(p) if p.is_dir() else [p]
             for f in files:
                 try:
                     out.append((str(f), f.stat().st_mtime))
@@ -209,11 +211,18 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     stop = asyncio.Event()
     hurry = asyncio.Event()
 
+    first: list[tuple[str, float]] = []
+
     def on_stop(signame: str) -> None:
         if stop.is_set():
+            # A Ctrl-C reaches a worker twice: the terminal signals the whole process group and the
+            # supervisor forwards what it got. The same signal within ECHO_SECONDS is that one press.
+            if cfg.workers > 1 and first[0][0] == signame and loop.time() - first[0][1] < ECHO_SECONDS:
+                return
             log.info("%s again: ending the drain wait now", signame)
             hurry.set()
             return
+        first.append((signame, loop.time()))
         log.info("%s received: draining (readyz 503) for %gs, then finishing in-flight requests",
                  signame, cfg.drain_seconds)
         app.health.draining = True

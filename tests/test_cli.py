@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 from .conftest import ROOT, Backend, reply
 
@@ -30,6 +32,12 @@ spec:
         - serviceName: b
           condition: predictions.#(label=="dog")
 """
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -115,3 +123,72 @@ def test_serve_limit_flags_refuse_bad_numbers() -> None:
         done = cli("serve", "graphs/ensemble/graph.yaml", flag, value)
         assert done.returncode == 2, done.stderr
         assert f"argument {flag}: {why}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_help_shows_the_kserve_compatibility_flags() -> None:
+    out = cli("serve", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())  # argparse wraps to the terminal's width
+    assert "KServe compatibility: flags KServe's controller passes to the router image" in text
+    assert ("--inferencegraph-name NAME the name of the --graph-json graph (default 'graph'); ignored with graph "
+            "files, which carry their own names") in text
+    assert ("--enable-auth accepted and ignored with a warning: KServe's SubjectAccessReview auth is not "
+            "supported; use --auth-token-file") in text.replace("--auth- token-file", "--auth-token-file")
+    assert "--enable-tls accepted and ignored with a warning: terminate TLS in the mesh or ingress" in text
+
+
+def test_run_says_it_is_waiting_for_a_refusing_backend(tmp_path: Path) -> None:
+    import time
+
+    g = tmp_path / "g.yaml"
+    g.write_text(GOOD)
+    url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"  # nothing listens there
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "graph_router", "run", str(g), "--data", "{}", "--service",
+                             f"a={url}", "--default-retry-window", "4"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line == (f"run: a ({url}): connection refused; retrying for up to 4 s while it starts "
+                        "(--default-retry-window)...\n")
+        assert proc.poll() is None and time.monotonic() - started < 4  # said while still waiting
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and out.startswith("status: 500\nroute: root>first:a\n")
+    assert err == ""  # once per backend; the per-attempt log lines only with --log-level debug
+    assert time.monotonic() - started >= 3
+
+
+def test_run_with_debug_logs_every_attempt_too(tmp_path: Path) -> None:
+    g = tmp_path / "g.yaml"
+    g.write_text(GOOD)
+    url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"
+    out = cli("run", str(g), "--data", "{}", "--service", f"a={url}", "--default-retry-window", "0.5",
+              "--log-level", "debug", "--log-format", "text")
+    lines = out.stderr.splitlines()
+    assert [x for x in lines if x.startswith("run: ")] == [
+        f"run: a ({url}): connection refused; retrying for up to 0.5 s while it starts (--default-retry-window)..."]
+    assert any(x.startswith(f"INFO graph_router.retry: retrying {url}: attempt 1 got backend_connect") for x in lines)
+
+
+def test_retry_notice_names_the_graphs_own_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from graph_router.cli import RetryNotice
+    from graph_router.loader import load_graph_text
+
+    [doc] = load_graph_text(GOOD.replace("spec:\n", "spec:\n  defaultRetry: {maxRetries: 2}\n"))
+    notice = RetryNotice(doc, {"b": "http://b/"}, 5.0)
+
+    def record(*args: object) -> logging.LogRecord:
+        return logging.LogRecord("graph_router.retry", logging.INFO, __file__, 1, "retrying %s: attempt %d got %s; "
+                                 "next attempt in %.3fs", args, None)
+
+    assert notice.filter(record("http://b/", 1, "503", 0.1)) is False
+    assert notice.filter(record("http://b/", 2, "503", 0.2)) is False
+    assert notice.filter(logging.LogRecord("x", logging.INFO, __file__, 1, "other", None, None)) is True
+    assert capsys.readouterr().err == "run: b (http://b/): answered 503; retrying as the graph's retry policy says...\n"

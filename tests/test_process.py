@@ -158,3 +158,80 @@ async def test_one_access_log_line_per_request(tmp_path: Path, backend_factory: 
     assert [(x["graph"], x["method"], x["path"], x["status"], x["route"]) for x in lines] == [
         ("g", "POST", f"/p{i}", 200, "root>0:a") for i in range(3)]
     assert all(x["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and x["duration_ms"] > 0 for x in lines)
+
+
+async def test_serve_the_examples_directory_with_two_workers(
+        backend_factory: Callable[[], Awaitable[Backend]], router_process: Callable[..., RouterProcess]) -> None:
+    from .test_graph_dirs import example_graph_names
+
+    b = await backend_factory()
+    b.default = reply(200, {"predictions": [1]})
+    services = [f"--service={name}={b.predict_url(name)}" for name in ("preprocessor", "classifier", "postprocessor")]
+    rp = router_process("graphs/", "--workers", "2", "--drain-seconds", "0", "--log-format", "text", *services)
+    status, body = await get(rp.url + "/graphs")
+    assert status == 200
+    assert {g["name"] for g in orjson.loads(body)["graphs"]} == example_graph_names()
+    status, body = await post(rp.url + "/graphs/sequential-pipeline", {"instances": [[1, 2]]})
+    assert (status, orjson.loads(body)) == (200, {"predictions": [1]})
+    predicts = [r.path for r in b.seen if r.path.endswith(":predict")]  # (the others are warm-up GETs)
+    assert predicts == [f"/v1/models/{n}:predict" for n in ("preprocessor", "classifier", "postprocessor")]
+    for _ in range(100):  # the second worker may still be importing when the first answers
+        if rp.log().count(f"serving {len(example_graph_names())} graph(s)") == 2:
+            break
+        await asyncio.sleep(0.1)
+    log = rp.log()
+    assert log.count(f"serving {len(example_graph_names())} graph(s)") == 2, log
+    assert ("graph_router.loader: graphs/ensemble/deploy.yaml: skipped, not a graph spec (a mapping without "
+            "kind: InferenceGraph or 'nodes')") in log
+    rp.signal(signal.SIGINT)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert log.count("SIGINT received: draining") == 2 and "SIGTERM" not in log, log
+
+
+async def test_ctrl_c_is_logged_as_sigint(tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--drain-seconds", "0", "--log-format", "text")
+    rp.signal(signal.SIGINT)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert "INFO graph_router.process: SIGINT received: draining (readyz 503) for 0s" in log and "SIGTERM" not in log
+
+
+async def test_kserve_auth_and_tls_flags_are_accepted_with_a_warning(
+        tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--enable-auth", "--enable-tls", "--inferencegraph-name", "ignored",
+                        "--drain-seconds", "0", "--log-format", "text")
+    status, body = await get(rp.url + "/graphs")
+    assert status == 200 and [g["name"] for g in orjson.loads(body)["graphs"]] == ["g"]
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert ("WARNING graph_router.cli: --enable-auth (KServe's SubjectAccessReview auth) is not supported; "
+            "use --auth-token-file for bearer-token auth") in log
+    assert "WARNING graph_router.cli: --enable-tls is not supported; terminate TLS in the mesh or ingress" in log
+
+
+async def test_ctrl_c_to_the_process_group_keeps_the_drain_with_workers(
+        tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    import os
+    import time
+
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--workers", "2", "--drain-seconds", "2", "--log-format", "text")
+    for _ in range(100):  # both workers up
+        if rp.log().count("serving 1 graph") == 2:
+            break
+        await asyncio.sleep(0.1)
+    started = time.monotonic()
+    os.killpg(rp.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: supervisor and workers get it
+    await asyncio.sleep(0.8)
+    assert rp.proc.poll() is None and (await get(rp.url + "/readyz"))[0] == 503
+    assert await asyncio.to_thread(rp.wait, 20) == 0
+    log = rp.log()
+    assert time.monotonic() - started >= 1.9, log
+    assert log.count("SIGINT received: draining (readyz 503) for 2s") == 2 and "again" not in log, log

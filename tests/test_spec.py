@@ -204,3 +204,25 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
     text = info.value.render()
     assert f"{f}: nodes: root node not found" in text
     assert f"{tmp_path / 'missing.yaml'}: no such file" in text
+
+
+def test_a_field_from_another_router_gets_a_hint_by_shared_word() -> None:
+    spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "a"}, {"nextNode": "b"}]},
+                      "b": {"type": "Sequence", "steps": [{"serviceName": "b"}]}}}
+    assert problems(spec) == [  # (yaml.safe_dump sorts the nodes: b first)
+        "nodes.b.type: unknown field (did you mean 'routerType'?)",
+        "nodes.b.routerType: missing: one of Sequence, Switch, Ensemble, Splitter",
+        "nodes.root.steps[1].nextNode: unknown field (did you mean 'nodeName'?)",
+        'nodes.root.steps[1]: Step 1 ("") in node "root" of InferenceGraph "g" does not specify an inference target',
+    ]
+    with pytest.raises(SpecError) as info:
+        load_graph_text(yaml.safe_dump(spec), source="g.yaml")
+    assert "\n  - nodes.root.steps[1].nextNode: unknown field (did you mean 'nodeName'?)\n" in info.value.render()
+
+
+def test_no_hint_when_a_word_is_shared_by_several_fields() -> None:
+    from graph_router.spec_checks import STEP_FIELDS, did_you_mean
+
+    assert did_you_mean("url", STEP_FIELDS) == ""  # serviceUrl or warmupUrl: no guess
+    assert did_you_mean("next_node", STEP_FIELDS) == " (did you mean 'nodeName'?)"
+    assert did_you_mean("endpoint", STEP_FIELDS) == ""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from ..errors import Problem, SpecError
-from ..validation import did_you_mean
+from ..spec_checks import did_you_mean
 
 DEFAULT_ROUTER_IMAGE = "ghcr.io/graph-router/graph-router:0.1.0"
 #: KServe's model servers answer gRPC on 8081; Knative routes HTTP/2 cleartext to a port named ``h2c``.

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from ..errors import Problem
-from ..validation import SpecChecker
+from ..spec_checks import SpecChecker
 from . import rules
 from .rules import AUTOSCALING
 

@@ -3,7 +3,10 @@
 Starts the example's models (``python -m graph_router.modelhost serve``) and the router
 (``python -m graph_router serve graphs/<example>/graph.yaml --service name=URL ...``) as child
 processes, waits until both are ready, prints the request to try, and on Ctrl-C (SIGINT) or
-SIGTERM stops both and exits 0.
+SIGTERM stops both with the same signal and exits 0.
+
+The terminal shows one format: readable text. The router's logs are text and its access log
+(one JSON line per request, for log collectors) is off here; ``graph-router serve`` keeps it.
 """
 
 from __future__ import annotations
@@ -51,10 +54,23 @@ class QuickstartError(Exception):
     """Something the user can fix (unknown example, a port in use); printed without a traceback."""
 
 
+#: Stands for the list of examples in ``quickstart --help``, found only when the help is shown.
+EXAMPLES_EPILOG = "(the examples)"
+
+
+class _HelpWithExamples(argparse.RawDescriptionHelpFormatter):
+    def add_text(self, text: str | None) -> None:
+        super().add_text(examples_help() if text == EXAMPLES_EPILOG else text)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``quickstart [EXAMPLE] [--port] [--models-port]`` to the ``graph-router`` parser."""
-    q = subparsers.add_parser("quickstart", help="run an example graph and its models locally")
-    q.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE, help=f"default: {DEFAULT_EXAMPLE}")
+    q = subparsers.add_parser("quickstart", help="run an example graph and its models locally",
+                              description="Run an example graph and the models it calls on this machine,\n"
+                                          "print a request to try, and stop both on Ctrl-C.",
+                              epilog=EXAMPLES_EPILOG, formatter_class=_HelpWithExamples)
+    q.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE,
+                   help=f"which example (listed below; default: {DEFAULT_EXAMPLE})")
     q.add_argument("--port", type=int, default=8080, help="router port (default 8080)")
     q.add_argument("--models-port", type=int, default=9000, help="model host port (default 9000)")
     q.add_argument("--serverless", action="store_true",
@@ -84,6 +100,38 @@ def graph_dirs() -> list[Path]:
 def examples() -> list[str]:
     names = {p.name for d in graph_dirs() for p in d.iterdir() if (p / "graph.yaml").is_file()}
     return sorted(names)
+
+
+def describe(example_dir: Path) -> str:
+    """The first sentence of the comment that opens the example's ``graph.yaml``, shortened."""
+    words: list[str] = []
+    with contextlib.suppress(OSError, UnicodeDecodeError), (example_dir / "graph.yaml").open(encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            words += line.lstrip("#").split()
+    text = " ".join(words)
+    end = text.find(". ")
+    text = text[:end + 1] if end >= 0 else text
+    return text if len(text) <= 56 else text[:53].rsplit(" ", 1)[0] + "..."
+
+
+def examples_help() -> str:
+    """The examples ``quickstart`` can run, each with what it shows (for ``--help``)."""
+    try:
+        names = examples()
+    except OSError:
+        names = []
+    if not names:
+        return ("examples: none found. They are looked for in ./graphs/<example>/graph.yaml and in the "
+                "checkout graph-router was installed from; run from a clone of the repository.")
+    lines = ["examples (graphs/<example>/graph.yaml):"]
+    for name in names:
+        example_dir = find_example(name)
+        missing = [s for s in service_names(example_dir / "graph.yaml") if s not in EXAMPLE_MODELS]
+        what = f"manifests only: needs {', '.join(missing)}" if missing else describe(example_dir)
+        lines.append(f"  {name:<20} {what}")
+    return "\n".join(lines)
 
 
 def find_example(example: str) -> Path:
@@ -134,10 +182,11 @@ def _start(what: str, argv: list[str]) -> Child:
     return Child(what, proc)
 
 
-def _stop(children: list[Child]) -> None:
+def _stop(children: list[Child], sig: int = signal.SIGTERM) -> None:
+    """Stop the children with ``sig`` (the one we got: a Ctrl-C is logged by them as SIGINT), then wait."""
     for child in children:
         if child.proc.poll() is None:
-            child.proc.terminate()
+            child.proc.send_signal(sig)
     deadline = time.monotonic() + STOP_TIMEOUT
     for child in children:
         try:
@@ -179,8 +228,9 @@ def _wait_ready(child: Child, url: str, stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
+def _signals(stop: threading.Event, received: list[int]) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -223,8 +273,9 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000, g
         print(f"graph-router quickstart: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
+    received: list[int] = []
     children: list[Child] = []
-    with _signals(stop):
+    with _signals(stop, received):
         try:
             grpc = Grpc(grpc_services(example_dir), grpc_port, models_port + 1)
             if serverless is not None:
@@ -234,7 +285,7 @@ def run_quickstart(example: str, *, port: int = 8080, models_port: int = 9000, g
             print(f"graph-router quickstart: {exc}", file=sys.stderr)
             return 1
         finally:
-            _stop(list(reversed(children)))
+            _stop(list(reversed(children)), received[0] if received else signal.SIGTERM)
             print("quickstart: stopped", flush=True)
 
 
@@ -261,9 +312,10 @@ def model_host_argv(services: list[str], models_port: int, grpc: Grpc = NO_GRPC,
 
 def router_argv(graph_file: Path, services: list[str], port: int, models_port: int, grpc: Grpc = NO_GRPC,
                 extra: list[str] | None = None) -> list[str]:
-    """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop."""
+    """``graph-router serve`` with a ``--service`` override per model; no drain wait on stop; text logs only
+    (the JSON access log is for collectors, not a terminal)."""
     argv = [sys.executable, "-m", "graph_router", "serve", str(graph_file), "--host", "127.0.0.1", *(extra or ())]
-    argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text"]
+    argv += ["--port", str(port), "--drain-seconds", "0", "--log-format", "text", "--no-access-log"]
     if grpc.services:
         argv += ["--grpc-port", str(grpc.port)]
     for name in services:

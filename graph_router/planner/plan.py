@@ -19,7 +19,7 @@ from ..manifests.checks import check_deploy
 from ..manifests.deploy import Autoscaling, DeploySpec, parse_deploy
 from ..manifests.gonum import parse_go_duration
 from ..spec import GraphDocument
-from ..validation import did_you_mean
+from ..spec_checks import did_you_mean
 from .fanout import Scenario, calls_per_request, leaves, scenarios
 from .settings import DEFAULT_COLD_START_S, DEFAULT_SERVICE_TIME_S, Cluster, Model, ServiceSettings, kpa_for
 from .simulate import Progress, Result, simulate

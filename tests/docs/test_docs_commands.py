@@ -188,14 +188,13 @@ def test_page_commands_run_as_written(page: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="directory loading")
 def test_serving_directory_commands_run_as_written(tmp_path: Path) -> None:
     """`serve graphs/` and `validate graphs/ensemble/` need directories of examples to load their graphs only."""
     run_page("serving.md", tmp_path, directories=True)
 
 
 def test_the_pages_hold_directory_commands_and_answers() -> None:
-    """The xfail above has something to run, and every page checks at least one answer."""
+    """The directory test above has something to run, and every page checks at least one answer."""
     directory = [c for b, _ in steps("serving.md", directories=True) for c in commands(b) if DIRECTORY.search(c)]
     assert len(directory) == 2, directory
     for page in PAGES:

@@ -34,14 +34,30 @@ SCALE_METRICS = ("cpu", "memory", "concurrency", "rps")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def _words(name: str) -> set[str]:
+    """The words of a camelCase, snake_case or kebab-case name, lower case (``nextNode`` -> next, node)."""
+    return {w.lower() for w in _WORD.findall(name) if len(w) >= 3}
+
+
 def did_you_mean(key: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'serviceUrl'?)`` for near misses, else ''."""
+    """`` (did you mean 'serviceUrl'?)`` for near misses, else ''.
+
+    A spelling slip (difflib) first; else the one known name sharing a word with ``key``, as in
+    ``nextNode`` for ``nodeName``, a field other routers' users reach for.
+    """
     known = list(known)
     for k in known:
         if k.lower() == key.lower():
             return f" (did you mean {k!r}?)"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    words = _words(key)
+    sharing = [k for k in known if words & _words(k)]
+    return f" (did you mean {sharing[0]!r}?)" if len(sharing) == 1 else ""
 
 
 def _type(v: Any) -> str:
