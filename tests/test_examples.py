@@ -25,7 +25,9 @@ from graph_router.mermaid import to_mermaid
 from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import run_quickstart
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support.ports import free_port
+from .support.router import ROOT
+
 GRAPHS = ROOT / "graphs"
 
 SERVICES = {
@@ -325,18 +327,11 @@ def test_quickstart_reports_a_busy_port(capfd: pytest.CaptureFixture[str]) -> No
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         models_port = busy.getsockname()[1]
-        assert run_quickstart("ensemble", port=_free_port(), models_port=models_port) == 2
+        assert run_quickstart("ensemble", port=free_port(), models_port=models_port) == 2
     out, err = capfd.readouterr()
     assert err == (f"graph-router quickstart: port {models_port} for the model host is not free "
                    "(Address already in use); pick another with --models-port\n")
     assert out == ""  # nothing was started, nothing said "ready"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _alive(pid: int) -> bool:
@@ -348,7 +343,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_quickstart_process(tmp_path: Path) -> None:
-    port, models_port = _free_port(), _free_port()
+    port, models_port = free_port(), free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),

@@ -20,7 +20,9 @@ from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
 from graph_router.telemetry import Telemetry
 
-from .conftest import Backend, StartApp, free_port, reply
+from .conftest import StartApp
+from .support.backends import Backend, reply
+from .support.ports import free_port
 from .test_telemetry_metrics import Samples, get, scrape
 
 MakeBackend = Callable[[], Awaitable[Backend]]

@@ -96,22 +96,6 @@ def test_grpc_bench_runs_every_phase() -> None:
         ("direct", 100, 0), ("1 hop", 100, 0), ("Sequence of 3", 100, 0)]
 
 
-def _two_free_ports() -> int:
-    """A port p with p and p + 1 free (the model host's HTTP and gRPC ports)."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            p = a.getsockname()[1]
-            try:
-                b.bind(("127.0.0.1", p + 1))
-            except OSError:
-                continue
-            return int(p)
-    raise AssertionError("no two consecutive free ports")
-
-
 async def test_quickstart_grpc_chain_process() -> None:
     """`graph-router quickstart grpc-chain`: one command; HTTP in and gRPC in both answer; Ctrl-C stops all."""
     import asyncio
@@ -122,9 +106,9 @@ async def test_quickstart_grpc_chain_process() -> None:
 
     from graph_router.grpc.convert import request_from_json, response_to_json
 
-    from ..conftest import free_port
+    from ..support.ports import free_port, free_port_pair
 
-    port, grpc_port, models_port = free_port(), free_port(), _two_free_ports()
+    port, grpc_port, models_port = free_port(), free_port(), free_port_pair()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "graph_router", "quickstart", "grpc-chain", "--port", str(port), "--models-port",

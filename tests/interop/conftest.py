@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ..conftest import ROOT, free_port
+from ..support.ports import free_port
+from ..support.router import ROOT
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0

@@ -15,9 +15,10 @@ import aiohttp
 import orjson
 import pytest
 
-from graph_router.router import GraphRouter
+from graph_router import GraphRouter
 
-from ..conftest import ROOT, free_port
+from ..support.ports import free_port
+from ..support.router import ROOT
 from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server
 
 kserve = import_kserve()
