@@ -20,10 +20,10 @@ from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
 from graph_router.telemetry import Telemetry
 
-from .conftest import StartApp
-from .support.backends import Backend, reply
-from .support.ports import free_port
-from .test_telemetry_metrics import Samples, get, scrape
+from ..conftest import StartApp
+from ..support.backends import Backend, reply
+from ..support.ports import free_port
+from ..test_telemetry_metrics import Samples, get, scrape
 
 MakeBackend = Callable[[], Awaitable[Backend]]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
