@@ -12,14 +12,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from ..support.ports import free_port
-from ..support.router import ROOT
+from ..support.router import ServerProcess, spawn
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
@@ -43,16 +42,8 @@ def import_kserve() -> Any:
 
 
 @dataclass
-class ModelServerProcess:
+class ModelServerProcess(ServerProcess):
     """The model server's address, plus the ``recorder`` model's view of what each model received."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def v1(self, model: str) -> str:
         return f"{self.url}/v1/models/{model}:predict"
@@ -83,9 +74,6 @@ class ModelServerProcess:
     def clear(self) -> None:
         status, body = self.post(self.v1("recorder"), b'{"clear": true}')
         assert status == 200, body
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def wait_model_server(ms: ModelServerProcess, timeout: float = READY_TIMEOUT) -> None:
@@ -122,14 +110,7 @@ def kserve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelSer
     """``python -m tests.interop.kserve_models PORT`` on 127.0.0.1; stopped (process group) after the module."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("kserve") / "model-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.interop.kserve_models", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn([sys.executable, "-m", "tests.interop.kserve_models", str(port)], log_path)
     ms = ModelServerProcess(proc, port, log_path)
     try:
         wait_model_server(ms)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 from graph_router import GraphRouter
 
 from ..support.ports import free_port
-from ..support.router import ROOT
+from ..support.router import ROOT, spawn
 from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server
 
 kserve = import_kserve()
@@ -42,10 +41,8 @@ def kserve_grpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcModelS
     """``python -m tests.interop.kserve_grpc_models HTTP GRPC``: the interop models over REST and gRPC."""
     http_port, grpc_port = free_port(), free_port()
     log_path = tmp_path_factory.mktemp("kserve-grpc") / "model-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.interop.kserve_grpc_models", str(http_port),
-                                 str(grpc_port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc = spawn([sys.executable, "-m", "tests.interop.kserve_grpc_models", str(http_port), str(grpc_port)],
+                 log_path)
     ms = GrpcModelServer(proc, http_port, log_path, grpc_port)
     try:
         wait_model_server(ms)

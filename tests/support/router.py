@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class RouterProcess:
-    """A running ``graph-router serve``."""
+class ServerProcess:
+    """A server process of a test listening on 127.0.0.1, its output in ``log_path``."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -44,6 +44,20 @@ class RouterProcess:
 
     def wait(self, timeout: float = 30) -> int:
         return self.proc.wait(timeout=timeout)
+
+
+def spawn(argv: list[str], log_path: Path, env: Mapping[str, str | None] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` from the repository in its own session (a kill of the group reaches its children),
+    stdout and stderr to ``log_path``; ``env`` is laid over this process's (None removes a variable)."""
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+                                start_new_session=True)
+
+
+@dataclass
+class RouterProcess(ServerProcess):
+    """A running ``graph-router serve``."""
 
     def rss(self) -> int:
         """Resident set size in bytes."""
@@ -77,11 +91,7 @@ def launch_router(*args: str, workdir: Path, env: Mapping[str, str | None] | Non
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"router-{port}.log"
     cmd = [sys.executable, "-m", "graph_router", "serve", *args, "--host", "127.0.0.1", "--port", str(port)]
-    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-                                start_new_session=True)
-    rp = RouterProcess(proc, port, log_path)
+    rp = RouterProcess(spawn(cmd, log_path, env), port, log_path)
     if ready:
         try:
             wait_ready(rp)
