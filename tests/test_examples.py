@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import run_quickstart
 
 from .support.ports import free_port
+from .support.quickstart import start_quickstart, stop_quickstart
 from .support.router import ROOT
 
 GRAPHS = ROOT / "graphs"
@@ -344,34 +344,10 @@ def _alive(pid: int) -> bool:
 
 async def test_quickstart_process(tmp_path: Path) -> None:
     port, models_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graph_router",
-        "quickstart",
-        "sequential-pipeline",
-        "--port",
-        str(port),
-        "--models-port",
-        str(models_port),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc, lines = await start_quickstart("sequential-pipeline", "--port", str(port), "--models-port", str(models_port))
     pids: list[int] = []
     try:
         assert proc.stdout is not None
-        lines: list[str] = []
-        async with asyncio.timeout(45):
-            while not any("Press Ctrl-C to stop." in line for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"quickstart ended early: {lines}"
-                lines.append(line)
         pids = [int(m.group(1)) for line in lines if (m := re.match(r"started .* \(pid (\d+)\)", line))]
         assert len(pids) == 2, lines
         curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
@@ -395,9 +371,7 @@ async def test_quickstart_process(tmp_path: Path) -> None:
         assert rest.endswith("quickstart: stopped\n")
         assert [pid for pid in pids if _alive(pid)] == []
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_quickstart(proc)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

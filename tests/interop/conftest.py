@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import orjson
 import pytest
 
 from ..support.ports import free_port
-from ..support.router import ServerProcess, spawn
+from ..support.router import ServerProcess, spawn, wait_ready
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
@@ -78,18 +77,7 @@ class ModelServerProcess(ServerProcess):
 
 def wait_model_server(ms: ModelServerProcess, timeout: float = READY_TIMEOUT) -> None:
     """Bounded wait for ``GET /v2/health/ready`` (true once every registered model is ready)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ms.proc.poll() is not None:
-            raise AssertionError(f"model server exited with {ms.proc.returncode}:\n{ms.log()}")
-        try:
-            with urllib.request.urlopen(f"{ms.url}/v2/health/ready", timeout=1) as r:
-                if r.status == 200 and orjson.loads(r.read()).get("ready") is True:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"model server not ready after {timeout}s:\n{ms.log()}")
+    wait_ready(ms, timeout, path="/v2/health/ready", ready=lambda body: orjson.loads(body).get("ready") is True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

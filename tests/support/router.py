@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,20 +119,22 @@ def running_router(*args: str, workdir: Path, env: Mapping[str, str | None] | No
         stop_router(rp)
 
 
-def wait_ready(rp: RouterProcess, timeout: float = 20) -> None:
-    """Bounded wait for ``GET /readyz`` to answer 200; fails with the router's log if it exits or never does."""
+def wait_ready(sp: ServerProcess, timeout: float = 20, *, path: str = "/readyz",
+               ready: Callable[[bytes], bool] = lambda _body: True) -> None:
+    """Bounded wait for ``GET path`` to answer 200 (with a body ``ready`` accepts); fails with the process's
+    log if it exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if rp.proc.poll() is not None:
-            raise AssertionError(f"router exited with {rp.proc.returncode}:\n{rp.log()}")
+        if sp.proc.poll() is not None:
+            raise AssertionError(f"{sp.proc.args!r} exited with {sp.proc.returncode}:\n{sp.log()}")
         try:
-            with urllib.request.urlopen(f"{rp.url}/readyz", timeout=1) as r:
-                if r.status == 200:
+            with urllib.request.urlopen(f"{sp.url}{path}", timeout=1) as r:
+                if r.status == 200 and ready(r.read()):
                     return
         except OSError:
             pass
         time.sleep(0.05)
-    raise AssertionError(f"router not ready after {timeout}s:\n{rp.log()}")
+    raise AssertionError(f"{sp.proc.args!r} not ready after {timeout}s:\n{sp.log()}")
 
 
 # --- what a process costs, from /proc -------------------------------------------------------------
