@@ -5,8 +5,6 @@ The names below the imports are re-exported so that ``from .conftest import Back
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,16 +17,13 @@ from .support.backends import Backend, reply
 from .support.graphs import ONE_STEP_GRAPH
 from .support.ports import free_port
 from .support.router import ROOT, RouterProcess, launch_router, stop_router, wait_ready
+from .support.serial import alone_when_serial, run_locks
 
-__all__ = ["ONE_STEP_GRAPH", "ROOT", "Backend", "RouterProcess", "StartApp", "free_port", "reply", "wait_ready"]
+__all__ = ["ONE_STEP_GRAPH", "ROOT", "Backend", "RouterProcess", "StartApp", "alone_when_serial", "free_port", "reply",
+           "run_locks", "wait_ready"]
 
 
-# --- tests that must run alone ---------------------------------------------------------------------
-#
-# The suite runs on every core (pytest-xdist). A test marked ``serial`` measures wall time, CPU or
-# fairness with bounds that another test's load on the same cores would break, so it runs while no
-# other test of the run does: every test holds a shared lock on a file all workers see, a serial test
-# holds it exclusively. A second lock (the turnstile) lets a waiting serial test in before new tests.
+# --- tests that must run alone (see tests/support/serial.py) ---------------------------------------
 
 #: Tests in modules this file does not mark itself (node id prefixes), with why they run alone.
 SERIAL = {
@@ -43,40 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.nodeid.startswith(prefix) for prefix in SERIAL):
             item.add_marker(pytest.mark.serial)
-
-
-@pytest.fixture(scope="session")
-def _run_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int] | None]:
-    """(turnstile, lock) file descriptors shared by this run's workers; None when not under xdist."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield None
-        return
-    shared = tmp_path_factory.getbasetemp().parent  # each worker's basetemp is <run's basetemp>/popen-gwN
-    fds = tuple(os.open(shared / name, os.O_RDWR | os.O_CREAT, 0o600) for name in ("turnstile.lock", "run.lock"))
-    yield fds[0], fds[1]
-    for fd in fds:
-        os.close(fd)
-
-
-@pytest.fixture(autouse=True)
-def _alone_when_serial(request: pytest.FixtureRequest, _run_locks: tuple[int, int] | None) -> Iterator[None]:
-    if _run_locks is None:
-        yield
-        return
-    turnstile, lock = _run_locks
-    serial = request.node.get_closest_marker("serial") is not None
-    fcntl.flock(turnstile, fcntl.LOCK_EX)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
-    finally:
-        if not serial:
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
-    try:
-        yield
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        if serial:
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture

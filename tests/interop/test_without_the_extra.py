@@ -28,7 +28,8 @@ sys.meta_path.insert(0, Hide())
 
 def test_interop_modules_skip_cleanly_without_the_extra(tmp_path: Path) -> None:
     (tmp_path / "sitecustomize.py").write_text(HIDE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+           "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
     here = Path(__file__)
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/interop", "-n", "0", "-p", "no:cacheprovider", "-rs",
