@@ -22,6 +22,7 @@ from graph_router.telemetry import Telemetry
 
 from ..conftest import StartApp
 from ..support.backends import Backend, reply
+from ..support.graphs import graph as resource
 from ..support.ports import free_port
 from ..test_telemetry_metrics import Samples, get, scrape
 
@@ -33,8 +34,7 @@ def graph(mirror: str | None, *, extra: str = "") -> str:
     step = "        - name: score\n          serviceName: real\n"
     if mirror is not None:
         step += f"          mirror: {mirror}\n"
-    return ("apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: g}\nspec:\n"
-            f"{extra}  nodes:\n    root:\n      routerType: Sequence\n      steps:\n{step}")
+    return resource("g", f"    root:\n      routerType: Sequence\n      steps:\n{step}", extra)
 
 
 async def serve(app_server: StartApp, yaml_text: str, services: dict[str, str], *,

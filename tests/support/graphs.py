@@ -15,10 +15,16 @@ def sequence(url: str, step_extra: str = "") -> str:
     return f"    root:\n      routerType: Sequence\n      steps:\n        - serviceUrl: {url}\n{step_extra}"
 
 
+def sequence_of(*services: str) -> str:
+    """``nodes`` for a Sequence calling the services named (``serviceName``) in order."""
+    steps = "".join(f"        - serviceName: {name}\n" for name in services)
+    return f"    root:\n      routerType: Sequence\n      steps:\n{steps}"
+
+
 def one_step_graph(url: str, spec_extra: str = "", step_extra: str = "") -> str:
     """Graph ``g``: one Sequence step calling ``url``."""
     return graph("g", sequence(url, step_extra), spec_extra)
 
 
 #: Graph ``g``: one step calling the service named ``a`` (its URL comes from ``--service a=URL``).
-ONE_STEP_GRAPH = graph("g", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: a\n")
+ONE_STEP_GRAPH = graph("g", sequence_of("a"))
