@@ -16,7 +16,7 @@ import pytest
 from .support.backends import Backend, reply
 from .support.graphs import ONE_STEP_GRAPH
 from .support.ports import free_port
-from .support.router import ROOT, RouterProcess, launch_router, stop_router, wait_ready
+from .support.router import ROOT, RouterProcess, routers, wait_ready
 from .support.serial import alone_when_serial, run_locks
 
 __all__ = ["ONE_STEP_GRAPH", "ROOT", "Backend", "RouterProcess", "StartApp", "alone_when_serial", "free_port", "reply",
@@ -87,16 +87,8 @@ async def app_server() -> AsyncIterator[StartApp]:
 def router_process(tmp_path: Path) -> Iterator[Callable[..., RouterProcess]]:
     """``start(*args, env=..., ready=True)``: ``graph-router serve ARGS`` on a free port (waits for /readyz
     unless ``ready`` is false); every router started is stopped at teardown."""
-    started: list[RouterProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> RouterProcess:
-        rp = launch_router(*args, workdir=tmp_path, env=env, ready=ready)
-        started.append(rp)
-        return rp
-
-    yield start
-    for rp in started:
-        stop_router(rp)
+    with routers(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from ..support.backends import echo_length, raw_backend
-from ..support.router import RouterProcess, launch_router, stop_router
+from ..support.router import RouterProcess, routers
 
 ENVELOPE_ERROR = "Failed to process request"
 #: Two graphs, so a request must name one (``POST /graphs/<name>``): routing is part of what is tested.
@@ -60,19 +60,11 @@ RouterFactory = Callable[..., RouterProcess]
 @pytest.fixture(scope="module")
 def start_router(tmp_path_factory: pytest.TempPathFactory, echo_url: str) -> Iterator[RouterFactory]:
     """Start `graph-router serve` over the two echo graphs (extra flags as arguments); stopped at the end."""
-    started: list[RouterProcess] = []
     base = tmp_path_factory.mktemp("hostile")
     graphs = base / "graphs.yaml"
     graphs.write_text(GRAPHS.format(url=echo_url))
-
-    def start(*args: str) -> RouterProcess:
-        router = launch_router(str(graphs), "--drain-seconds", "0", *args, workdir=base)
-        started.append(router)
-        return router
-
-    yield start
-    for r in started:
-        stop_router(r)
+    with routers(base, str(graphs), "--drain-seconds", "0") as start:
+        yield start
 
 
 @pytest.fixture(scope="module")

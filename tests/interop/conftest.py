@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -21,6 +21,7 @@ from ..support.router import ServerProcess, spawn, wait_ready
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
+M = TypeVar("M", bound="ModelServerProcess")
 V1_MODELS = ("doubler", "tripler", "thresholder", "sleeper")
 V2_MODELS = ("scaler", "scaler2", "classifier", "echo")
 
@@ -93,18 +94,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def serving(ms: M) -> Iterator[M]:
+    """A model server just started, once ready; stopped when the block ends."""
+    try:
+        wait_model_server(ms)
+        yield ms
+    finally:
+        stop(ms.proc)
+
+
 @pytest.fixture(scope="module")
 def kserve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
     """``python -m tests.interop.kserve_models PORT`` on 127.0.0.1; stopped (process group) after the module."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("kserve") / "model-server.log"
     proc = spawn([sys.executable, "-m", "tests.interop.kserve_models", str(port)], log_path)
-    ms = ModelServerProcess(proc, port, log_path)
-    try:
-        wait_model_server(ms)
+    with serving(ModelServerProcess(proc, port, log_path)) as ms:
         yield ms
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from graph_router import GraphRouter
 
 from ..support.ports import free_port
 from ..support.router import ROOT, spawn
-from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server
+from .conftest import ModelServerProcess, import_kserve, serving
 
 kserve = import_kserve()
 grpc = pytest.importorskip("grpc", reason="needs the grpc extra: pip install -e '.[grpc]'")
@@ -43,12 +43,8 @@ def kserve_grpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcModelS
     log_path = tmp_path_factory.mktemp("kserve-grpc") / "model-server.log"
     proc = spawn([sys.executable, "-m", "tests.interop.kserve_grpc_models", str(http_port), str(grpc_port)],
                  log_path)
-    ms = GrpcModelServer(proc, http_port, log_path, grpc_port)
-    try:
-        wait_model_server(ms)
+    with serving(GrpcModelServer(proc, http_port, log_path, grpc_port)) as ms:
         yield ms
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

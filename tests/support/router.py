@@ -110,6 +110,24 @@ def stop_router(rp: RouterProcess) -> None:
 
 
 @contextlib.contextmanager
+def routers(workdir: Path, *common: str) -> Iterator[Callable[..., RouterProcess]]:
+    """``start(*args, env=None, ready=True)``: :func:`launch_router` with ``common`` before ``args``; every
+    router started is stopped when the block ends."""
+    started: list[RouterProcess] = []
+
+    def start(*args: str, env: Mapping[str, str | None] | None = None, ready: bool = True) -> RouterProcess:
+        rp = launch_router(*common, *args, workdir=workdir, env=env, ready=ready)
+        started.append(rp)
+        return rp
+
+    try:
+        yield start
+    finally:
+        for rp in started:
+            stop_router(rp)
+
+
+@contextlib.contextmanager
 def running_router(*args: str, workdir: Path, env: Mapping[str, str | None] | None = None) -> Iterator[RouterProcess]:
     """:func:`launch_router` for the length of a ``with`` block."""
     rp = launch_router(*args, workdir=workdir, env=env)
