@@ -1,88 +1,52 @@
-"""Shared fixtures: scriptable backends on 127.0.0.1 and a real `graph-router serve` process."""
+"""Fixtures shared by the whole suite; the code they wrap lives in :mod:`tests.support`.
+
+The names below the imports are re-exported so that ``from .conftest import Backend`` keeps working.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from multidict import CIMultiDict
 
-ROOT = Path(__file__).resolve().parent.parent
-Behaviour = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
+from .support.backends import Backend, reply
+from .support.graphs import ONE_STEP_GRAPH
+from .support.ports import free_port
+from .support.router import ROOT, RouterProcess, routers, wait_ready
+from .support.serial import alone_when_serial, run_locks
 
-
-#: A graph of one step calling service ``a`` (name ``g``), for tests about the process rather than graphs.
-ONE_STEP_GRAPH = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: g}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - serviceName: a
-"""
-
-@dataclass
-class Seen:
-    path: str
-    headers: CIMultiDict[str]
-    body: bytes
+__all__ = ["ONE_STEP_GRAPH", "ROOT", "Backend", "RouterProcess", "StartApp", "alone_when_serial", "free_port", "reply",
+           "run_locks", "wait_ready"]
 
 
-@dataclass
-class Backend:
-    """A real HTTP backend whose answers a test scripts; records every request."""
+# --- tests that must run alone (see tests/support/serial.py) ---------------------------------------
 
-    url: str = ""
-    seen: list[Seen] = field(default_factory=list)
-    script: list[Behaviour] = field(default_factory=list)
-    default: Behaviour | None = None
-
-    def predict_url(self, model: str = "m") -> str:
-        return f"{self.url}/v1/models/{model}:predict"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.seen.append(Seen(request.path_qs, CIMultiDict(request.headers), body))
-        behaviour = self.script.pop(0) if self.script else self.default
-        if behaviour is None:
-            return web.json_response({"predictions": [1], "echo": body.decode(errors="replace")})
-        return await behaviour(request, body)
+#: Tests in modules this file does not mark itself (node id prefixes), with why they run alone.
+SERIAL = {
+    "tests/test_otlp_export.py::test_collector_down_is_bounded_by_the_timeout": "0.5 s of slack",
+    "tests/test_otlp_export.py::test_a_collector_slower_than_the_timeout": "0.5 s of slack",
+    "tests/test_otlp_export.py::test_shutdown_bounded_by_its_wait_counts_the_batch_in_flight": "0.7 s of slack",
+    "tests/test_server.py::test_retry_budget_bounded_by_graph_timeout": "0.6 s of slack",
+}
 
 
-def reply(status: int = 200, body: Any = None, *, raw: bytes | None = None, delay: float = 0.0) -> Behaviour:
-    async def behave(_req: web.Request, _body: bytes) -> web.StreamResponse:
-        if delay:
-            await asyncio.sleep(delay)
-        if raw is not None:
-            return web.Response(status=status, body=raw)
-        return web.json_response(body if body is not None else {"ok": True}, status=status)
-
-    return behave
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.nodeid.startswith(prefix) for prefix in SERIAL):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture
 async def backend_factory(aiohttp_server: Any) -> AsyncIterator[Callable[[], Awaitable[Backend]]]:
+    """``await make()`` starts a :class:`Backend` on 127.0.0.1; stopped at teardown."""
+
     async def make() -> Backend:
         b = Backend()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", b.handle)
-        server = await aiohttp_server(app, host="127.0.0.1")
+        server = await aiohttp_server(b.app(), host="127.0.0.1")
         b.url = f"http://127.0.0.1:{server.port}"
         return b
 
@@ -119,74 +83,12 @@ async def app_server() -> AsyncIterator[StartApp]:
         await router.aclose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RouterProcess:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30) -> int:
-        return self.proc.wait(timeout=timeout)
-
-
 @pytest.fixture
 def router_process(tmp_path: Path) -> Iterator[Callable[..., RouterProcess]]:
-    """Start `python -m graph_router serve ARGS --port P`; waits for /readyz; always stops it."""
-    started: list[RouterProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> RouterProcess:
-        port = free_port()
-        log_path = tmp_path / f"router-{port}.log"
-        full_env = {**os.environ, **(env or {})}
-        cmd = [sys.executable, "-m", "graph_router", "serve", *args, "--host", "127.0.0.1", "--port", str(port)]
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-                                    start_new_session=True)
-        rp = RouterProcess(proc, port, log_path)
-        started.append(rp)
-        if ready:
-            wait_ready(rp)
-        return rp
-
-    yield start
-    for rp in started:
-        if rp.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(rp.proc.pid, signal.SIGKILL)
-            rp.proc.wait(timeout=10)
-
-
-def wait_ready(rp: RouterProcess, timeout: float = 20) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if rp.proc.poll() is not None:
-            raise AssertionError(f"router exited with {rp.proc.returncode}:\n{rp.log()}")
-        try:
-            with urllib.request.urlopen(f"{rp.url}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"router not ready after {timeout}s:\n{rp.log()}")
+    """``start(*args, env=..., ready=True)``: ``graph-router serve ARGS`` on a free port (waits for /readyz
+    unless ``ready`` is false); every router started is stopped at teardown."""
+    with routers(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

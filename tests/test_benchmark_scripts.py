@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .support.router import ROOT
 
 
 def run_script(*args: str) -> str:

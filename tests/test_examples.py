@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,10 @@ from graph_router.mermaid import to_mermaid
 from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import run_quickstart
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support.ports import free_port
+from .support.quickstart import start_quickstart, stop_quickstart
+from .support.router import ROOT
+
 GRAPHS = ROOT / "graphs"
 
 SERVICES = {
@@ -325,18 +327,11 @@ def test_quickstart_reports_a_busy_port(capfd: pytest.CaptureFixture[str]) -> No
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         models_port = busy.getsockname()[1]
-        assert run_quickstart("ensemble", port=_free_port(), models_port=models_port) == 2
+        assert run_quickstart("ensemble", port=free_port(), models_port=models_port) == 2
     out, err = capfd.readouterr()
     assert err == (f"graph-router quickstart: port {models_port} for the model host is not free "
                    "(Address already in use); pick another with --models-port\n")
     assert out == ""  # nothing was started, nothing said "ready"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _alive(pid: int) -> bool:
@@ -348,35 +343,11 @@ def _alive(pid: int) -> bool:
 
 
 async def test_quickstart_process(tmp_path: Path) -> None:
-    port, models_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graph_router",
-        "quickstart",
-        "sequential-pipeline",
-        "--port",
-        str(port),
-        "--models-port",
-        str(models_port),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    port, models_port = free_port(), free_port()
+    proc, lines = await start_quickstart("sequential-pipeline", "--port", str(port), "--models-port", str(models_port))
     pids: list[int] = []
     try:
         assert proc.stdout is not None
-        lines: list[str] = []
-        async with asyncio.timeout(45):
-            while not any("Press Ctrl-C to stop." in line for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"quickstart ended early: {lines}"
-                lines.append(line)
         pids = [int(m.group(1)) for line in lines if (m := re.match(r"started .* \(pid (\d+)\)", line))]
         assert len(pids) == 2, lines
         curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
@@ -400,9 +371,7 @@ async def test_quickstart_process(tmp_path: Path) -> None:
         assert rest.endswith("quickstart: stopped\n")
         assert [pid for pid in pids if _alive(pid)] == []
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_quickstart(proc)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

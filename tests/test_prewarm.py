@@ -26,8 +26,11 @@ from graph_router.modelhost import Model, ModelHost
 from graph_router.prewarm import PrewarmSettings, wake_steps, warmup_url
 from graph_router.spec import Prewarm
 
-from .conftest import Backend, RouterProcess, StartApp, free_port, reply
+from .conftest import StartApp
 from .otlp_decode import in_memory_telemetry
+from .support.backends import Backend, reply
+from .support.ports import free_port
+from .support.router import RouterProcess
 
 
 class Echo(Model):

@@ -23,18 +23,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import ROOT, RouterProcess, free_port, wait_ready
-from .faults.conftest import (
-    Exchange,
-    RawBackend,
-    call,
-    cause_of,
-    graph,
-    ok,
-    sequence,
-    start_router,
-    stop_router,
-)
+from .faults.conftest import call, cause_of, start_router
+from .support.backends import Exchange, RawBackend, ok, routed
+from .support.graphs import graph, sequence
+from .support.ports import free_port
+from .support.router import ROOT, RouterProcess, stop_router, wait_ready
 
 SECRET_AUTH = "Bearer s3cret-AUTH-value-7f1c"
 SECRET_COOKIE = "session=s3cret-COOKIE-value-91ab"
@@ -48,8 +41,8 @@ async def boom(ex: Exchange) -> bool:
 @pytest.fixture(scope="module")
 def backends() -> Iterator[tuple[RawBackend, RawBackend]]:
     """The graph's backend, and an 'attacker' backend that nothing may ever reach."""
-    target = RawBackend({"ok": ok, "boom": boom}).start()
-    attacker = RawBackend({}).start()
+    target = RawBackend(routed, behaviours={"ok": ok, "boom": boom}).start()
+    attacker = RawBackend(routed).start()
     yield target, attacker
     target.stop()
     attacker.stop()
@@ -82,8 +75,8 @@ async def raw_request(port: int, data: bytes) -> bytes:
 
 async def test_backend_url_comes_only_from_the_graph(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
     target, attacker = fresh
-    evil = attacker.url("ok", "steal")
-    rp = start_router(tmp_path, {"g": one_graph(target.url("ok"))})
+    evil = attacker.route("ok", "steal")
+    rp = start_router(tmp_path, {"g": one_graph(target.route("ok"))})
     try:
         authority = f"127.0.0.1:{attacker.port}"
         body = orjson.dumps({"url": evil, "serviceUrl": evil, "serviceName": evil, "instances": [evil]})
@@ -105,8 +98,8 @@ async def test_backend_url_comes_only_from_the_graph(tmp_path: Path, fresh: tupl
     finally:
         stop_router(rp)
     assert sum(attacker.hits.values()) == 0
-    assert [path for path, _, _ in target.seen] == ["/ok/m"] * 6
-    assert {h["host"] for _, h, _ in target.seen} == {f"127.0.0.1:{target.port}"}
+    assert [r.path for r in target.requests] == ["/ok/m"] * 6
+    assert {r.headers["host"] for r in target.requests} == {f"127.0.0.1:{target.port}"}
 
 
 async def test_credentials_in_a_backend_url_never_leak(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
@@ -132,10 +125,10 @@ async def test_redirects_are_not_followed_by_default(tmp_path: Path, fresh: tupl
     target, attacker = fresh
 
     async def to_attacker(ex: Exchange) -> bool:
-        return await ex.answer(302, b"{}", extra=f"location: {attacker.url('ok', 'steal')}\r\n")
+        return await ex.answer(302, b"{}", extra=f"location: {attacker.route('ok', 'steal')}\r\n")
 
     target.behaviours["redir"] = to_attacker
-    rp = start_router(tmp_path, {"g": one_graph(target.url("redir"))})
+    rp = start_router(tmp_path, {"g": one_graph(target.route("redir"))})
     try:
         status, headers, _ = await call(rp.url, b"{}")
     finally:
@@ -148,8 +141,8 @@ async def test_step_names_cannot_inject_headers_or_break_answers(tmp_path: Path,
                                                                  fresh: tuple[RawBackend, RawBackend]) -> None:
     target, _ = fresh
     nodes = ("    root:\n      routerType: Ensemble\n      steps:\n"
-             f'        - name: "\u540d"\n          serviceUrl: {target.url("ok")}\n'
-             f'        - name: "a\\r\\nX-Evil: 1"\n          serviceUrl: {target.url("ok")}\n')
+             f'        - name: "\u540d"\n          serviceUrl: {target.route("ok")}\n'
+             f'        - name: "a\\r\\nX-Evil: 1"\n          serviceUrl: {target.route("ok")}\n')
     rp = start_router(tmp_path, {"g": graph("g", nodes)})
     try:
         status, headers, body = await call(rp.url, b"{}")
@@ -170,12 +163,12 @@ INBOUND = {
 async def headers_seen(tmp_path: Path, target: RawBackend, propagate: str | None) -> dict[str, str]:
     """The headers the backend receives for a request carrying INBOUND, under ``PROPAGATE_HEADERS``."""
     target.reset()
-    rp = start_router(tmp_path, {"g": one_graph(target.url("ok"))}, env={"PROPAGATE_HEADERS": propagate})
+    rp = start_router(tmp_path, {"g": one_graph(target.route("ok"))}, env={"PROPAGATE_HEADERS": propagate})
     try:
         assert (await call(rp.url, b"{}", headers=INBOUND))[0] == 200
     finally:
         stop_router(rp)
-    return target.seen[0][1]
+    return target.requests[0].headers
 
 
 BASE_HEADERS = {"host", "content-length", "content-type", "traceparent"}
@@ -202,11 +195,11 @@ async def test_secrets_never_reach_logs_traces_or_causes(tmp_path: Path, fresh: 
     target, _ = fresh
     refused = f"http://127.0.0.1:{free_port()}/v1/models/gone:predict"
     graphs = {
-        "ok": graph("ok", sequence(target.url("ok"))),
-        "boom": graph("boom", sequence(target.url("boom"))),
+        "ok": graph("ok", sequence(target.route("ok"))),
+        "boom": graph("boom", sequence(target.route("boom"))),
         "refused": graph("refused", sequence(refused, "          retry: {maxRetries: 0}\n")),
         "switch": graph("switch", "    root:\n      routerType: Switch\n      steps:\n"
-                                  f"        - serviceUrl: {target.url('ok')}\n          condition: never\n"),
+                                  f"        - serviceUrl: {target.route('ok')}\n          condition: never\n"),
     }
     rp = start_router(tmp_path, graphs, "--log-level", "debug", "--tracing", "console",
                       env={"PROPAGATE_HEADERS": "Authorization,Cookie"})
@@ -226,7 +219,7 @@ async def test_secrets_never_reach_logs_traces_or_causes(tmp_path: Path, fresh: 
         assert secret not in log
         for _, headers, body in answers:
             assert secret not in body.decode(errors="replace") and secret not in str(headers)
-    assert target.seen[0][1]["authorization"] == SECRET_AUTH  # it was propagated, so it was in hand
+    assert target.requests[0].headers["authorization"] == SECRET_AUTH  # it was propagated, so it was in hand
 
 
 # --- inbound auth ------------------------------------------------------------------------------------------------
@@ -248,12 +241,12 @@ async def check_auth(rp: RouterProcess, target: RawBackend) -> None:
         status, _, _ = await call(rp.url, b"{}", headers={"Authorization": f"{scheme} {TOKEN}"})
         assert status == 200
     assert (await call(rp.url + "/graphs/g", b"", headers={"Authorization": f"Bearer {TOKEN}"}, method="GET"))[0] == 200
-    assert "authorization" not in target.seen[-1][1]  # consumed by the router, not forwarded
+    assert "authorization" not in target.requests[-1].headers  # consumed by the router, not forwarded
 
 
 async def test_bearer_token_from_env(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
     target, _ = fresh
-    rp = start_router(tmp_path, {"g": one_graph(target.url("ok"))}, env={"GRAPH_ROUTER_AUTH_TOKEN": TOKEN})
+    rp = start_router(tmp_path, {"g": one_graph(target.route("ok"))}, env={"GRAPH_ROUTER_AUTH_TOKEN": TOKEN})
     try:
         await check_auth(rp, target)
     finally:
@@ -265,7 +258,7 @@ async def test_bearer_token_from_file(tmp_path: Path, fresh: tuple[RawBackend, R
     target, _ = fresh
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    rp = start_router(tmp_path, {"g": one_graph(target.url("ok"))}, "--auth-token-file", str(token_file),
+    rp = start_router(tmp_path, {"g": one_graph(target.route("ok"))}, "--auth-token-file", str(token_file),
                       env={"GRAPH_ROUTER_AUTH_TOKEN": "the-file-wins"})
     try:
         await check_auth(rp, target)
@@ -289,14 +282,14 @@ def test_unusable_token_file_refuses_to_start(tmp_path: Path, content: str | Non
 
 async def test_no_endpoint_changes_graphs(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
     target, attacker = fresh
-    graphs = {"a": graph("a", sequence(target.url("ok"))), "b": graph("b", sequence(target.url("ok", "b")))}
+    graphs = {"a": graph("a", sequence(target.route("ok"))), "b": graph("b", sequence(target.route("ok", "b")))}
     rp = start_router(tmp_path, graphs)
     files = {p: p.read_bytes() for p in (tmp_path / "graphs").iterdir()}
     try:
         before = [await call(rp.url + p, b"", method="GET") for p in ("/graphs", "/graphs/a", "/graphs/b")]
         replacement = orjson.dumps({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
                                     "metadata": {"name": "a"}, "spec": {"nodes": {"root": {
-                                        "routerType": "Sequence", "steps": [{"serviceUrl": attacker.url("ok")}]}}}})
+                                        "routerType": "Sequence", "steps": [{"serviceUrl": attacker.route("ok")}]}}}})
         for method in ("PUT", "POST", "PATCH", "DELETE"):
             for path in ("/graphs/a", "/graphs", "/graphs/c", "/graphs/a/nodes/root", "/graphs/a?reload=1"):
                 await call(rp.url + path, replacement, method=method)
@@ -366,7 +359,7 @@ async def test_router_writes_nothing(tmp_path: Path, fresh: tuple[RawBackend, Ra
     for d in (home, cwd, tmp):
         d.mkdir()
     graph_file = tmp_path / "g.yaml"
-    graph_file.write_text(one_graph(target.url("ok")))
+    graph_file.write_text(one_graph(target.route("ok")))
     for d in (home, cwd, tmp):
         d.chmod(0o555)
     port = free_port()

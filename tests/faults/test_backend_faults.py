@@ -14,20 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ..conftest import RouterProcess, free_port
-from .conftest import (
-    Behaviour,
-    Exchange,
-    RawBackend,
-    abort,
-    call,
-    cause_of,
-    graph,
-    head,
-    sequence,
-    start_router,
-    stop_router,
-)
+from ..support.backends import Exchange, RawBackend, RawBehaviour
+from ..support.graphs import graph, sequence
+from ..support.ports import free_port
+from ..support.router import RouterProcess, stop_router
+from .conftest import call, cause_of, head, start_router
 
 MAX_RESPONSE = 1_048_576
 UNMARSHAL = "json: cannot unmarshal {} into Go value of type map[string]interface {{}}"
@@ -37,7 +28,7 @@ async def reset_mid_body(ex: Exchange) -> bool:
     ex.send(head(200, 1000) + b'{"predictions": [')
     await ex.writer.drain()
     await asyncio.sleep(0.05)
-    abort(ex.writer)
+    ex.conn.abort()
     return False
 
 
@@ -72,7 +63,7 @@ async def garbage(ex: Exchange) -> bool:
     return False
 
 
-def fixed(status: int, body: bytes) -> Behaviour:
+def fixed(status: int, body: bytes) -> RawBehaviour:
     async def behave(ex: Exchange) -> bool:
         return await ex.answer(status, body)
 
@@ -107,7 +98,7 @@ async def echo_status(ex: Exchange) -> bool:
     return await ex.answer(status, orjson.dumps({"backend_status": status, "n": orjson.loads(ex.body)["n"]}))
 
 
-BEHAVIOURS: dict[str, Behaviour] = {
+BEHAVIOURS: dict[str, RawBehaviour] = {
     "reset": reset_mid_body,
     "stall": stall_after_headers,
     "silent": stall_before_headers,
@@ -134,33 +125,33 @@ def ensemble(*urls: str) -> str:
 def graphs(b: RawBackend, refused: str) -> dict[str, str]:
     no_retry = "          retry: {maxRetries: 0}\n"
     return {
-        "ok": graph("ok", sequence(b.url("ok"))),
+        "ok": graph("ok", sequence(b.route("ok"))),
         "refuse": graph("refuse", sequence(refused, no_retry)),
         "refuse-default-retry": graph("refuse-default-retry", sequence(refused), "  timeout: 1\n"),
-        "reset": graph("reset", sequence(b.url("reset"))),
-        "stall-client": graph("stall-client", sequence(b.url("stall")), "  routerTimeouts: {serviceClient: 1}\n"),
-        "silent-client": graph("silent-client", sequence(b.url("silent")), "  routerTimeouts: {serviceClient: 1}\n"),
-        "stall-graph": graph("stall-graph", sequence(b.url("stall")), "  timeout: 1\n"),
-        "stall-step": graph("stall-step", sequence(b.url("stall"), "          timeout: 0.5\n")),
-        "trickle": graph("trickle", sequence(b.url("trickle")), "  routerTimeouts: {serviceClient: 1}\n"),
-        "ens-html": graph("ens-html", ensemble(b.url("ok"), b.url("html"))),
-        "ens-null": graph("ens-null", ensemble(b.url("ok"), b.url("null"))),
-        "ens-array": graph("ens-array", ensemble(b.url("ok"), b.url("array"))),
-        "ens-string": graph("ens-string", ensemble(b.url("ok"), b.url("string"))),
+        "reset": graph("reset", sequence(b.route("reset"))),
+        "stall-client": graph("stall-client", sequence(b.route("stall")), "  routerTimeouts: {serviceClient: 1}\n"),
+        "silent-client": graph("silent-client", sequence(b.route("silent")), "  routerTimeouts: {serviceClient: 1}\n"),
+        "stall-graph": graph("stall-graph", sequence(b.route("stall")), "  timeout: 1\n"),
+        "stall-step": graph("stall-step", sequence(b.route("stall"), "          timeout: 0.5\n")),
+        "trickle": graph("trickle", sequence(b.route("trickle")), "  routerTimeouts: {serviceClient: 1}\n"),
+        "ens-html": graph("ens-html", ensemble(b.route("ok"), b.route("html"))),
+        "ens-null": graph("ens-null", ensemble(b.route("ok"), b.route("null"))),
+        "ens-array": graph("ens-array", ensemble(b.route("ok"), b.route("array"))),
+        "ens-string": graph("ens-string", ensemble(b.route("ok"), b.route("string"))),
         "seq-cond-html": graph("seq-cond-html", "    root:\n      routerType: Sequence\n      steps:\n"
-                               f"        - serviceUrl: {b.url('html')}\n"
-                               f"        - serviceUrl: {b.url('ok')}\n          condition: predictions\n"),
-        "huge": graph("huge", sequence(b.url("huge"))),
-        "huge-chunked": graph("huge-chunked", sequence(b.url("huge-chunked"))),
-        "just-under": graph("just-under", sequence(b.url("just-under"))),
-        "storm": graph("storm", sequence(b.url("status"))),
-        "close": graph("close", sequence(b.url("close")), "  timeout: 2\n"),
-        "garbage": graph("garbage", sequence(b.url("garbage"))),
+                               f"        - serviceUrl: {b.route('html')}\n"
+                               f"        - serviceUrl: {b.route('ok')}\n          condition: predictions\n"),
+        "huge": graph("huge", sequence(b.route("huge"))),
+        "huge-chunked": graph("huge-chunked", sequence(b.route("huge-chunked"))),
+        "just-under": graph("just-under", sequence(b.route("just-under"))),
+        "storm": graph("storm", sequence(b.route("status"))),
+        "close": graph("close", sequence(b.route("close")), "  timeout: 2\n"),
+        "garbage": graph("garbage", sequence(b.route("garbage"))),
     }
 
 
 @pytest.fixture(scope="module")
-def env(module_dir: Path, raw_factory: Callable[[dict[str, Behaviour]], RawBackend],
+def env(module_dir: Path, raw_factory: Callable[[dict[str, RawBehaviour]], RawBackend],
         ) -> Iterator[tuple[RouterProcess, RawBackend, str]]:
     b = raw_factory(BEHAVIOURS)
     refused = f"http://127.0.0.1:{free_port()}/v1/models/gone:predict"
@@ -217,7 +208,7 @@ async def test_headers_then_stall_with_client_timeout(router: tuple[RouterProces
         500, "context deadline exceeded (Client.Timeout or context cancellation while reading body)")
     status, _, body = await run(rp, "silent-client")
     assert (status, cause_of(body)) == (
-        500, f'Post "{b.url("silent")}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
+        500, f'Post "{b.route("silent")}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
     # the router dropped both stalled connections rather than leaving them to the backend
     assert await wait_closed(b, "stall", 1) and await wait_closed(b, "silent", 1)
     await still_serving(rp)
@@ -230,7 +221,7 @@ async def test_headers_then_stall_with_graph_timeout(router: tuple[RouterProcess
         504, "graph timeout of 1.0s exceeded while node 'root' step '0' was running")
     assert headers["X-Graph-Error-Step"] == "0"
     status, _, body = await run(rp, "stall-step")
-    assert (status, cause_of(body)) == (504, f"step timeout of 0.5s exceeded calling {b.url('stall')}")
+    assert (status, cause_of(body)) == (504, f"step timeout of 0.5s exceeded calling {b.route('stall')}")
     assert await wait_closed(b, "stall", 2)
     await still_serving(rp)
 
@@ -269,7 +260,7 @@ async def test_enormous_backend_body_is_502(router: tuple[RouterProcess, RawBack
     rp, b, _ = router
     for name in ("huge", "huge-chunked"):
         status, _, body = await run(rp, name)
-        url = b.url(name)
+        url = b.route(name)
         assert (status, cause_of(body)) == (502, f'Post "{url}": response body larger than {MAX_RESPONSE} bytes')
     status, _, body = await run(rp, "just-under")  # the limit is inclusive
     assert status == 200 and len(body) == MAX_RESPONSE
@@ -300,7 +291,7 @@ async def wait_closed(b: RawBackend, key: str, n: int) -> bool:
 async def test_backend_answer_is_not_http(router: tuple[RouterProcess, RawBackend, str]) -> None:
     rp, b, _ = router
     status, _, body = await run(rp, "garbage")
-    assert (status, cause_of(body)) == (502, f'Post "{b.url("garbage")}": net/http: HTTP/1.x transport connection '
+    assert (status, cause_of(body)) == (502, f'Post "{b.route("garbage")}": net/http: HTTP/1.x transport connection '
                                               "broken: malformed HTTP response (Expected HTTP/, RTSP/ or ICE/)")
     assert b.hits["garbage"] == 1
     await still_serving(rp)
@@ -310,6 +301,6 @@ async def test_backend_closes_without_answering_is_not_retried(router: tuple[Rou
     rp, b, _ = router
     status, _, body = await run(rp, "close")
     # Go's transport never retries a POST on a fresh connection (persistConn.shouldRetryRequest)
-    assert (status, cause_of(body)) == (500, f'Post "{b.url("close")}": EOF')
+    assert (status, cause_of(body)) == (500, f'Post "{b.route("close")}": EOF')
     # sent once: not on a fresh connection, and not on a reused one either (a POST is not replayable)
     assert b.hits["close"] == 1

@@ -16,20 +16,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ..conftest import RouterProcess
-from .conftest import (
-    Behaviour,
-    Exchange,
-    RawBackend,
-    call,
-    cause_of,
-    fd_count,
-    graph,
-    sequence,
-    start_router,
-    stop_router,
-    wait_until,
-)
+from ..support.backends import Exchange, RawBackend, RawBehaviour
+from ..support.graphs import graph, sequence
+from ..support.router import RouterProcess, stop_router
+from .conftest import call, cause_of, fd_count, start_router, wait_until
 
 MAX_BODY = 1_048_576
 NO_ROUTE = "None of the routes matched with the switch condition"
@@ -39,7 +29,7 @@ async def echo(ex: Exchange) -> bool:
     return await ex.answer(200, ex.body)
 
 
-def predictions(value: float) -> Behaviour:
+def predictions(value: float) -> RawBehaviour:
     async def behave(ex: Exchange) -> bool:
         return await ex.answer(200, orjson.dumps({"predictions": [value]}))
 
@@ -64,17 +54,17 @@ Env = tuple[RouterProcess, RawBackend]
 
 
 @pytest.fixture(scope="module")
-def env(module_dir: Path, raw_factory: Callable[[dict[str, Behaviour]], RawBackend]) -> Iterator[Env]:
+def env(module_dir: Path, raw_factory: Callable[[dict[str, RawBehaviour]], RawBackend]) -> Iterator[Env]:
     b = raw_factory({"echo": echo, "p1": predictions(1.0), "p3": predictions(3.0), "wrap": wrap, "hold": hold})
     graphs = {
         # serverRead applies to the whole server (the largest value of all graphs wins)
-        "echo": graph("echo", sequence(b.url("echo")), "  routerTimeouts: {serverRead: 1}\n"),
+        "echo": graph("echo", sequence(b.route("echo")), "  routerTimeouts: {serverRead: 1}\n"),
         "switch": graph("switch", "    root:\n      routerType: Switch\n      steps:\n"
-                                  f"        - serviceUrl: {b.url('echo')}\n          condition: a\n"),
-        "mean": graph("mean", mean_of(b.url("p1"), b.url("p3"))),
-        "mean-wrap": graph("mean-wrap", mean_of(b.url("wrap"), b.url("p1"))),
-        "select": graph("select", sequence(b.url("echo"), "          data: $request.instances\n")),
-        "hold": graph("hold", sequence(b.url("hold"))),
+                                  f"        - serviceUrl: {b.route('echo')}\n          condition: a\n"),
+        "mean": graph("mean", mean_of(b.route("p1"), b.route("p3"))),
+        "mean-wrap": graph("mean-wrap", mean_of(b.route("wrap"), b.route("p1"))),
+        "select": graph("select", sequence(b.route("echo"), "          data: $request.instances\n")),
+        "hold": graph("hold", sequence(b.route("hold"))),
     }
     rp = start_router(module_dir, graphs, "--max-body-bytes", str(MAX_BODY))
     yield rp, b
@@ -182,7 +172,7 @@ async def test_invalid_utf8_body(router: Env) -> None:
     assert (status, out) == (200, body)
     status, _, out = await run(rp, "switch", b"\xff\xfe")
     assert (status, cause_of(out)) == (404, NO_ROUTE)
-    assert [s[2] for s in b.seen] == [body, body]
+    assert [r.body for r in b.requests] == [body, body]
     await still_serving(rp)
 
 
@@ -202,7 +192,7 @@ async def test_deeply_nested_json(router: Env) -> None:
         status, _, out = await run(rp, "mean-wrap", body)  # a backend echoes it back inside its answer
         # Go's encoding/json refuses nesting past 10000 levels with this text (graph_router/go_unmarshal.py)
         assert (status, cause_of(out)) == (500, "invalid character '[' exceeded max depth")
-    assert all(s[2] in (unclosed, balanced) for s in b.seen) and b.hits["p1"] == 4
+    assert all(r.body in (unclosed, balanced) for r in b.requests) and b.hits["p1"] == 4
     await still_serving(rp)
 
 

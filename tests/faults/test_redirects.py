@@ -9,11 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ..conftest import RouterProcess
-from .conftest import Behaviour, Exchange, RawBackend, call, cause_of, graph, sequence, start_router, stop_router
+from ..support.backends import Exchange, RawBackend, RawBehaviour
+from ..support.graphs import graph, sequence
+from ..support.router import RouterProcess, stop_router
+from .conftest import call, cause_of, start_router
 
 
-def redirect(status: int, location: Callable[[Exchange], str]) -> Behaviour:
+def redirect(status: int, location: Callable[[Exchange], str]) -> RawBehaviour:
     async def behave(ex: Exchange) -> bool:
         body = orjson.dumps({"moved": True})
         return await ex.answer(status, body, extra=f"location: {location(ex)}\r\n")
@@ -29,17 +31,17 @@ Env = tuple[RouterProcess, RouterProcess, RawBackend, RawBackend]
 
 
 @pytest.fixture(scope="module")
-def env(module_dir: Path, raw_factory: Callable[[dict[str, Behaviour]], RawBackend]) -> Iterator[Env]:
+def env(module_dir: Path, raw_factory: Callable[[dict[str, RawBehaviour]], RawBackend]) -> Iterator[Env]:
     other = raw_factory({"landed": landed})
     b = raw_factory({
         "landed": landed,
         "same302": redirect(302, lambda ex: "/landed/after-302"),
         "same307": redirect(307, lambda ex: "/landed/after-307"),
-        "cross": redirect(307, lambda ex: other.url("landed", "stolen")),
+        "cross": redirect(307, lambda ex: other.route("landed", "stolen")),
         "loop": redirect(302, lambda ex: "/loop/again"),
     })
 
-    graphs = {n: graph(n, sequence(b.url(n))) for n in ("same302", "same307", "cross", "loop")}
+    graphs = {n: graph(n, sequence(b.route(n))) for n in ("same302", "same307", "cross", "loop")}
     plain = start_router(module_dir / "plain", graphs)
     follow = start_router(module_dir / "follow", graphs, "--follow-redirects")
     yield plain, follow, b, other

@@ -96,48 +96,22 @@ def test_grpc_bench_runs_every_phase() -> None:
         ("direct", 100, 0), ("1 hop", 100, 0), ("Sequence of 3", 100, 0)]
 
 
-def _two_free_ports() -> int:
-    """A port p with p and p + 1 free (the model host's HTTP and gRPC ports)."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            p = a.getsockname()[1]
-            try:
-                b.bind(("127.0.0.1", p + 1))
-            except OSError:
-                continue
-            return int(p)
-    raise AssertionError("no two consecutive free ports")
-
-
 async def test_quickstart_grpc_chain_process() -> None:
     """`graph-router quickstart grpc-chain`: one command; HTTP in and gRPC in both answer; Ctrl-C stops all."""
     import asyncio
-    import os
     import signal
 
     import aiohttp
 
     from graph_router.grpc.convert import request_from_json, response_to_json
 
-    from ..conftest import free_port
+    from ..support.ports import free_port, free_port_pair
+    from ..support.quickstart import start_quickstart, stop_quickstart
 
-    port, grpc_port, models_port = free_port(), free_port(), _two_free_ports()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graph_router", "quickstart", "grpc-chain", "--port", str(port), "--models-port",
-        str(models_port), "--grpc-port", str(grpc_port), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+    port, grpc_port, models_port = free_port(), free_port(), free_port_pair()
+    proc, lines = await start_quickstart("grpc-chain", "--port", str(port), "--models-port", str(models_port),
+                                         "--grpc-port", str(grpc_port))
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        async with asyncio.timeout(45):
-            while not any("Press Ctrl-C to stop." in line for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"quickstart ended early: {lines}"
-                lines.append(line)
         assert any(f"--service v2-scaler=grpc://127.0.0.1:{models_port + 1}/v2-scaler" in line for line in lines)
         body = (EXAMPLE / "request.json").read_bytes()
         async with aiohttp.ClientSession() as http, http.post(f"http://127.0.0.1:{port}/", data=body) as r:
@@ -151,10 +125,4 @@ async def test_quickstart_grpc_chain_process() -> None:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
-        if proc.returncode is None:  # SIGTERM first: the quick start then stops the router and the model host
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
+        await stop_quickstart(proc)

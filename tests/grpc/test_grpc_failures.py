@@ -13,7 +13,7 @@ import pytest
 from graph_router.api import GraphRouter
 from graph_router.grpc.server import GrpcLimits
 
-from ..conftest import free_port
+from ..support.ports import free_port
 from .fixtures import GrpcModels, StartFront, fp32_request, grpc
 from .test_grpc_front import error_of, seq
 

@@ -15,7 +15,7 @@ import pytest
 
 from graph_router.cli import main
 
-from ..conftest import free_port
+from ..support.ports import free_port
 from .fixtures import GrpcModels, fp32_request, grpc, pb, pb_grpc
 
 

@@ -1,5 +1,5 @@
 """Hostile-traffic helpers: raw blocking sockets on 127.0.0.1, a real `graph-router serve` subprocess
-(RSS and CPU read from /proc), and a threaded echo backend that outlives every test's event loop.
+(RSS and CPU read from /proc), and an echo backend that outlives every test's event loop.
 
 Every loop here is bounded in count and in time; every socket has a timeout.
 """
@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, free_port
+from ..support.backends import echo_length, raw_backend
+from ..support.router import RouterProcess, routers
 
 ENVELOPE_ERROR = "Failed to process request"
 #: Two graphs, so a request must name one (``POST /graphs/<name>``): routing is part of what is tested.
@@ -51,114 +47,30 @@ spec:
 NORMAL = b'POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 8\r\n\r\n{"x": 1}'
 
 
-class _Echo(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        out = json.dumps({"received": len(body)}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def echo_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """A backend answering ``{"received": <body length>}`` (head and body in two writes)."""
+    with raw_backend(echo_length) as backend:
+        yield backend.base
 
 
-@dataclass
-class Router:
-    """A running `graph-router serve` process."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def rss(self) -> int:
-        """Resident set size in bytes (/proc/<pid>/status VmRSS)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
-
-    def cpu(self) -> float:
-        """User plus system CPU seconds used so far (/proc/<pid>/stat)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def access(self) -> list[dict[str, object]]:
-        """The access-log lines written so far."""
-        out = []
-        for line in self.log().splitlines():
-            if line.startswith("{") and '"kind":"access"' in line:
-                out.append(json.loads(line))
-        return out
-
-
-RouterFactory = Callable[..., Router]
+RouterFactory = Callable[..., RouterProcess]
 
 
 @pytest.fixture(scope="module")
 def start_router(tmp_path_factory: pytest.TempPathFactory, echo_url: str) -> Iterator[RouterFactory]:
     """Start `graph-router serve` over the two echo graphs (extra flags as arguments); stopped at the end."""
-    started: list[Router] = []
     base = tmp_path_factory.mktemp("hostile")
     graphs = base / "graphs.yaml"
     graphs.write_text(GRAPHS.format(url=echo_url))
-
-    def start(*args: str) -> Router:
-        port = free_port()
-        log_path = base / f"router-{port}.log"
-        cmd = [sys.executable, "-m", "graph_router", "serve", str(graphs), "--host", "127.0.0.1",
-               "--port", str(port), "--drain-seconds", "0", *args]
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        router = Router(proc, port, log_path)
-        started.append(router)
-        wait_ready(router)
-        return router
-
-    yield start
-    for r in started:
-        if r.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(r.proc.pid, signal.SIGKILL)
-            r.proc.wait(timeout=10)
+    with routers(base, str(graphs), "--drain-seconds", "0") as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
-def router(start_router: RouterFactory) -> Router:
+def router(start_router: RouterFactory) -> RouterProcess:
     """One router with default settings, shared by a module's tests."""
     return start_router()
-
-
-def wait_ready(router: Router, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if router.proc.poll() is not None:
-            raise AssertionError(f"router exited with {router.proc.returncode}:\n{router.log()}")
-        with contextlib.suppress(OSError):
-            reply = exchange(router.port, b"GET /readyz HTTP/1.1\r\nHost: r\r\n\r\n", timeout=1.0)
-            if reply.status == 200:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"router not ready after {timeout}s:\n{router.log()}")
 
 
 # --- raw exchanges -------------------------------------------------------------------------------
@@ -271,7 +183,7 @@ def assert_refused(reply: Reply, status: int, cause: str | None = None) -> None:
     assert reply.closed, "the connection should be closed after a refusal"
 
 
-def assert_serving(router: Router) -> None:
+def assert_serving(router: RouterProcess) -> None:
     """A normal request on a new connection is served right after (and the process is alive)."""
     assert router.proc.poll() is None, router.log()
     reply = exchange(router.port, NORMAL, close_wait=0.1)

@@ -16,8 +16,11 @@ import pytest
 
 from graph_router import GraphRouter
 
-from ..conftest import ROOT, free_port
-from .backends import Conn, hostile, one_step_graph, post, serve_graph
+from ..support.backends import Conn, raw_backend
+from ..support.graphs import one_step_graph
+from ..support.ports import free_port
+from ..support.router import ROOT
+from .backends import post, serve_graph
 
 #: KServe's own router binary, built for comparison: ``$KSERVE_ROUTER``, or one beside the checkout.
 KSERVE_ROUTER = Path(os.environ.get("KSERVE_ROUTER") or ROOT.parent / "shared" / "kserve-router" / "router")
@@ -33,7 +36,7 @@ def test_a_non_json_answer_keeps_the_backends_content_type(tmp_path: Path, conte
         while await conn.request() is not None:
             await conn.answer(200, body, f"content-type: {content_type}\r\n")
 
-    with hostile(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
+    with raw_backend(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
         ans = post(rp)
     assert (ans.status, ans.headers["content-type"], ans.body) == (200, content_type, body)
 
@@ -43,7 +46,7 @@ def test_a_non_json_answer_without_a_type_gets_none(tmp_path: Path) -> None:
         while await conn.request() is not None:
             await conn.answer(200, b"plain")
 
-    with hostile(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
+    with raw_backend(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
         ans = post(rp)
     assert (ans.status, ans.body, "content-type" in ans.headers) == (200, b"plain", False)
 
@@ -53,7 +56,7 @@ def test_a_json_answer_is_application_json_whatever_the_backend_said(tmp_path: P
         while await conn.request() is not None:
             await conn.answer(200, b'{"a": 1}', "content-type: text/plain\r\n")
 
-    with hostile(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
+    with raw_backend(script) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
         ans = post(rp)
     assert (ans.status, ans.headers["content-type"], ans.body) == (200, "application/json", b'{"a": 1}')
 
@@ -99,7 +102,7 @@ async def case_backend(conn: Conn) -> None:
 
 @pytest.mark.parametrize(("index", "case"), list(enumerate(PREDICTIONS)))
 async def test_map_predictions_reads_the_key_as_go(index: int, case: tuple[str, str]) -> None:
-    with hostile(case_backend) as b:
+    with raw_backend(case_backend) as b:
         async with GraphRouter.from_spec(two_steps(b.url(f"/first/{index}"), b.url("/echo"))) as router:
             res = await router.infer({})
     assert res.status == 200
@@ -108,7 +111,7 @@ async def test_map_predictions_reads_the_key_as_go(index: int, case: tuple[str, 
 
 @pytest.mark.skipif(not KSERVE_ROUTER.exists(), reason="KServe's router binary is not available")
 def test_the_cases_are_what_kserve_answers(tmp_path: Path) -> None:
-    with hostile(case_backend) as b:
+    with raw_backend(case_backend) as b:
         for index, (_, expected) in enumerate(PREDICTIONS):
             got = kserve_answer(two_steps(b.url(f"/first/{index}"), b.url("/echo")))
             assert orjson.loads(got) == orjson.loads(expected), (index, got)

@@ -14,8 +14,10 @@ import pytest
 
 from graph_router.http.client import ClientLimits, HttpClient, ResponseLimitExceeded, Url
 
-from ..conftest import RouterProcess
-from .backends import Conn, HostileBackend, answer_each, cpu_seconds, hostile, one_step_graph, post, serve_graph
+from ..support.backends import Conn, RawBackend, answer_each, raw_backend
+from ..support.graphs import one_step_graph
+from ..support.router import RouterProcess, cpu_seconds
+from .backends import post, serve_graph
 
 MIB = 1024 * 1024
 CHUNKED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -62,12 +64,12 @@ ENDLESS = {
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[HostileBackend]:
-    with hostile(by_path(ENDLESS)) as b:
+def backend() -> Iterator[RawBackend]:
+    with raw_backend(by_path(ENDLESS)) as b:
         yield b
 
 
-def graphs_for(b: HostileBackend) -> str:
+def graphs_for(b: RawBackend) -> str:
     """One graph per behaviour, each calling ``<backend>/v1/models/<behaviour>``."""
     docs = []
     for name in [*ENDLESS, "normal"]:
@@ -76,7 +78,7 @@ def graphs_for(b: HostileBackend) -> str:
 
 
 @pytest.fixture(scope="module")
-def router(backend: HostileBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterProcess]:
+def router(backend: RawBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterProcess]:
     with serve_graph(tmp_path_factory.mktemp("head"), graphs_for(backend)) as rp:
         yield rp
 
@@ -114,7 +116,7 @@ def still_serving(rp: RouterProcess) -> None:
     ("chunk-extensions", "net/http: server response chunk extensions and trailers exceeded 65536 bytes; aborted"),
 ])
 def test_an_endless_head_or_trailer_fails_fast_with_502(
-    router: RouterProcess, backend: HostileBackend, name: str, detail: str
+    router: RouterProcess, backend: RawBackend, name: str, detail: str
 ) -> None:
     streamed = backend.streamed
     status, cause, cpu = call(router, name)
@@ -132,7 +134,7 @@ def test_an_endless_head_or_trailer_fails_fast_with_502(
 
 @pytest.mark.parametrize(("name", "code"), [("status-999", "999"), ("status-099", "099")])
 def test_a_status_outside_100_599_is_502_without_a_traceback(
-    router: RouterProcess, backend: HostileBackend, name: str, code: str
+    router: RouterProcess, backend: RawBackend, name: str, code: str
 ) -> None:
     status, cause, _ = call(router, name)
     assert (status, cause) == (502, f'Post "{backend.url(f"/v1/models/{name}")}": net/http: HTTP/1.x transport '
@@ -149,7 +151,7 @@ def test_two_million_response_headers_are_refused_quickly(tmp_path: Path) -> Non
         await conn.stream(b"a: b\r\n" * 10000, max_bytes=2_000_000 * 6)
         await conn.closed_by_peer()
 
-    with hostile(two_million) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
+    with raw_backend(two_million) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
         before = cpu_seconds(rp.proc.pid)
         ans = post(rp, within=30)
         assert (ans.status, ans.cause) == (502, f'Post "{b.url()}": net/http: server response has more than 1000 '
@@ -167,7 +169,7 @@ def test_each_limit_is_a_serve_flag(tmp_path: Path) -> None:
             conn.write(CHUNKED + b"2\r\n{}\r\n0\r\n" + fields.encode() + b"\r\n")
             await conn.writer.drain()
 
-    with hostile(script) as b:
+    with raw_backend(script) as b:
         docs = [one_step_graph(b.url(f"/v1/models/{n}")).replace("{name: g}", f"{{name: g{n}}}") for n in (3, 4)]
         flags = ("--max-response-trailers", "3", "--max-response-headers", "3",
                  "--max-response-head-bytes", "4096", "--max-response-trailer-bytes", "4096")
@@ -185,7 +187,7 @@ def test_a_bad_limit_is_refused_at_start(tmp_path: Path, flag: str, value: str) 
     import subprocess
     import sys
 
-    from ..conftest import ROOT
+    from ..support.router import ROOT
 
     (tmp_path / "g.yaml").write_text(one_step_graph("http://127.0.0.1:1/x"))
     done = subprocess.run([sys.executable, "-m", "graph_router", "serve", str(tmp_path / "g.yaml"), flag, value],
@@ -204,7 +206,7 @@ async def one_answer(answer: bytes, limits: ClientLimits) -> tuple[int, bytes] |
             await conn.writer.drain()
             await conn.closed_by_peer(2)
 
-    with hostile(script) as b:
+    with raw_backend(script) as b:
         client = HttpClient(limits)
         try:
             resp = await client.request("POST", Url.parse(b.url()), [], b"{}", timeout=10)
@@ -252,7 +254,7 @@ async def test_tiny_chunks_are_not_chunk_framing() -> None:
 
 
 async def test_the_normal_backend_still_answers(tmp_path: Path) -> None:
-    with hostile(answer_each) as b:
+    with raw_backend(answer_each) as b:
         client = HttpClient()
         try:
             resp = await client.request("POST", Url.parse(b.url()), [], b"{}", timeout=5)

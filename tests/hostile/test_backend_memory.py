@@ -15,7 +15,10 @@ from graph_router import GraphRouter
 from graph_router.http.budget import ByteBudget
 from graph_router.http.client import BudgetExhausted, ClientLimits, HttpClient, Url
 
-from .backends import Conn, hostile, one_step_graph, post, reset_peak, rss_kib, serve_graph
+from ..support.backends import Conn, raw_backend
+from ..support.graphs import one_step_graph
+from ..support.router import reset_peak, rss_kib
+from .backends import post, serve_graph
 
 MIB = 1024 * 1024
 CHUNKED = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -66,7 +69,7 @@ class PeakSampler:
 
 def test_sixteen_mib_in_two_byte_chunks_costs_about_its_size(tmp_path: Path) -> None:
     script, size = tiny_chunks(16 * MIB)
-    with hostile(script) as b:
+    with raw_backend(script) as b:
         graph = one_step_graph(b.url("/v1/models/big"))
         with serve_graph(tmp_path, graph) as rp:
             time.sleep(0.3)
@@ -90,7 +93,7 @@ def test_sixteen_mib_in_two_byte_chunks_costs_about_its_size(tmp_path: Path) -> 
 
 def test_with_a_fixed_mmap_threshold_the_memory_comes_back_at_once(tmp_path: Path) -> None:
     script, size = tiny_chunks(8 * MIB)
-    with hostile(script) as b, serve_graph(tmp_path, one_step_graph(b.url("/v1/models/big")),
+    with raw_backend(script) as b, serve_graph(tmp_path, one_step_graph(b.url("/v1/models/big")),
                                            env={"MALLOC_MMAP_THRESHOLD_": "1048576"}) as rp:
         idle = settled_rss(rp.proc.pid)
         for _ in range(2):
@@ -123,7 +126,7 @@ async def test_body_bytes_are_charged_while_read_and_given_back() -> None:
     async def script(conn: Conn) -> None:  # the second connection's half alone fits, not with the first's
         await paused_answer(conn, 1_000_000 if conn.index == 0 else 1_200_000, release)
 
-    with hostile(script) as b:
+    with raw_backend(script) as b:
         client = HttpClient(ClientLimits(budget=budget))
         try:
             first = asyncio.ensure_future(client.request("POST", Url.parse(b.url()), [], b"{}", timeout=10))
@@ -155,7 +158,7 @@ async def test_a_broken_answer_gives_its_bytes_back() -> None:
             conn.write(b"HTTP/1.1 200 OK\r\ncontent-length: 500000\r\n\r\n" + b"x" * 200_000)
             await conn.writer.drain()
 
-    with hostile(half_then_close) as b:
+    with raw_backend(half_then_close) as b:
         client = HttpClient(ClientLimits(budget=budget))
         try:
             with pytest.raises(Exception, match="unexpected EOF"):
@@ -172,7 +175,7 @@ async def test_a_spent_budget_is_503_with_retry_after_through_the_engine() -> No
         while await conn.request() is not None:
             await conn.answer(200, b'"' + b"x" * (2 * MIB) + b'"')
 
-    with hostile(big) as b:
+    with raw_backend(big) as b:
         spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": b.url()}]}}}
         async with GraphRouter.from_spec(spec, client_limits=ClientLimits(budget=budget)) as router:
             res = await router.infer({"instances": [1]})

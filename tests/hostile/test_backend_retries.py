@@ -17,8 +17,10 @@ from graph_router import GraphRouter
 from graph_router.backend import DEFAULT_RETRY_WINDOW
 from graph_router.http.client import ClientLimits, HttpClient, Url
 
-from ..conftest import free_port
-from .backends import Conn, answer_each, hostile, one_step_graph, post, serve_graph
+from ..support.backends import Conn, answer_each, raw_backend
+from ..support.graphs import one_step_graph
+from ..support.ports import free_port
+from .backends import post, serve_graph
 
 
 async def read_then_close_on_reuse(conn: Conn) -> None:
@@ -33,7 +35,7 @@ async def read_then_close_on_reuse(conn: Conn) -> None:
 
 
 def test_post_read_on_a_reused_connection_reaches_the_backend_once(tmp_path: Path) -> None:
-    with hostile(read_then_close_on_reuse) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
+    with raw_backend(read_then_close_on_reuse) as b, serve_graph(tmp_path, one_step_graph(b.url())) as rp:
         first = post(rp, b'{"n": 1}')
         assert (first.status, first.body) == (200, b'{"first": true}')
         second = post(rp, b'{"n": 2}')
@@ -49,7 +51,7 @@ def test_post_read_on_a_reused_connection_reaches_the_backend_once(tmp_path: Pat
 
 def test_the_graphs_retry_policy_may_send_it_again(tmp_path: Path) -> None:
     retry = "          retry: {maxRetries: 1, initialDelayMs: 1, maxDelayMs: 1, retryOn: [reset]}\n"
-    with hostile(read_then_close_on_reuse) as b, \
+    with raw_backend(read_then_close_on_reuse) as b, \
             serve_graph(tmp_path, one_step_graph(b.url(), step_extra=retry)) as rp:
         assert post(rp, b'{"n": 1}').status == 200
         again = post(rp, b'{"n": 2}')
@@ -63,7 +65,7 @@ async def test_an_idle_connection_the_backend_closed_is_not_reused() -> None:
             await conn.answer(200, b"{}")
         # then close the idle keep-alive connection, as a backend's idle timeout does
 
-    with hostile(close_when_idle) as b:
+    with raw_backend(close_when_idle) as b:
         client = HttpClient()
         try:
             url = Url.parse(b.url())
@@ -119,7 +121,7 @@ def test_a_bad_retry_window_is_refused_at_start(tmp_path: Path, value: str) -> N
     import subprocess
     import sys
 
-    from ..conftest import ROOT
+    from ..support.router import ROOT
 
     (tmp_path / "g.yaml").write_text(one_step_graph("http://127.0.0.1:1/x"))
     done = subprocess.run([sys.executable, "-m", "graph_router", "serve", str(tmp_path / "g.yaml"),
@@ -136,7 +138,7 @@ def test_client_limits_reject_nonsense() -> None:
 
 async def test_a_replayable_request_is_sent_again_once(tmp_path: Path) -> None:
     # Go's Request.isReplayable: GET, or an Idempotency-Key; the backend sees it twice, as with Go
-    with hostile(read_then_close_on_reuse) as b:
+    with raw_backend(read_then_close_on_reuse) as b:
         client = HttpClient()
         try:
             url = Url.parse(b.url())

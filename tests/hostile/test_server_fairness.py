@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from .conftest import NORMAL, Router, assert_serving, attacker, chunked_head, connect, read_reply
+from ..support.router import RouterProcess
+from .conftest import NORMAL, assert_serving, attacker, chunked_head, connect, read_reply
 
 SAMPLES = 50
 SLACK = 0.5
@@ -36,8 +37,9 @@ def p99(port: int) -> float:
     return took[min(len(took) - 1, int(len(took) * 0.99))]
 
 
+@pytest.mark.serial  # latency beside a hostile client: another test's load would be measured too
 @pytest.mark.parametrize("kind", list(HOSTILE))
-def test_a_normal_request_stays_prompt_beside_a_hostile_connection(router: Router, kind: str) -> None:
+def test_a_normal_request_stays_prompt_beside_a_hostile_connection(router: RouterProcess, kind: str) -> None:
     p99(router.port)  # warm
     quiet = p99(router.port)
     with attacker(router.port, *HOSTILE[kind]):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import NORMAL, Router, assert_refused, assert_serving, exchange
+from ..support.router import RouterProcess
+from .conftest import NORMAL, assert_refused, assert_serving, exchange
 
 H = b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\n"
 MALFORMED = "malformed HTTP request: "
@@ -74,7 +75,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_refused_closed_and_still_serving(router: Router, case: str) -> None:
+def test_refused_closed_and_still_serving(router: RouterProcess, case: str) -> None:
     data, status, cause = REFUSED[case]
     reply = exchange(router.port, data)
     assert_refused(reply, status)
@@ -83,7 +84,7 @@ def test_refused_closed_and_still_serving(router: Router, case: str) -> None:
     assert_serving(router)
 
 
-def test_smuggled_request_after_a_refusal_is_never_run(router: Router) -> None:
+def test_smuggled_request_after_a_refusal_is_never_run(router: RouterProcess) -> None:
     # The bytes after an ambiguous message are not a second request: no second answer arrives.
     smuggle = H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + NORMAL
     reply = exchange(router.port, smuggle)
@@ -93,12 +94,12 @@ def test_smuggled_request_after_a_refusal_is_never_run(router: Router) -> None:
 
 @pytest.mark.parametrize("target", [b"http://r/graphs/echo", b"http://r:80/graphs/echo?a=1",
                                     b"HTTPS://elsewhere/graphs/echo"])
-def test_absolute_form_target_is_routed_by_its_path(router: Router, target: bytes) -> None:
+def test_absolute_form_target_is_routed_by_its_path(router: RouterProcess, target: bytes) -> None:
     reply = exchange(router.port, b"POST " + target + b" HTTP/1.1\r\nHost: r\r\nContent-Length: 8\r\n\r\n{\"x\": 1}")
     assert (reply.status, reply.json(), reply.closed) == (200, {"received": 8}, False)
 
 
-def test_http10_without_host_is_served_and_closed(router: Router) -> None:
+def test_http10_without_host_is_served_and_closed(router: RouterProcess) -> None:
     reply = exchange(router.port, b"POST /graphs/echo HTTP/1.0\r\nContent-Length: 8\r\n\r\n{\"x\": 1}")
     assert (reply.status, reply.json(), reply.closed) == (200, {"received": 8}, True)
     assert_serving(router)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..support.router import RouterProcess
 from .conftest import (
     NORMAL,
-    Router,
     RouterFactory,
     assert_refused,
     assert_serving,
@@ -28,7 +28,7 @@ MiB = 1 << 20
 
 
 @contextlib.contextmanager
-def peak_rss(router: Router) -> Iterator[list[int]]:
+def peak_rss(router: RouterProcess) -> Iterator[list[int]]:
     """Sample the router's RSS every 5 ms while the block runs; yields [peak] (filled in at exit)."""
     out = [router.rss()]
     stop = threading.Event()
@@ -47,7 +47,7 @@ def peak_rss(router: Router) -> Iterator[list[int]]:
         t.join(timeout=5)
 
 
-def settle(router: Router, target: int, seconds: float = 5.0) -> int:
+def settle(router: RouterProcess, target: int, seconds: float = 5.0) -> int:
     """Poll RSS until it is at most ``target`` or ``seconds`` pass; the last value."""
     deadline = time.monotonic() + seconds
     rss = router.rss()
@@ -57,7 +57,7 @@ def settle(router: Router, target: int, seconds: float = 5.0) -> int:
     return rss
 
 
-def test_a_10mb_body_in_1_byte_chunks_costs_about_its_size(router: Router) -> None:
+def test_a_10mb_body_in_1_byte_chunks_costs_about_its_size(router: RouterProcess) -> None:
     body = 10 * MB
     assert_serving(router)
     exchange(router.port, NORMAL)  # warm: first-request allocations are not the body's
@@ -80,7 +80,7 @@ def test_a_10mb_body_in_1_byte_chunks_costs_about_its_size(router: Router) -> No
 
 
 @pytest.fixture(scope="module")
-def budgeted(start_router: RouterFactory) -> Router:
+def budgeted(start_router: RouterFactory) -> RouterProcess:
     return start_router("--max-inflight-bytes", str(4 * MiB))
 
 
@@ -91,7 +91,7 @@ def attack(port: int, size: int) -> socket.socket:
     return sock
 
 
-def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: Router) -> None:
+def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: RouterProcess) -> None:
     assert_serving(budgeted)
     idle = budgeted.rss()
     attackers: list[socket.socket] = []

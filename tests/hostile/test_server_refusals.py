@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from ..conftest import ROOT
-from .conftest import Router, RouterFactory, exchange
+from ..support.router import ROOT, RouterProcess
+from .conftest import RouterFactory, exchange
 
 TOKEN = "hostile-token"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
@@ -40,13 +40,13 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def guarded(start_router: RouterFactory, tmp_path_factory: pytest.TempPathFactory) -> Router:
+def guarded(start_router: RouterFactory, tmp_path_factory: pytest.TempPathFactory) -> RouterProcess:
     token = tmp_path_factory.mktemp("token") / "token"
     token.write_text(TOKEN)
     return start_router("--auth-token-file", str(token))
 
 
-def access_lines(router: Router, count: int) -> list[dict[str, object]]:
+def access_lines(router: RouterProcess, count: int) -> list[dict[str, object]]:
     """The access log once it holds ``count`` lines (it is written in batches, every 0.25 s)."""
     deadline = time.monotonic() + 5
     lines = router.access()
@@ -56,7 +56,7 @@ def access_lines(router: Router, count: int) -> list[dict[str, object]]:
     return lines
 
 
-def test_every_refused_request_is_logged_once_and_counted(guarded: Router) -> None:
+def test_every_refused_request_is_logged_once_and_counted(guarded: RouterProcess) -> None:
     before = len(access_lines(guarded, 0))
     for data, status, *_ in CASES:
         reply = exchange(guarded.port, data, close_wait=0.2)
@@ -75,7 +75,7 @@ def test_every_refused_request_is_logged_once_and_counted(guarded: Router) -> No
     assert 'graph_router_requests_total{graph="echo",status="200"} 1.0' in metrics
 
 
-def test_route_header_names_nodes_and_steps_not_urls(router: Router) -> None:
+def test_route_header_names_nodes_and_steps_not_urls(router: RouterProcess) -> None:
     reply = exchange(router.port, b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}")
     assert (reply.status, reply.headers["x-graph-route"]) == (200, "root>0")
 

@@ -7,21 +7,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
 
-from ..conftest import ROOT, free_port
+from ..support.ports import free_port
+from ..support.router import ServerProcess, spawn, wait_ready
 
 SKIP_REASON = "interop tests need the real KServe package: pip install -e '.[interop]'"
 READY_TIMEOUT = 30.0
+M = TypeVar("M", bound="ModelServerProcess")
 V1_MODELS = ("doubler", "tripler", "thresholder", "sleeper")
 V2_MODELS = ("scaler", "scaler2", "classifier", "echo")
 
@@ -42,16 +42,8 @@ def import_kserve() -> Any:
 
 
 @dataclass
-class ModelServerProcess:
+class ModelServerProcess(ServerProcess):
     """The model server's address, plus the ``recorder`` model's view of what each model received."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def v1(self, model: str) -> str:
         return f"{self.url}/v1/models/{model}:predict"
@@ -83,24 +75,10 @@ class ModelServerProcess:
         status, body = self.post(self.v1("recorder"), b'{"clear": true}')
         assert status == 200, body
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
 
 def wait_model_server(ms: ModelServerProcess, timeout: float = READY_TIMEOUT) -> None:
     """Bounded wait for ``GET /v2/health/ready`` (true once every registered model is ready)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ms.proc.poll() is not None:
-            raise AssertionError(f"model server exited with {ms.proc.returncode}:\n{ms.log()}")
-        try:
-            with urllib.request.urlopen(f"{ms.url}/v2/health/ready", timeout=1) as r:
-                if r.status == 200 and orjson.loads(r.read()).get("ready") is True:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"model server not ready after {timeout}s:\n{ms.log()}")
+    wait_ready(ms, timeout, path="/v2/health/ready", ready=lambda body: orjson.loads(body).get("ready") is True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -116,25 +94,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def serving(ms: M) -> Iterator[M]:
+    """A model server just started, once ready; stopped when the block ends."""
+    try:
+        wait_model_server(ms)
+        yield ms
+    finally:
+        stop(ms.proc)
+
+
 @pytest.fixture(scope="module")
 def kserve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProcess]:
     """``python -m tests.interop.kserve_models PORT`` on 127.0.0.1; stopped (process group) after the module."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("kserve") / "model-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.interop.kserve_models", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    ms = ModelServerProcess(proc, port, log_path)
-    try:
-        wait_model_server(ms)
+    proc = spawn([sys.executable, "-m", "tests.interop.kserve_models", str(port)], log_path)
+    with serving(ModelServerProcess(proc, port, log_path)) as ms:
         yield ms
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

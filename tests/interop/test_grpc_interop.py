@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,10 +14,11 @@ import aiohttp
 import orjson
 import pytest
 
-from graph_router.api import GraphRouter
+from graph_router import GraphRouter
 
-from ..conftest import ROOT, free_port
-from .conftest import ModelServerProcess, import_kserve, stop, wait_model_server
+from ..support.ports import free_port
+from ..support.router import ROOT, spawn
+from .conftest import ModelServerProcess, import_kserve, serving
 
 kserve = import_kserve()
 grpc = pytest.importorskip("grpc", reason="needs the grpc extra: pip install -e '.[grpc]'")
@@ -41,16 +41,10 @@ def kserve_grpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcModelS
     """``python -m tests.interop.kserve_grpc_models HTTP GRPC``: the interop models over REST and gRPC."""
     http_port, grpc_port = free_port(), free_port()
     log_path = tmp_path_factory.mktemp("kserve-grpc") / "model-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.interop.kserve_grpc_models", str(http_port),
-                                 str(grpc_port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    ms = GrpcModelServer(proc, http_port, log_path, grpc_port)
-    try:
-        wait_model_server(ms)
+    proc = spawn([sys.executable, "-m", "tests.interop.kserve_grpc_models", str(http_port), str(grpc_port)],
+                 log_path)
+    with serving(GrpcModelServer(proc, http_port, log_path, grpc_port)) as ms:
         yield ms
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

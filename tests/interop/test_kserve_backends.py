@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from graph_router.api import GraphRouter
+from graph_router import GraphRouter
 
-from ..conftest import RouterProcess
+from ..support.router import RouterProcess
 from .conftest import ModelServerProcess, import_kserve
 
 import_kserve()

@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
 import orjson
 import pytest
 
-from ..conftest import RouterProcess
-from .conftest import ModelServerProcess, import_kserve
+from ..support.router import RouterProcess
+from .conftest import SKIP_REASON, ModelServerProcess, import_kserve
 
 kserve = import_kserve()
+httpx = pytest.importorskip("httpx", reason=SKIP_REASON)
+np = pytest.importorskip("numpy", reason=SKIP_REASON)
 pytestmark = pytest.mark.interop
 
 CHAIN = Path(__file__).parent / "graphs" / "v2-chain.yaml"

@@ -12,6 +12,7 @@ import yaml
 from graph_router.loader import load_graph_text
 from graph_router.manifests.cli import run
 from graph_router.spec import GraphDocument
+from tests.support.graphs import graph, sequence_of
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -35,9 +36,4 @@ def cli(*argv: str) -> Result:
 
 def sequence_graph(*services: str, name: str = "g") -> GraphDocument:
     """A one-node Sequence calling ``services`` in order."""
-    steps = "".join(f"        - serviceName: {s}\n" for s in services)
-    text = (
-        f"apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata:\n  name: {name}\n"
-        f"spec:\n  nodes:\n    root:\n      routerType: Sequence\n      steps:\n{steps}"
-    )
-    return load_graph_text(text)[0]
+    return load_graph_text(graph(name, sequence_of(*services)))[0]

@@ -8,6 +8,8 @@ import pytest
 from manifest_helpers import ROOT, cli
 
 from graph_router.compiler import Resolver
+from tests.support.graphs import graph as graph_text
+from tests.support.graphs import sequence_of
 
 
 @pytest.fixture(autouse=True)
@@ -17,9 +19,7 @@ def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write(tmp_path: Path, services: str) -> tuple[str, str]:
     graph = tmp_path / "graph.yaml"
-    graph.write_text("apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: g}\n"
-                     "spec:\n  nodes:\n    root:\n      routerType: Sequence\n      steps:\n"
-                     "        - serviceName: m\n")
+    graph.write_text(graph_text("g", sequence_of("m")))
     deploy = tmp_path / "deploy.yaml"
     deploy.write_text(f"namespace: ns\nservices:\n  m:\n{services}")
     return str(graph), str(deploy)

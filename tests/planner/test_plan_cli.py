@@ -16,7 +16,9 @@ import pytest
 
 from graph_router.cli import main
 
-from ..conftest import ONE_STEP_GRAPH, ROOT, Backend, RouterProcess
+from ..support.backends import Backend
+from ..support.graphs import ONE_STEP_GRAPH
+from ..support.router import ROOT, RouterProcess
 
 EXAMPLES = sorted(p.name for p in (ROOT / "graphs").iterdir() if (p / "traffic.csv").exists())
 ENSEMBLE = ["plan", "graphs/ensemble/graph.yaml", "--deploy", "graphs/ensemble/deploy.yaml",

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from ..conftest import ROOT
+from ..support.router import ROOT
 
 
 def test_plan_speed_prints_a_row_per_example() -> None:

@@ -20,8 +20,11 @@ from graph_router.loader import load_graph_text
 from graph_router.mirror import Shadows
 from graph_router.telemetry import Telemetry
 
-from .conftest import Backend, StartApp, free_port, reply
-from .test_telemetry_metrics import Samples, get, scrape
+from ..conftest import StartApp
+from ..support.backends import Backend, reply
+from ..support.graphs import graph as resource
+from ..support.ports import free_port
+from ..test_telemetry_metrics import Samples, get, scrape
 
 MakeBackend = Callable[[], Awaitable[Backend]]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -31,8 +34,7 @@ def graph(mirror: str | None, *, extra: str = "") -> str:
     step = "        - name: score\n          serviceName: real\n"
     if mirror is not None:
         step += f"          mirror: {mirror}\n"
-    return ("apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: g}\nspec:\n"
-            f"{extra}  nodes:\n    root:\n      routerType: Sequence\n      steps:\n{step}")
+    return resource("g", f"    root:\n      routerType: Sequence\n      steps:\n{step}", extra)
 
 
 async def serve(app_server: StartApp, yaml_text: str, services: dict[str, str], *,

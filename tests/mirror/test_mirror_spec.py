@@ -19,7 +19,7 @@ from graph_router.manifests.kserve import strip_extensions
 from graph_router.mirror import compile_comparison
 from graph_router.spec import MirrorMode
 
-from .test_spec import problems, seq
+from ..test_spec import problems, seq
 
 
 def mirrored(mirror: Any, **step: Any) -> dict[str, Any]:
