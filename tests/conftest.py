@@ -23,23 +23,6 @@ __all__ = ["ONE_STEP_GRAPH", "ROOT", "Backend", "RouterProcess", "StartApp", "al
            "run_locks", "wait_ready"]
 
 
-# --- tests that must run alone (see tests/support/serial.py) ---------------------------------------
-
-#: Tests in modules this file does not mark itself (node id prefixes), with why they run alone.
-SERIAL = {
-    "tests/test_otlp_export.py::test_collector_down_is_bounded_by_the_timeout": "0.5 s of slack",
-    "tests/test_otlp_export.py::test_a_collector_slower_than_the_timeout": "0.5 s of slack",
-    "tests/test_otlp_export.py::test_shutdown_bounded_by_its_wait_counts_the_batch_in_flight": "0.7 s of slack",
-    "tests/test_server.py::test_retry_budget_bounded_by_graph_timeout": "0.6 s of slack",
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.nodeid.startswith(prefix) for prefix in SERIAL):
-            item.add_marker(pytest.mark.serial)
-
-
 @pytest.fixture
 async def backend_factory(aiohttp_server: Any) -> AsyncIterator[Callable[[], Awaitable[Backend]]]:
     """``await make()`` starts a :class:`Backend` on 127.0.0.1; stopped at teardown."""

@@ -173,6 +173,7 @@ async def test_4xx_is_never_retried(serve: Serve, backend_factory: Callable[[], 
     assert status == 429 and len(b.seen) == 1
 
 
+@pytest.mark.serial  # 0.6 s of slack: timing bounds that need the cores to itself
 async def test_retry_budget_bounded_by_graph_timeout(serve: Serve,
                                                     backend_factory: Callable[[], Awaitable[Backend]]) -> None:
     b = await backend_factory()

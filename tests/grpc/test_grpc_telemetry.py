@@ -13,8 +13,8 @@ from graph_router.accesslog import AccessLog
 from graph_router.api import GraphRouter
 from graph_router.telemetry import Telemetry
 
-from ..otlp_decode import in_memory_telemetry
-from ..test_telemetry_metrics import get, scrape
+from ..telemetry.otlp_decode import in_memory_telemetry
+from ..telemetry.test_telemetry_metrics import get, scrape
 from .fixtures import GrpcModels, StartFront, fp32_request
 from .test_grpc_front import error_of, seq
 

@@ -24,7 +24,7 @@ from ..conftest import StartApp
 from ..support.backends import Backend, reply
 from ..support.graphs import graph as resource
 from ..support.ports import free_port
-from ..test_telemetry_metrics import Samples, get, scrape
+from ..telemetry.test_telemetry_metrics import Samples, get, scrape
 
 MakeBackend = Callable[[], Awaitable[Backend]]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -20,7 +20,7 @@ import pytest
 from graph_router.modelhost import EXAMPLE_MODELS, InvalidInput, Model, ModelHost, example_models
 from graph_router.modelhost.cli import parse_names
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Real iris rows: setosa (all agree), then three hard rows the classifiers disagree on.
 ROWS = [[5.1, 3.5, 1.4, 0.2], [5.9, 3.2, 4.8, 1.8], [4.9, 2.5, 4.5, 1.7], [7.2, 3.0, 5.8, 1.6]]

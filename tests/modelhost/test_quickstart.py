@@ -16,7 +16,7 @@ import aiohttp
 
 from graph_router.modelhost.quickstart import describe, examples, find_example, router_argv
 
-from .test_cli import cli
+from ..test_cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "graphs"

@@ -33,8 +33,8 @@ from graph_router.telemetry.export import BatchExporter, ExportConfig, ExportCon
 from graph_router.telemetry.sampling import Sampler, parse_traceparent
 from graph_router.telemetry.spans import OtlpTracer, TraceState
 
-from .conftest import ONE_STEP_GRAPH as GRAPH
-from .conftest import ROOT, Backend, RouterProcess, free_port
+from ..conftest import ONE_STEP_GRAPH as GRAPH
+from ..conftest import ROOT, Backend, RouterProcess, free_port
 from .otlp_decode import DecodedSpan, Ids, decode
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -509,6 +509,7 @@ async def test_400_drops_the_batch_without_retrying(collector: Collector, make_e
     assert [g.names() for g in collector.got] == [["s0", "s1"], ["s2"]]
 
 
+@pytest.mark.serial  # 0.5 s of slack: timing bounds that need the cores to itself
 async def test_collector_down_is_bounded_by_the_timeout(make_exporter: MakeExporter,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1/traces"
@@ -523,6 +524,7 @@ async def test_collector_down_is_bounded_by_the_timeout(make_exporter: MakeExpor
     assert "connection refused" in warning
 
 
+@pytest.mark.serial  # 0.5 s of slack: timing bounds that need the cores to itself
 async def test_a_collector_slower_than_the_timeout(collector: Collector, make_exporter: MakeExporter,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     collector.script = [(200, 1.0)]
@@ -535,6 +537,7 @@ async def test_a_collector_slower_than_the_timeout(collector: Collector, make_ex
         f"tracing: dropped 1 spans: export to {collector.url}/v1/traces failed: timeout awaiting headers"]
 
 
+@pytest.mark.serial  # 0.7 s of slack: timing bounds that need the cores to itself
 async def test_shutdown_bounded_by_its_wait_counts_the_batch_in_flight(collector: Collector,
                                                                        make_exporter: MakeExporter,
                                                                        caplog: pytest.LogCaptureFixture) -> None:

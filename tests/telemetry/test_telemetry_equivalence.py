@@ -17,7 +17,7 @@ from aiohttp import web
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 
-from .conftest import StartApp, free_port
+from ..conftest import StartApp, free_port
 from .otlp_decode import DecodedSpan, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -37,7 +37,7 @@ from graph_router.telemetry.metrics import (
     Metrics,
 )
 
-from .conftest import StartApp, free_port
+from ..conftest import StartApp, free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -19,7 +19,7 @@ from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
-from .conftest import StartApp, free_port
+from ..conftest import StartApp, free_port
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
