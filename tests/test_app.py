@@ -16,6 +16,7 @@ from graph_router.http.messages import ServerLimits
 from graph_router.loader import load_graph_text
 
 from .conftest import Backend, StartApp, free_port, reply
+from .support.graphs import graph, sequence_of
 
 ENVELOPE = "Failed to process request"
 Serve = Callable[..., Awaitable[str]]
@@ -33,17 +34,7 @@ def serve(app_server: StartApp) -> Serve:
     return start
 
 
-ONE = """
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: one}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - serviceName: a
-"""
+ONE = graph("one", sequence_of("a"))
 
 
 async def post(url: str, body: Any = None, *, data: bytes | None = None,

@@ -98,3 +98,12 @@ def test_hostile_prints_fairness_memory_and_budget_rows() -> None:
     # 0.5 MiB holds two 256 KiB attackers: the other two, and the request after them, get 503
     assert "budget: 4 attackers x 0.25 MiB against 0.5 MiB: 2 refused with 503" in out, out
     assert out.rstrip().endswith("a new request meanwhile: HTTP/1.1 503 Service Unavailable"), out
+
+
+SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if "argparse" in p.read_text())
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_script_explains_itself(script: str) -> None:
+    out = run_script(f"benchmarks/{script}", "--help")
+    assert out.startswith("usage:"), out[:200]

@@ -20,6 +20,8 @@ from graph_router.errors import SpecError
 from graph_router.loader import load_graph_json, load_graph_text
 from graph_router.spec import GraphDocument
 
+from .support.graphs import ONE_STEP_GRAPH
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -201,16 +203,7 @@ def test_mutated_graphs_load_or_raise_spec_error(data: Any) -> None:
 
 # --- hostile YAML, found by hand -----------------------------------------------------------------------
 
-BASE = """apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: g}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-        - serviceName: a
-"""
+BASE = ONE_STEP_GRAPH
 
 
 @pytest.mark.parametrize("text", [

@@ -27,10 +27,10 @@ from graph_router.prewarm import PrewarmSettings, wake_steps, warmup_url
 from graph_router.spec import Prewarm
 
 from .conftest import StartApp
-from .telemetry.otlp_decode import in_memory_telemetry
 from .support.backends import Backend, reply
 from .support.ports import free_port
 from .support.router import RouterProcess
+from .telemetry.otlp_decode import in_memory_telemetry
 
 
 class Echo(Model):

@@ -26,6 +26,8 @@ from graph_router.http.client import (
 )
 from graph_router.http.wire import HeaderInjection
 
+from ..support.ports import free_port
+
 pytestmark = pytest.mark.timeout(20)
 
 
@@ -34,13 +36,6 @@ async def client():
     c = HttpClient()
     yield c
     await c.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed: connecting is refused
 
 
 def reset(writer: asyncio.StreamWriter) -> None:

@@ -38,6 +38,7 @@ from graph_router.telemetry.metrics import (
 )
 
 from ..conftest import StartApp, free_port
+from ..support.graphs import graph
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -112,11 +113,6 @@ async def scrape(url: str) -> Samples:
 def get(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; 0 when the series does not exist (never recorded)."""
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def graph(name: str, nodes: str, extra: str = "") -> str:
-    return (f"apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {{name: {name}}}\n"
-            f"spec:\n{extra}  nodes:\n{nodes}")
 
 
 ONE = graph("one", "    root:\n      routerType: Sequence\n      steps:\n"
@@ -244,18 +240,34 @@ async def test_in_flight_gauge(start: Start, backend: MakeBackend) -> None:
 # --- several worker processes ---------------------------------------------------------------------
 
 
+def _counting_pids(mp: Path) -> set[str]:
+    """The workers whose counts reached the shared directory."""
+    return {p.stem.rsplit("_", 1)[1] for p in mp.glob("counter_*.db")}
+
+
 async def _two_worker_traffic(router_process: Callable[..., Any], backend: MakeBackend, tmp_path: Path,
-                              env: dict[str, str]) -> tuple[int, list[Samples]]:
+                              env: dict[str, str], mp: Path | None = None) -> tuple[int, list[Samples]]:
     a = await backend()
     graph_file = tmp_path / "one.yaml"
     graph_file.write_text(ONE)
     rp = router_process(str(graph_file), "--workers", "2", "--drain-seconds", "0", "--service", f"a={a.url}",
                         "--no-access-log", env=env)
-    n = 30
-    for i in range(n):  # a fresh connection each: SO_REUSEPORT spreads them over both workers
-        conn = aiohttp.TCPConnector(force_close=True)
-        async with aiohttp.ClientSession(connector=conn) as s, s.post(rp.url, json={"x": i}) as r:
-            assert r.status == 200
+    n = 0
+    for _ in range(10):  # rounds of 30 until both workers have counted (bounded: the second may start late)
+        for i in range(30):  # a fresh connection each: SO_REUSEPORT spreads them over both workers
+            conn = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(connector=conn) as s, s.post(rp.url, json={"x": i}) as r:
+                assert r.status == 200
+            n += 1
+        if mp is None:
+            break
+        for _ in range(30):  # each worker writes its counts to the files once a FLUSH_INTERVAL (1 s)
+            if len(_counting_pids(mp)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            continue
+        break
     for _ in range(100):  # up to ~5 s: each worker writes its counts to the files once a FLUSH_INTERVAL
         if get(await scrape(rp.url), "graph_router_requests_total", graph="one", status="200") == n:
             break
@@ -268,14 +280,13 @@ async def test_two_workers_metrics_are_summed(router_process: Callable[..., Any]
     mp = tmp_path / "prom"
     mp.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(mp)}
-    n, scrapes = await _two_worker_traffic(router_process, backend, tmp_path, env)
+    n, scrapes = await _two_worker_traffic(router_process, backend, tmp_path, env, mp)
     for m in scrapes:  # whichever worker answers, it reports both
         assert get(m, "graph_router_requests_total", graph="one", status="200") == n
         assert get(m, "graph_router_step_duration_seconds_count", graph="one", node="root", step="s",
                    target="a") == n
         assert get(m, "graph_router_requests_in_flight", graph="one") == 0
-    pids = {p.stem.rsplit("_", 1)[1] for p in mp.glob("counter_*.db")}
-    assert len(pids) == 2  # both workers counted requests
+    assert len(_counting_pids(mp)) == 2  # both workers counted requests
 
 
 async def test_two_workers_metrics_are_summed_without_any_env(router_process: Callable[..., Any],

@@ -20,6 +20,7 @@ from graph_router.loader import load_graph_text
 from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
 from ..conftest import StartApp, free_port
+from ..support.graphs import graph
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -120,11 +121,6 @@ def sid(span: Span) -> str:
 
 def parent_of(span: Span) -> str | None:
     return f"{span.parent.span_id:016x}" if span.parent is not None else None
-
-
-def graph(name: str, nodes: str, extra: str = "") -> str:
-    return (f"apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {{name: {name}}}\n"
-            f"spec:\n{extra}  nodes:\n{nodes}")
 
 
 SEQUENCE = graph("seq", """\
