@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-uvloop", action="store_true")
     ap.add_argument("--http", action="store_true", help="the router in its own process, driven over HTTP")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="V",
-                    help=f"variants to run, ratios against the first (default: all: {', '.join(VARIANTS).replace('%', '%%')})")
+                    help="variants to run, ratios against the first (default: all: "
+                         + ", ".join(VARIANTS).replace("%", "%%") + ")")
     ap.add_argument("--graph", choices=list(PATTERNS), default="1hop",
                     help="one of run.py's patterns (benchmarks/graphs/; default 1hop)")
     ap.add_argument("--gc-threshold", type=int, default=gc.get_threshold()[0], metavar="N",
