@@ -18,7 +18,7 @@ from graph_router.modelhost.quickstart import describe, examples, find_example, 
 
 from ..test_cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
 
 

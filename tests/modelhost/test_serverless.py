@@ -19,7 +19,7 @@ import pytest
 
 from graph_router.modelhost import Model, ModelHost
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COLD = 0.4
 
 
