@@ -1,4 +1,4 @@
-"""Fixtures for the HTTP data plane: our server on port 0, raw sockets, scripted backends."""
+"""Fixtures for the HTTP data plane: our server on port 0, raw sockets, scripted raw backends."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 from graph_router.errors import envelope
 from graph_router.http.server import Handler, HttpResponse, HttpServer, ServerLimits, start_server
+
+from ..support.backends import RawBackend, Script
 
 JSON = [("content-type", "application/json")]
 
@@ -111,109 +113,23 @@ async def raw() -> AsyncIterator[Callable[[int], Awaitable[Raw]]]:
         conn.close()
 
 
-# --- scripted backends for the client ------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    head: str
-    body: bytes
-
-    @property
-    def request_line(self) -> str:
-        return self.head.split("\r\n", 1)[0]
-
-    def header(self, name: str) -> str | None:
-        for line in self.head.split("\r\n")[1:]:
-            k, _, v = line.partition(":")
-            if k.strip().lower() == name:
-                return v.strip()
-        return None
-
-
-async def read_request(reader: asyncio.StreamReader) -> Received | None:
-    """One request (Content-Length bodies only), or None at EOF."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    text = head.decode("latin-1")
-    got = Received(text, b"")
-    length = int(got.header("content-length") or 0)
-    got.body = await reader.readexactly(length) if length else b""
-    return got
-
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int, "Scripted"], Awaitable[None]]
-
-
-@dataclass
-class Scripted:
-    """A raw asyncio server; ``script(reader, writer, n, self)`` runs per connection (n from 0)."""
-
-    script: Script
-    connections: int = 0
-    requests: list[Received] = field(default_factory=list)
-    server: asyncio.Server | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
-
-    def url(self, path: str = "/v1/models/m:predict") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        n = self.connections
-        self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        try:
-            await self.script(reader, writer, n, self)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.tasks.discard(task)
-            writer.close()
-
-    @staticmethod
-    def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
-        """A 200 JSON response with Content-Length (``extra``: more header lines, CRLF-terminated)."""
-        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        head += f"{extra}\r\n"
-        return head.encode() + body
-
-    async def read(self, reader: asyncio.StreamReader) -> Received | None:
-        got = await read_request(reader)
-        if got is not None:
-            self.requests.append(got)
-        return got
+# --- scripted raw backends for the client ----------------------------------------------------------
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
-    started: list[Scripted] = []
+async def raw_backend_here() -> AsyncIterator[Callable[[Script], Awaitable[RawBackend]]]:
+    """``await raw_backend_here(script)``: a :class:`RawBackend` on the test's own event loop (so on
+    uvloop too), whose ``script(conn)`` runs per connection; closed at teardown."""
+    started: list[RawBackend] = []
 
-    async def start(script: Script) -> Scripted:
-        s = Scripted(script)
-        s.server = await asyncio.start_server(s._on_conn, "127.0.0.1", 0)
-        started.append(s)
-        return s
+    async def start(script: Script) -> RawBackend:
+        backend = await RawBackend(script).start_here()
+        started.append(backend)
+        return backend
 
     yield start
-    for s in started:
-        assert s.server is not None
-        s.server.close()
-        for task in list(s.tasks):
-            task.cancel()
-        await asyncio.gather(*s.tasks, return_exceptions=True)
-        await s.server.wait_closed()
-
-
+    for backend in started:
+        await backend.aclose()
 
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import ssl
-import struct
 
 import pytest
 from aiohttp import web
@@ -26,6 +24,7 @@ from graph_router.http.client import (
 )
 from graph_router.http.wire import HeaderInjection
 
+from ..support.backends import Conn
 from ..support.ports import free_port
 
 pytestmark = pytest.mark.timeout(20)
@@ -36,13 +35,6 @@ async def client():
     c = HttpClient()
     yield c
     await c.aclose()
-
-
-def reset(writer: asyncio.StreamWriter) -> None:
-    """Close with RST instead of FIN."""
-    sock = writer.transport.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 # --- against aiohttp ---------------------------------------------------------------------------
@@ -109,12 +101,12 @@ async def test_redirects_are_returned_not_followed(aio, client: HttpClient) -> N
 # --- against scripted raw servers -------------------------------------------------------------------
 
 
-async def test_request_framing_headers_from_the_caller_are_dropped(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(s.ok())
+async def test_request_framing_headers_from_the_caller_are_dropped(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(c.ok())
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     hdrs = [("Host", "evil"), ("Content-Length", "999"), ("Transfer-Encoding", "chunked"),
             ("Connection", "close"), ("x-keep", "1")]
     await client.request("POST", Url.parse(s.url()), hdrs, b"abc", timeout=5)
@@ -124,31 +116,31 @@ async def test_request_framing_headers_from_the_caller_are_dropped(scripted, cli
     assert got.body == b"abc"
 
 
-async def test_header_injection_is_refused_before_sending(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
+async def test_header_injection_is_refused_before_sending(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(HeaderInjection):
         await client.request("POST", Url.parse(s.url()), [("x", "1\r\nevil: 1")], b"", timeout=5)
     assert s.connections == 0
 
 
 def _read_then_close_on_reuse(reply: bytes):  # type: ignore[no-untyped-def]
-    async def script(reader, writer, n, s) -> None:
-        if n == 0:
-            await s.read(reader)
-            writer.write(s.ok(b"first"))
-            await s.read(reader)  # the backend read the request on the reused connection, then dropped it
+    async def script(c: Conn) -> None:
+        if c.index == 0:
+            await c.request(within=None)
+            c.write(c.ok(b"first"))
+            await c.request(within=None)  # the backend read the request on the reused connection, then dropped it
             return
-        while await s.read(reader):
-            writer.write(s.ok(reply))
+        while await c.request(within=None):
+            c.write(c.ok(reply))
     return script
 
 
-async def test_post_read_on_a_reused_connection_is_not_sent_again(scripted, client: HttpClient) -> None:
+async def test_post_read_on_a_reused_connection_is_not_sent_again(raw_backend_here, client: HttpClient) -> None:
     # Go's Transport never re-sends a written POST (persistConn.shouldRetryRequest: not replayable)
-    s = await scripted(_read_then_close_on_reuse(b"fresh"))
+    s = await raw_backend_here(_read_then_close_on_reuse(b"fresh"))
     url = Url.parse(s.url())
     assert (await client.request("POST", url, [], b"1", timeout=5)).body == b"first"
     with pytest.raises(Disconnected) as info:
@@ -162,9 +154,9 @@ async def test_post_read_on_a_reused_connection_is_not_sent_again(scripted, clie
     ("GET", []), ("POST", [("Idempotency-Key", "k1")]), ("POST", [("x-idempotency-key", "k1")]),
 ])
 async def test_replayable_request_is_sent_again_once_on_a_fresh_connection(
-    scripted, client: HttpClient, method: str, headers: list[tuple[str, str]]
+    raw_backend_here, client: HttpClient, method: str, headers: list[tuple[str, str]]
 ) -> None:
-    s = await scripted(_read_then_close_on_reuse(b"fresh"))
+    s = await raw_backend_here(_read_then_close_on_reuse(b"fresh"))
     url = Url.parse(s.url())
     assert (await client.request(method, url, headers, b"1", timeout=5)).body == b"first"
     assert (await client.request(method, url, headers, b"2", timeout=5)).body == b"fresh"
@@ -172,15 +164,15 @@ async def test_replayable_request_is_sent_again_once_on_a_fresh_connection(
     assert [r.body for r in s.requests] == [b"1", b"2", b"2"]
 
 
-async def test_retry_happens_once_only(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        if n == 0:
-            writer.write(s.ok(b"first"))
-            await s.read(reader)
+async def test_retry_happens_once_only(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        if c.index == 0:
+            c.write(c.ok(b"first"))
+            await c.request(within=None)
         # every later connection: read the request, close without a byte
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     url = Url.parse(s.url())
     key = [("Idempotency-Key", "k")]
     await client.request("POST", url, key, b"1", timeout=5)
@@ -191,23 +183,23 @@ async def test_retry_happens_once_only(scripted, client: HttpClient) -> None:
     assert s.connections == 2  # the pooled one, and one fresh retry
 
 
-async def test_fresh_connection_closed_without_answer_is_not_retried(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
+async def test_fresh_connection_closed_without_answer_is_not_retried(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(Disconnected) as info:
         await client.request("POST", Url.parse(s.url()), [], b"x", timeout=5)
     assert (info.value.nothing_received, info.value.in_body) == (True, False)
     assert s.connections == 1
 
 
-async def test_idle_connection_closed_by_backend_is_not_reused(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(s.ok(b"%d" % n))  # keep-alive answer, then the backend closes anyway
+async def test_idle_connection_closed_by_backend_is_not_reused(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(c.ok(b"%d" % c.index))  # keep-alive answer, then the backend closes anyway
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     url = Url.parse(s.url())
     assert (await client.request("POST", url, [], b"", timeout=5)).body == b"0"
     await asyncio.sleep(0.1)  # the FIN arrives while the connection is idle
@@ -216,14 +208,14 @@ async def test_idle_connection_closed_by_backend_is_not_reused(scripted, client:
     assert len(s.requests) == 2  # no request was wasted on the dead connection
 
 
-async def test_chunked_response_then_keep_alive(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        while await s.read(reader):
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+async def test_chunked_response_then_keep_alive(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        while await c.request(within=None):
+            c.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
             await asyncio.sleep(0.02)
-            writer.write(b"6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+            c.write(b"6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     url = Url.parse(s.url())
     for _ in range(2):
         resp = await client.request("POST", url, [], b"", timeout=5)
@@ -232,12 +224,12 @@ async def test_chunked_response_then_keep_alive(scripted, client: HttpClient) ->
     assert s.connections == 1
 
 
-async def test_connection_close_answer_is_not_pooled(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(s.ok(b"bye", extra="connection: close\r\n"))
+async def test_connection_close_answer_is_not_pooled(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(c.ok(b"bye", extra="connection: close\r\n"))
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     url = Url.parse(s.url())
     assert (await client.request("POST", url, [], b"", timeout=5)).body == b"bye"
     assert client.idle_connections() == 0
@@ -247,28 +239,28 @@ async def test_connection_close_answer_is_not_pooled(scripted, client: HttpClien
 
 @pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"])
 async def test_response_without_length_is_read_to_eof(
-    scripted, client: HttpClient, status_line: bytes
+    raw_backend_here, client: HttpClient, status_line: bytes
 ) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(status_line + b"\r\ncontent-type: text/plain\r\n\r\nstream")
-        await writer.drain()
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(status_line + b"\r\ncontent-type: text/plain\r\n\r\nstream")
+        await c.writer.drain()
         await asyncio.sleep(0.05)
-        writer.write(b"ed")
+        c.write(b"ed")
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     resp = await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
     assert resp.body == b"streamed"
     assert client.idle_connections() == 0
 
 
-async def test_informational_responses_are_skipped(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + s.ok(b"final"))
+async def test_informational_responses_are_skipped(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        c.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + c.ok(b"final"))
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     resp = await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
     assert (resp.status, resp.body) == (200, b"final")
     assert ("link", "</a>") not in resp.headers
@@ -283,12 +275,12 @@ async def test_informational_responses_are_skipped(scripted, client: HttpClient)
     ],
     ids=["content-length", "chunked", "until-eof"],
 )
-async def test_response_over_the_limit(scripted, answer: bytes) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(answer)
+async def test_response_over_the_limit(raw_backend_here, answer: bytes) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(answer)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     client = HttpClient(ClientLimits(max_response_bytes=10))
     with pytest.raises(ResponseTooLarge) as info:
         await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
@@ -297,12 +289,12 @@ async def test_response_over_the_limit(scripted, answer: bytes) -> None:
     await client.aclose()
 
 
-async def test_timeout_awaiting_headers(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
+async def test_timeout_awaiting_headers(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
         await asyncio.sleep(30)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     with pytest.raises(ReadTimeout) as info:
@@ -312,13 +304,13 @@ async def test_timeout_awaiting_headers(scripted, client: HttpClient) -> None:
     assert client.idle_connections() == 0
 
 
-async def test_timeout_reading_body(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
+async def test_timeout_reading_body(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
         await asyncio.sleep(30)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(ReadTimeout) as info:
         await client.request("POST", Url.parse(s.url()), [], b"", timeout=0.2)
     assert info.value.headers_received is True
@@ -331,27 +323,27 @@ async def test_connection_refused(client: HttpClient) -> None:
     assert info.value.detail == f"dial tcp 127.0.0.1:{port}: connect: connection refused"
 
 
-async def test_malformed_response_is_a_protocol_violation(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"SPDY/9 what\r\n\r\n")
+async def test_malformed_response_is_a_protocol_violation(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"SPDY/9 what\r\n\r\n")
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(ProtocolViolation) as info:
         await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
     broken = "net/http: HTTP/1.x transport connection broken: malformed HTTP response"
     assert info.value.detail.startswith(broken)
 
 
-async def test_reset_in_the_middle_of_the_body(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await writer.drain()
+async def test_reset_in_the_middle_of_the_body(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        await c.writer.drain()
         await asyncio.sleep(0.05)
-        reset(writer)
+        c.abort()  # RST, not FIN
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(Disconnected) as info:
         await client.request("POST", Url.parse(s.url()), [], b"", timeout=5)
     err = info.value
@@ -360,12 +352,12 @@ async def test_reset_in_the_middle_of_the_body(scripted, client: HttpClient) -> 
     assert err.detail.endswith(f"->127.0.0.1:{s.port}: read: connection reset by peer")
 
 
-async def test_second_response_to_one_request_kills_the_connection(scripted, client: HttpClient) -> None:
-    async def script(reader, writer, n, s) -> None:
-        while await s.read(reader):
-            writer.write(s.ok(b"one") + s.ok(b"unasked"))
+async def test_second_response_to_one_request_kills_the_connection(raw_backend_here, client: HttpClient) -> None:
+    async def script(c: Conn) -> None:
+        while await c.request(within=None):
+            c.write(c.ok(b"one") + c.ok(b"unasked"))
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     url = Url.parse(s.url())
     assert (await client.request("POST", url, [], b"", timeout=5)).body == b"one"
     await asyncio.sleep(0.05)
@@ -373,15 +365,15 @@ async def test_second_response_to_one_request_kills_the_connection(scripted, cli
     assert s.connections == 2
 
 
-async def test_cancelled_request_drops_its_connection(scripted, client: HttpClient) -> None:
+async def test_cancelled_request_drops_its_connection(raw_backend_here, client: HttpClient) -> None:
     closed = asyncio.Event()
 
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        if await reader.read() == b"":
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        if await c.reader.read() == b"":
             closed.set()
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     task = asyncio.create_task(client.request("POST", Url.parse(s.url()), [], b"", timeout=None))
     await asyncio.sleep(0.1)
     task.cancel()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import struct
 
 import pytest
 from aiohttp import web
@@ -21,6 +20,8 @@ from graph_router.errors import (
 )
 from graph_router.http.client import ClientLimits, HttpClient
 from graph_router.transport import HttpBackend, HttpBackendFactory
+
+from ..support.backends import Conn
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -55,12 +56,12 @@ async def test_refused_reads_like_go(factory: HttpBackendFactory) -> None:
     assert err.__cause__ is not None  # raised from the client's exception
 
 
-async def test_timeout_awaiting_headers_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
+async def test_timeout_awaiting_headers_reads_like_go(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
         await asyncio.sleep(30)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendTimeout) as info:
         await factory.get(s.url()).call(req(timeout=0.2))
     assert info.value.cause == (
@@ -68,24 +69,24 @@ async def test_timeout_awaiting_headers_reads_like_go(scripted, factory: HttpBac
     )
 
 
-async def test_timeout_reading_body_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab")
+async def test_timeout_reading_body_reads_like_go(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab")
         await asyncio.sleep(30)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendTimeout) as info:
         await factory.get(s.url()).call(req(timeout=0.2))
     go = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
     assert info.value.cause == go
 
 
-async def test_closed_without_answer_is_eof(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
+async def test_closed_without_answer_is_eof(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendDisconnected) as info:
         await factory.get(s.url()).call(req())
     assert info.value.cause == f'Post "{s.url()}": EOF'
@@ -94,14 +95,12 @@ async def test_closed_without_answer_is_eof(scripted, factory: HttpBackendFactor
     assert info.value.nothing_processed is False
 
 
-async def test_reset_reads_like_go(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        sock = writer.transport.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+async def test_reset_reads_like_go(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.abort()  # RST, not FIN
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendDisconnected) as info:
         await factory.get(s.url()).call(req())
     pattern = (
@@ -111,36 +110,36 @@ async def test_reset_reads_like_go(scripted, factory: HttpBackendFactory) -> Non
     assert re.fullmatch(pattern, info.value.cause), info.value.cause
 
 
-async def test_cut_body_is_unexpected_eof_without_url(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nhalf")
+async def test_cut_body_is_unexpected_eof_without_url(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nhalf")
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendDisconnected) as info:
         await factory.get(s.url()).call(req())
     assert info.value.cause == "unexpected EOF"
     assert info.value.nothing_processed is False
 
 
-async def test_malformed_answer_is_a_502_protocol_error(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+async def test_malformed_answer_is_a_502_protocol_error(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(b"NOT HTTP AT ALL\r\n\r\n")
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     with pytest.raises(BackendProtocolError) as info:
         await factory.get(s.url()).call(req())
     assert info.value.status == 502
     assert info.value.cause.startswith(f'Post "{s.url()}": net/http: HTTP/1.x transport connection broken')
 
 
-async def test_too_large_answer_is_a_502(scripted) -> None:
-    async def script(reader, writer, n, s) -> None:
-        await s.read(reader)
-        writer.write(s.ok(b"x" * 100))
+async def test_too_large_answer_is_a_502(raw_backend_here) -> None:
+    async def script(c: Conn) -> None:
+        await c.request(within=None)
+        c.write(c.ok(b"x" * 100))
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     f = HttpBackendFactory(limits=ClientLimits(max_response_bytes=64))
     with pytest.raises(BackendResponseTooLarge) as info:
         await f.get(s.url()).call(req())
@@ -152,12 +151,12 @@ async def test_too_large_answer_is_a_502(scripted) -> None:
 # --- headers -------------------------------------------------------------------------------------
 
 
-async def test_hop_by_hop_headers_never_reach_the_wire(scripted, factory: HttpBackendFactory) -> None:
-    async def script(reader, writer, n, s) -> None:
-        while await s.read(reader):
-            writer.write(s.ok())
+async def test_hop_by_hop_headers_never_reach_the_wire(raw_backend_here, factory: HttpBackendFactory) -> None:
+    async def script(c: Conn) -> None:
+        while await c.request(within=None):
+            c.write(c.ok())
 
-    s = await scripted(script)
+    s = await raw_backend_here(script)
     incoming = [
         ("X-Request-Id", "abc"), ("Connection", "keep-alive, X-Foo"), ("Keep-Alive", "timeout=5"),
         ("Proxy-Authorization", "Basic x"), ("Proxy-Connection", "keep-alive"), ("TE", "trailers"),

@@ -2,11 +2,12 @@
 
 - :class:`Backend`: an aiohttp application (started by the ``backend_factory`` fixture) for well-formed
   HTTP; each request takes the next behaviour from ``script``, then ``default``.
-- :class:`RawBackend`: an asyncio server speaking raw bytes, for misbehaviour aiohttp cannot produce. It
-  runs in its own thread, so it outlives a test's event loop and can serve a ``graph-router serve``
-  process or a whole module. Every accepted connection is handed to the test's script as a :class:`Conn`;
-  :func:`routed` is a script that picks one of the backend's ``behaviours`` by the first path segment of
-  each request.
+- :class:`RawBackend`: an asyncio server speaking raw bytes, for misbehaviour aiohttp cannot produce.
+  :meth:`RawBackend.start` runs it in its own thread, so it outlives a test's event loop and can serve a
+  ``graph-router serve`` process or a whole module; :meth:`RawBackend.start_here` runs it on the test's
+  own event loop, for scripts that share the test's asyncio objects or should run on the loop under test.
+  Every accepted connection is handed to the test's script as a :class:`Conn`; :func:`routed` is a script
+  that picks one of the backend's ``behaviours`` by the first path segment of each request.
 """
 
 from __future__ import annotations
@@ -91,6 +92,20 @@ class Request:
     headers: dict[str, str]
     body: bytes
     conn: int
+    #: The request line and header lines as received, ending with the blank line.
+    head: str = ""
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split("\r\n", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        """The first header line called ``name`` (any case), as received; ``headers`` keeps the last."""
+        for line in self.head.split("\r\n")[1:]:
+            k, _, v = line.partition(":")
+            if k.strip().lower() == name.lower():
+                return v.strip()
+        return None
 
 
 class Conn:
@@ -116,12 +131,19 @@ class Conn:
                 body = await self.reader.readexactly(int(headers.get("content-length", "0")))
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             return None
-        req = Request(method, path, headers, body, self.index)
+        req = Request(method, path, headers, body, self.index, raw.decode("latin-1"))
         self.backend.requests.append(req)
         return req
 
     def write(self, data: bytes) -> None:
         self.writer.write(data)
+
+    @staticmethod
+    def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
+        """A 200 JSON response with a Content-Length, as bytes (``extra``: more header lines,
+        CRLF-terminated)."""
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        return f"{head}{extra}\r\n".encode() + body
 
     async def answer(self, status: int, body: bytes, extra: str = "") -> None:
         """A keep-alive answer with a Content-Length (``extra``: more header lines, CRLF-terminated)."""
@@ -181,6 +203,9 @@ class RawBackend:
     closed_by_peer: Counter[str] = field(default_factory=Counter)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
+    #: Set by :meth:`start_here`: the server, and the scripts running on the test's loop.
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def base(self) -> str:
@@ -213,6 +238,22 @@ class RawBackend:
         assert ready.wait(5)
         return self
 
+    async def start_here(self) -> RawBackend:
+        """Serve on the running event loop (the test's own) until :meth:`aclose`."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def aclose(self) -> None:
+        """Stop a backend started with :meth:`start_here`: no new connections, scripts cancelled."""
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -227,11 +268,15 @@ class RawBackend:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         index = self.connections
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         try:
             await self.script(Conn(reader, writer, index, self))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the router hung up, or the backend stopped
         finally:
+            self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 
