@@ -4,28 +4,19 @@ Ctrl-C reaches the children as the SIGINT it was."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import re
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from graph_router.modelhost.quickstart import describe, examples, find_example, router_argv
 
+from ..support.ports import free_port
+from ..support.quickstart import kill_quickstart, start_quickstart
 from ..test_cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_help_lists_every_example_with_what_it_shows() -> None:
@@ -51,19 +42,11 @@ def test_the_router_runs_with_text_logs_and_no_json_access_log() -> None:
 
 
 async def test_terminal_shows_text_only_and_ctrl_c_is_sigint() -> None:
-    port, models_port = _free_port(), _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graph_router", "quickstart", "sequential-pipeline", "--port", str(port),
-        "--models-port", str(models_port), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True)  # one stream, as a terminal shows it
-    lines: list[str] = []
+    port, models_port = free_port(), free_port()
+    proc, lines = await start_quickstart("sequential-pipeline", "--port", str(port), "--models-port",
+                                         str(models_port), terminal=True)
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(45):
-            while not any("Press Ctrl-C to stop." in line for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"quickstart ended early: {lines}"
-                lines.append(line)
         async with aiohttp.ClientSession() as http:
             for _ in range(2):
                 async with http.post(f"http://127.0.0.1:{port}/",
@@ -79,9 +62,5 @@ async def test_terminal_shows_text_only_and_ctrl_c_is_sigint() -> None:
         assert "INFO graph_router.process: SIGINT received: draining" in text, text
         assert "SIGTERM" not in text and "model host stopped\n" in text and text.endswith("quickstart: stopped\n")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        for pid in (int(m) for line in lines for m in re.findall(r"^started .* \(pid (\d+)\)", line)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_quickstart(proc, lines)
+        await proc.wait()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import signal
 import subprocess
@@ -18,6 +16,9 @@ import orjson
 import pytest
 
 from graph_router.modelhost import Model, ModelHost
+
+from ..support.ports import free_port
+from ..support.quickstart import kill_quickstart, start_quickstart
 
 ROOT = Path(__file__).resolve().parents[2]
 COLD = 0.4
@@ -112,7 +113,7 @@ def test_models_serve_refuses_bad_flags() -> None:
 
 
 async def test_models_serve_scale_to_zero_logs_state_changes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "host.log"
     proc = _start_host(log, "--port", str(port), "--models", "preprocessor", "--scale-to-zero", "0.3",
                        "--cold-start", "0.2")
@@ -149,28 +150,11 @@ def _start_host(log: Path, *args: str) -> subprocess.Popen[bytes]:
                                 stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_quickstart_serverless_prints_the_first_request_cost_with_prewarming_off_and_on() -> None:
-    port, models_port = _free_port(), _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graph_router", "quickstart", "--serverless", "--cold-start", "0.3",
-        "--port", str(port), "--models-port", str(models_port), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
-    lines: list[str] = []
+    port, models_port = free_port(), free_port()
+    proc, lines = await start_quickstart("--serverless", "--cold-start", "0.3", "--port", str(port),
+                                         "--models-port", str(models_port), within=60)
     try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(60):
-            while not any("Press Ctrl-C to stop." in line for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"quickstart ended early: {lines}"
-                lines.append(line)
         text = "".join(lines)
         assert "sequential-pipeline, 3 models at zero, 0.3 s cold start each." in text
         costs = dict(re.findall(r"^  prewarming (off|on) .*HTTP 200 in ([\d.]+) s$", text, re.M))
@@ -180,9 +164,5 @@ async def test_quickstart_serverless_prints_the_first_request_cost_with_prewarmi
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        for pid in (int(m) for line in lines for m in re.findall(r"^started .* \(pid (\d+)\)", line)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_quickstart(proc, lines)
+        await proc.wait()
