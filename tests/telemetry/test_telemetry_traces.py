@@ -22,6 +22,7 @@ from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, 
 from ..conftest import StartApp, free_port
 from ..support.graphs import graph
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
+from .test_telemetry_metrics import SWITCH
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -213,15 +214,6 @@ async def test_ensemble_parallel_steps_and_nested_node(start: Start, backend: Ma
         assert len(rig.exporter.queue) == 8
 
 
-SWITCH = graph("sw", """\
-    root:
-      routerType: Switch
-      steps:
-        - {name: cats, serviceName: a, condition: cat}
-        - {name: dogs, serviceName: b, condition: dog}
-""")
-
-
 async def test_switch_branch_and_miss(start: Start, backend: MakeBackend) -> None:
     a, b = await backend(), await backend({"woof": 1})
     rig = await start(SWITCH, {"a": a.url, "b": b.url})
@@ -342,9 +334,10 @@ async def test_sampled_out_request_records_nothing_but_propagates(start: Start, 
         assert (version, trace, flags) == ("00", TRACE, "00") and parent != PARENT
 
 
-async def test_library_use_nests_under_the_callers_span() -> None:
+async def _library_call(provider: TracerProvider) -> tuple[InMemorySpanExporter, list[str], Any]:
+    """One ``GraphRouter.infer`` under the caller's span ``caller`` of ``provider``, whose own span processor
+    also gets the router's spans; returns the exporter, the traceparents the model saw, and the caller's span."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
     processor = SimpleSpanProcessor(exporter)  # the application's own: its spans and the router's go there
     provider.add_span_processor(processor)
     seen: list[str] = []
@@ -358,6 +351,11 @@ async def test_library_use_nests_under_the_callers_span() -> None:
     async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
         with provider.get_tracer("caller").start_as_current_span("caller") as outer:
             assert (await r.infer({"x": 1})).status == 200
+    return exporter, seen, outer
+
+
+async def test_library_use_nests_under_the_callers_span() -> None:
+    exporter, seen, outer = await _library_call(TracerProvider())
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert sorted(spans) == ["call m", "caller", "node root", "step 0"]
     assert parent_of(spans["node root"]) == sid(spans["caller"])
@@ -423,21 +421,7 @@ async def test_library_use_without_a_callers_span_starts_a_trace_per_call(kind: 
 async def test_library_use_under_a_sampled_out_callers_span_records_nothing_but_propagates() -> None:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    processor = SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    seen: list[str] = []
-
-    def model(body: Any, headers: Any) -> Any:
-        seen.append(headers["traceparent"])
-        return {"ok": 1}
-
-    one = graph("lib", "    root:\n      routerType: Sequence\n      steps:\n        - serviceName: m\n")
-    hooks = Telemetry(sdk_tracer(processor)).hooks
-    async with GraphRouter(load_graph_text(one), services={"m": model}, hooks=hooks) as r:
-        with provider.get_tracer("caller").start_as_current_span("caller") as outer:
-            assert (await r.infer({"x": 1})).status == 200
+    exporter, seen, outer = await _library_call(TracerProvider(sampler=ALWAYS_OFF))
     assert exporter.get_finished_spans() == ()
     trace = f"{outer.get_span_context().trace_id:032x}"
     (tp,) = seen
