@@ -294,23 +294,6 @@ async def test_v2_chain(host: ModelHost) -> None:
     ]
 
 
-async def test_docs_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 'your own models' snippet in docs/library.md, executed as written."""
-    text = (ROOT / "docs/library.md").read_text()
-    (snippet,) = re.findall(r'```python title="test_models.py"\n(.*?)```', text, flags=re.S)
-    graph = {
-        "apiVersion": "serving.kserve.io/v1alpha1",
-        "kind": "InferenceGraph",
-        "metadata": {"name": "mine"},
-        "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "doubler"}]}}},
-    }
-    (tmp_path / "my-graph.yaml").write_text(yaml.safe_dump(graph))
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {}
-    exec(compile(snippet, "docs/library.md", "exec"), namespace)
-    await namespace["test_my_graph"]()
-
-
 # --- the quick start ----------------------------------------------------------------------------
 
 

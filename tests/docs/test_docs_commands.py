@@ -25,7 +25,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ..conftest import free_port
+from ..support.ports import free_port
+from ..support.router import DIRECT, spawn
 from .markdown import DOCS, ROOT, Block, blocks, commands
 
 PAGES = ("quickstart.md", "serving.md")
@@ -92,10 +93,7 @@ class Session:
         for old in [s for s in self.servers if s.ports & ports]:
             self.stop(old)
         log = self.tmp / f"server-{len(self.servers)}.log"
-        with log.open("wb") as f:
-            proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env(),
-                                    start_new_session=True)
-        server = Server(proc, ports, log, command)
+        server = Server(spawn(argv, log, {"PATH": self.env()["PATH"]}), ports, log, command)
         self.servers.append(server)
         for url in ready:
             wait_for(url, server, where)
@@ -120,10 +118,6 @@ class Session:
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.command}\n{s.log.read_text(errors='replace')[-3000:]}" for s in self.servers)
-
-
-#: No proxy from the environment between the test and 127.0.0.1.
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def value_of(argv: list[str], flag: str) -> str:
@@ -153,23 +147,21 @@ def answer(output: str) -> object:
         return output
 
 
-def steps(page: str, *, directories: bool) -> Iterator[tuple[Block, Block | None]]:
+def steps(page: str) -> Iterator[tuple[Block, Block | None]]:
     """The page's `sh` blocks, each with the `json` block that follows it (its expected answer), if any."""
     found = blocks(DOCS / page)
     for i, block in enumerate(found):
         if block.lang != "sh":
             continue
-        if not directories and any(DIRECTORY.search(c) for c in commands(block)):
-            continue
         after = found[i + 1] if i + 1 < len(found) and found[i + 1].lang == "json" else None
         yield block, after
 
 
-def run_page(page: str, tmp_path: Path, *, directories: bool) -> int:
+def run_page(page: str, tmp_path: Path) -> int:
     session = Session(tmp_path)
     ran = 0
     try:
-        for block, expected in steps(page, directories=directories):
+        for block, expected in steps(page):
             output = ""
             for command in commands(block):
                 output = session.run(command, block.where(page))
@@ -184,18 +176,13 @@ def run_page(page: str, tmp_path: Path, *, directories: bool) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_commands_run_as_written(page: str, tmp_path: Path) -> None:
-    assert run_page(page, tmp_path, directories=False) >= 3
-
-
-@pytest.mark.slow
-def test_serving_directory_commands_run_as_written(tmp_path: Path) -> None:
-    """`serve graphs/` and `validate graphs/ensemble/` need directories of examples to load their graphs only."""
-    run_page("serving.md", tmp_path, directories=True)
+    assert run_page(page, tmp_path) >= 3
 
 
 def test_the_pages_hold_directory_commands_and_answers() -> None:
-    """The directory test above has something to run, and every page checks at least one answer."""
-    directory = [c for b, _ in steps("serving.md", directories=True) for c in commands(b) if DIRECTORY.search(c)]
+    """The serving page runs `serve graphs/` and `validate graphs/ensemble/` (directories of examples that
+    hold other files than graphs), and every page checks at least one answer."""
+    directory = [c for b, _ in steps("serving.md") for c in commands(b) if DIRECTORY.search(c)]
     assert len(directory) == 2, directory
     for page in PAGES:
-        assert any(expected for _, expected in steps(page, directories=False)), page
+        assert any(expected for _, expected in steps(page)), page

@@ -137,6 +137,10 @@ def running_router(*args: str, workdir: Path, env: Mapping[str, str | None] | No
         stop_router(rp)
 
 
+#: No proxy from the environment between a test and 127.0.0.1.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def wait_ready(sp: ServerProcess, timeout: float = 20, *, path: str = "/readyz",
                ready: Callable[[bytes], bool] = lambda _body: True) -> None:
     """Bounded wait for ``GET path`` to answer 200 (with a body ``ready`` accepts); fails with the process's
@@ -146,7 +150,7 @@ def wait_ready(sp: ServerProcess, timeout: float = 20, *, path: str = "/readyz",
         if sp.proc.poll() is not None:
             raise AssertionError(f"{sp.proc.args!r} exited with {sp.proc.returncode}:\n{sp.log()}")
         try:
-            with urllib.request.urlopen(f"{sp.url}{path}", timeout=1) as r:
+            with DIRECT.open(f"{sp.url}{path}", timeout=1) as r:
                 if r.status == 200 and ready(r.read()):
                     return
         except OSError:
