@@ -23,7 +23,7 @@ from .backend import redact_url
 from .engine import Result, error_result
 from .errors import GraphNotFound, Overloaded, Unauthorized, envelope
 from .http.budget import ByteBudget
-from .http.messages import HttpRequest, HttpResponse
+from .http.messages import HttpRequest, HttpResponse, Response
 
 log = logging.getLogger("graph_router.server")
 JSON = ("Content-Type", "application/json")
@@ -77,7 +77,7 @@ class RouterApp:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def handle(self, req: HttpRequest) -> HttpResponse | Result:
+    async def handle(self, req: HttpRequest) -> Response:
         target = req.target
         if req.method == "GET":
             path = target.split("?", 1)[0]
@@ -106,7 +106,7 @@ class RouterApp:
             return HttpResponse(503, [TEXT, NOSNIFF], b"not ready: graphs not loaded\n")
         return HttpResponse(200, [], b"")
 
-    def check_auth(self, req: HttpRequest) -> HttpResponse | None:
+    def check_auth(self, req: HttpRequest) -> Result | None:
         if self._token is None:
             return None
         got = req.header("authorization") or ""
@@ -116,9 +116,10 @@ class RouterApp:
         cause = "missing bearer token" if not got else "invalid bearer token"
         self.refused(401, "unauthorized", req.method, req.target, req.client)
         res = error_result(Unauthorized(cause))
-        return HttpResponse(401, [*res.headers, ("WWW-Authenticate", 'Bearer realm="graph-router"')], res.body)
+        res.headers.append(("WWW-Authenticate", 'Bearer realm="graph-router"'))
+        return res
 
-    def _describe(self, req: HttpRequest, path: str) -> HttpResponse:
+    def _describe(self, req: HttpRequest, path: str) -> Response:
         graphs = self.router.graphs
         if path == "/graphs":
             body = {"graphs": [{"name": n, "source": g.doc.source} for n, g in graphs.items()]}
@@ -127,8 +128,7 @@ class RouterApp:
         g = graphs.get(name)
         if g is None:
             self.refused(404, "unknown_graph", req.method, req.target, req.client)
-            res = error_result(GraphNotFound(self.router.unknown_graph_message(name)))
-            return HttpResponse(res.status, res.headers, res.body)
+            return error_result(GraphNotFound(self.router.unknown_graph_message(name)))
         spec = g.doc.wire()
         for node in spec["nodes"].values():
             for step in node.get("steps", ()):
@@ -139,11 +139,11 @@ class RouterApp:
 
     # --- graph runs ---------------------------------------------------------------------------
 
-    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None) -> HttpResponse | Result:
+    async def run_graph(self, req: HttpRequest, name: str, *, deadline: float | None = None) -> Result:
         """Run graph ``name`` with auth, telemetry and the access log (the gRPC front comes in here too).
 
-        ``deadline``: the caller's (loop time). Answers the graph's :class:`Result` (an unknown graph's
-        too), or an ``HttpResponse`` when auth refused the request.
+        ``deadline``: the caller's (loop time). Answers the graph's :class:`Result`, or the error's when auth
+        refused the request or the graph is unknown.
         """
         denied = self.check_auth(req)
         if denied is not None:

@@ -299,7 +299,6 @@ async def run_node(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     return out
 
 
-
 async def run_sequence(ctx: Context, node: CompiledNode, doc: JsonDoc) -> Outcome:
     previous: Outcome | None = None
     for step in node.steps:

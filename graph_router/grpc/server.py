@@ -20,7 +20,6 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .. import __version__
 from ..app import RouterApp
-from ..engine import Result
 from ..http.messages import HttpRequest
 from .convert import ConversionError, request_to_json, response_from_json
 from .proto import grpc_predict_v2_pb2 as _pb2
@@ -126,7 +125,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                                           raw=bool(request.raw_input_contents))
             except ConversionError as exc:
                 await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-        error = resp.error if isinstance(resp, Result) else None
+        error = resp.error
         await context.abort(code_for(resp.status, error), message_of(resp.body))
 
 

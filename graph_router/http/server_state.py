@@ -21,8 +21,6 @@ ErrorResponder = Callable[[int, str], HttpResponse]
 RefusalHook = Callable[[int, str, str, str, str], None]
 
 
-
-
 class Connection(Protocol):
     """What the server does to its connections (``server_protocol.ServerConnection``)."""
 

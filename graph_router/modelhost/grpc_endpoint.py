@@ -24,7 +24,7 @@ from .received import Received, v2_answer
 pb: Any = _pb2  # generated, untyped
 
 
-class ModelHost(Protocol):
+class HostModels(Protocol):
     """What the endpoint uses of its host (``host.ModelHost``): the models, and where requests are recorded."""
 
     models: dict[str, Model]
@@ -32,7 +32,7 @@ class ModelHost(Protocol):
 
 
 class _Servicer(GRPCInferenceServiceServicer):
-    def __init__(self, host: ModelHost) -> None:
+    def __init__(self, host: HostModels) -> None:
         self.host = host
 
     async def _model(self, name: str, context: Any, *, ready: bool = True) -> Model:
@@ -93,7 +93,7 @@ class GrpcEndpoint:
         await self.server.stop(None)
 
 
-async def start_grpc_endpoint(host: ModelHost, address: str, port: int) -> GrpcEndpoint:
+async def start_grpc_endpoint(host: HostModels, address: str, port: int) -> GrpcEndpoint:
     """Serve ``host``'s v2 models over gRPC on ``address:port``. Raises OSError if it cannot bind."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     add_GRPCInferenceServiceServicer_to_server(_Servicer(host), server)  # type: ignore[no-untyped-call]
