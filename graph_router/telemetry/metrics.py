@@ -118,8 +118,11 @@ class Metrics:
     """
 
     def __init__(self, *, multiprocess: bool = False, created: bool = True) -> None:
-        from prometheus_client import CollectorRegistry
+        from prometheus_client import CollectorRegistry, values
 
+        if multiprocess and values.ValueClass is values.MutexValue:  # chosen once, at its first import
+            raise ValueError("multiprocess metrics need PROMETHEUS_MULTIPROC_DIR set before the first "
+                             "import of prometheus_client")
         self.multiprocess = multiprocess
         self.created = created
         self.registry = CollectorRegistry(auto_describe=False)

@@ -493,3 +493,15 @@ def test_multiprocess_flush_writes_exact_deltas(tmp_path: Path) -> None:
         assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="0.5") == 0
         assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="1.0") == 1
         assert get(samples, "graph_router_request_duration_seconds_bucket", **req, le="+Inf") == 1
+
+
+def test_multiprocess_metrics_refuse_a_prometheus_client_imported_without_the_directory(tmp_path: Path) -> None:
+    # prometheus_client picks its value class once, at import: set the directory after and nothing would be
+    # written to it (every scrape empty), so Metrics says so at once.
+    code = ("import os, prometheus_client\n"
+            f"os.environ['PROMETHEUS_MULTIPROC_DIR'] = {str(tmp_path)!r}\n"
+            "from graph_router.telemetry.metrics import Metrics\n"
+            "try:\n    Metrics(multiprocess=True)\nexcept ValueError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == ("multiprocess metrics need PROMETHEUS_MULTIPROC_DIR set before the first "
+                                  "import of prometheus_client")
