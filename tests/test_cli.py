@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import ROOT, Backend, reply
+from .conftest import ROOT, Backend, free_port, reply
 
 GOOD = """
 apiVersion: serving.kserve.io/v1alpha1
@@ -32,12 +31,6 @@ spec:
         - serviceName: b
           condition: predictions.#(label=="dog")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import Problem, SpecError
-from ..spec import GraphDocument, RouterType, StepSpec
+from ..spec import GraphDocument, MirrorSpec, RouterType, StepSpec
 
 #: More combinations of branches than this is refused (the simulation walks every scenario).
 MAX_SCENARIOS = 512
@@ -62,8 +62,8 @@ class Scenario:
     route: str  # the branches taken, e.g. "breed-switch.dog"
 
 
-def service_name(step: StepSpec) -> str:
-    """A step's service as the report names it: ``serviceName``, or the host of ``serviceUrl``."""
+def service_name(step: StepSpec | MirrorSpec) -> str:
+    """A step's (or its shadow's) service as the report names it: ``serviceName``, or the host of ``serviceUrl``."""
     if step.service_name:
         return step.service_name
     return urlsplit(step.service_url or "").hostname or (step.service_url or "")
@@ -113,8 +113,7 @@ def _step(doc: GraphDocument, step: StepSpec, shares: Mapping[str, float], warni
     mirror = step.mirror
     if mirror is None or mirror.percent <= 0:
         return [(1.0, leaf, ())]
-    shadow = Shadow(mirror.service_name or urlsplit(mirror.service_url or "").hostname or mirror.target,
-                    min(mirror.percent, 100.0) / 100.0)
+    shadow = Shadow(service_name(mirror), mirror.percent / 100.0)  # percent: 0-100, checked at load
     return [(1.0, Seq((leaf, shadow)), ())]
 
 
