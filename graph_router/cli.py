@@ -89,50 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: The commands kept in modules of their own, and the commands each adds (named here so that a
-#: command whose extra is not installed still shows, saying what to install).
+#: The modules that add commands of their own (``register(subparsers)``), and the commands each adds.
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "graph_router.manifests.cli": ("manifests", "rollout"),
     "graph_router.modelhost.cli": ("models",),
     "graph_router.modelhost.quickstart": ("quickstart",),
     "graph_router.planner.cli": ("plan",),
 }
-#: Third-party packages only an extra installs, by top-level name, and that extra.
-EXTRAS = {"grpc": "grpc", "grpc_health": "grpc", "grpc_reflection": "grpc", "google": "grpc",
-          "matplotlib": "plan", "uvloop": "fast", "msgspec": "fast"}
 
 
 def _register_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add each module's commands. A module that needs a missing extra gets a stand-in command naming
-    the extra; any other ImportError (our own code, a core dependency) is a bug and propagates."""
+    """Add each module's commands. None imports an extra's package when loaded (a test checks it): a
+    command that needs one says which extra to install when run, and any ImportError here is a bug."""
     import importlib
 
-    for name, commands in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            package = (exc.name or "").partition(".")[0]
-            extra = EXTRAS.get(package)
-            if extra is None:
-                raise
-            for command in commands:
-                _add_needs_extra(sub, command, package, extra)
-            continue
-        module.register(sub)
-
-
-def _add_needs_extra(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, missing: str,
-                     extra: str) -> None:
-    install = f"pip install 'graph-router[{extra}]'"
-    p = sub.add_parser(command, help=f"(needs the {extra} extra: {install})", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    def explain(_args: argparse.Namespace) -> int:
-        print(f"error: graph-router {command} needs the {extra} extra ({missing} is not installed): {install}",
-              file=sys.stderr)
-        return 2
-
-    p.set_defaults(func=explain)
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).register(sub)
 
 
 def _positive_int(text: str) -> int:
