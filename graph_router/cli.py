@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -27,7 +29,6 @@ from .loader import find_graphs, load_graph_json, load_graphs
 from .spec import GraphDocument
 
 if TYPE_CHECKING:
-    from .process import ServeConfig
     from .telemetry import Telemetry, TelemetrySettings
 
 log = logging.getLogger("graph_router.cli")
@@ -378,15 +379,10 @@ def serve_config(args: argparse.Namespace) -> Any:
     if tracing == "auto":
         otlp = any(k.startswith("OTEL_EXPORTER_OTLP_") for k in os.environ)
         tracing = "otlp" if otlp else "off"
-    if tracing != "off":
-        from .telemetry import ExportConfig, Sampler
-
-        try:  # check the OTEL_* variables now, before any worker starts
-            if tracing == "otlp":
-                ExportConfig.from_env(os.environ)
-            Sampler.from_env(os.environ)
-        except ValueError as exc:  # ExportConfigError is one
-            raise SpecError(Problem("", f"--tracing {tracing}: {exc}")) from None
+    try:  # the OTEL_* and PROMETHEUS_* variables, read once, before any worker starts
+        settings = telemetry_settings(tracing, not args.no_metrics, os.environ)
+    except ValueError as exc:  # ExportConfigError is one
+        raise SpecError(Problem("", f"--tracing {tracing}: {exc}")) from None
     if not args.paths and args.graph_json is None:
         raise SpecError(Problem("", "serve needs graph files/directories or --graph-json"))
     if args.grpc_port is not None:
@@ -411,38 +407,39 @@ def serve_config(args: argparse.Namespace) -> Any:
         prewarm=parse_prewarm(args.prewarm, args.prewarm_idle, args.prewarm_timeout),
         grpc_port=args.grpc_port,
     )
-    cfg.telemetry_factory = build_worker_telemetry
+    cfg.telemetry_factory = functools.partial(build_worker_telemetry, settings)
     return cfg
 
 
 # --- telemetry: the environment is read here, and telemetry takes plain settings -----------------
 
 
-def telemetry_settings(cfg: ServeConfig, env: Mapping[str, str]) -> TelemetrySettings:
+def telemetry_settings(tracing: str, metrics: bool, env: Mapping[str, str]) -> TelemetrySettings:
     """``serve``'s telemetry from its flags and the standard variables (``OTEL_*``, ``PROMETHEUS_*``)."""
     from .telemetry import ExportConfig, Sampler, TelemetrySettings
 
     resource: dict[str, Any] = {}
-    if cfg.tracing != "off":
+    if tracing != "off":
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
         resource = dict(Resource.create().attributes)  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
         if str(resource.get(SERVICE_NAME, "")).startswith("unknown_service"):
             resource[SERVICE_NAME] = "graph-router"
-    otlp = cfg.tracing == "otlp"
     return TelemetrySettings(
-        tracing=cfg.tracing, metrics=cfg.metrics, resource=resource,
-        export=ExportConfig.from_env(env) if otlp else ExportConfig(),
-        sampler=Sampler.from_env(env) if cfg.tracing != "off" else Sampler(),
+        tracing=tracing, metrics=metrics, resource=resource,
+        export=ExportConfig.from_env(env) if tracing == "otlp" else ExportConfig(),
+        sampler=Sampler.from_env(env) if tracing != "off" else Sampler(),
         multiprocess=bool(env.get(ENV_MULTIPROC)),
         created=env.get("PROMETHEUS_DISABLE_CREATED_SERIES", "").lower() not in ("true", "1", "t"))
 
 
-def build_worker_telemetry(cfg: ServeConfig, worker: int) -> Telemetry | None:
-    """What each ``serve`` worker records (after the fork, as prometheus_client's mode is chosen then)."""
+def build_worker_telemetry(settings: TelemetrySettings) -> Telemetry | None:
+    """What a ``serve`` worker records, after the fork: the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+    (when several workers sum their metrics) after the settings were read, and prometheus_client's mode
+    is chosen at its first import, in the worker."""
     from .telemetry import build_telemetry
 
-    return build_telemetry(telemetry_settings(cfg, os.environ))
+    return build_telemetry(dataclasses.replace(settings, multiprocess=bool(os.environ.get(ENV_MULTIPROC))))
 
 
 def _limit_flags(s: argparse.ArgumentParser) -> None:

@@ -84,7 +84,7 @@ class ServeConfig:
     #: Also serve the Open Inference Protocol over gRPC on this port (needs the grpc extra).
     grpc_port: int | None = None
     #: Built by the CLI from the environment; telemetry is optional.
-    telemetry_factory: Callable[[ServeConfig, int], Any] | None = None
+    telemetry_factory: Callable[[], Any] | None = None
 
 
 def listen_error(host: str, port: int, exc: OSError) -> ListenError:
@@ -157,7 +157,7 @@ class Watcher:
 
 def build_app(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> tuple[RouterApp, Any]:
     """The worker's application (with its byte budget as ``app.budget``) and its telemetry."""
-    telemetry = cfg.telemetry_factory(cfg, worker) if cfg.telemetry_factory else None
+    telemetry = cfg.telemetry_factory() if cfg.telemetry_factory else None
     # One budget per worker for every body this process holds: request bodies (the server) and
     # backend response bodies (the client); reachable as ``app.budget``.
     budget = ByteBudget(cfg.max_inflight_bytes or None)

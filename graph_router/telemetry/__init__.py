@@ -56,7 +56,7 @@ Span = TraceState | Unsampled | Untraced  # what start() returns: a sampled trac
 
 @dataclass(frozen=True)
 class TelemetrySettings:
-    """What one process records and where spans go, parsed once by the composition root.
+    """What one process records and where spans go, as the composition root read them (flags, environment).
 
     ``tracing``: off, console (spans printed by the SDK's console exporter) or otlp (OTLP/HTTP to
     ``export.endpoint``). ``resource``: the attributes naming this process (``service.name``...).

@@ -799,17 +799,16 @@ def test_sdk_destination_reads_back_every_value_kind_the_writer_writes() -> None
 def test_cli_builds_the_telemetry_settings_from_the_environment() -> None:
     """The environment is read by the CLI only; telemetry gets plain settings."""
     from graph_router.cli import telemetry_settings
-    from graph_router.process import ServeConfig
 
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER": "traceidratio",
            "OTEL_TRACES_SAMPLER_ARG": "0.5", "PROMETHEUS_MULTIPROC_DIR": "/nowhere",
            "PROMETHEUS_DISABLE_CREATED_SERIES": "True"}
-    got = telemetry_settings(ServeConfig(tracing="otlp", metrics=True), env)
+    got = telemetry_settings("otlp", True, env)
     assert got.export.endpoint == "http://127.0.0.1:4318/v1/traces"
     assert (got.sampler.kind, got.sampler.ratio) == ("traceidratio", 0.5)
     assert (got.tracing, got.metrics, got.multiprocess, got.created) == ("otlp", True, True, False)
     assert got.resource["service.name"] == "graph-router"
-    off = telemetry_settings(ServeConfig(tracing="off", metrics=False), {})
+    off = telemetry_settings("off", False, {})
     assert (off.tracing, off.multiprocess, off.created, off.sampler.kind) == ("off", False, True,
                                                                               "parentbased_always_on")
 

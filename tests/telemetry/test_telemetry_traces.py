@@ -383,9 +383,9 @@ def test_otlp_tracing_loads_no_sdk_exporter_package() -> None:
 
     code = (
         "import sys\n"
-        "from graph_router.cli import build_worker_telemetry\n"
-        "from graph_router.process import ServeConfig\n"
-        "tel = build_worker_telemetry(ServeConfig(tracing='otlp'), 0)\n"
+        "import os\n"
+        "from graph_router.cli import build_worker_telemetry, telemetry_settings\n"
+        "tel = build_worker_telemetry(telemetry_settings('otlp', True, os.environ))\n"
         "assert tel is not None and tel.tracer is not None\n"
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.exporter', 'google.protobuf'))))\n"
     )
