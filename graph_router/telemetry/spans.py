@@ -192,14 +192,17 @@ class OtlpTracer:
                 incoming = parse_traceparent(req)
                 break
         if incoming is None:
-            # A new trace: its id and a span id for a sampled-out request's traceparent in one draw. The root
-            # sampler decides on the id's lower 64 bits (the SDK's TraceIdRatioBased).
-            r = _getrandbits(192) | 1  # trace id (upper 128 bits), span id (never zero)
-            if not self.sampler.sample(None, (r >> 64) & 0xFFFFFFFFFFFFFFFF):
-                # (an all-zero trace id, 1 in 2**128, would only make the backend start its own trace)
-                return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None  # "<trace id>-<span id>"
-            return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, req)
+            return self._new_trace(graph, req)
         return self._continue(graph, *incoming, req)
+
+    def _new_trace(self, graph: str, req: HttpRequest | None) -> TraceState | Unsampled:
+        """A new trace: its id and a span id for a sampled-out request's traceparent in one draw. The root
+        sampler decides on the id's lower 64 bits (the SDK's TraceIdRatioBased)."""
+        r = _getrandbits(192) | 1  # trace id (upper 128 bits), span id (never zero)
+        if not self.sampler.sample(None, (r >> 64) & 0xFFFFFFFFFFFFFFFF):
+            # (an all-zero trace id, 1 in 2**128, would only make the backend start its own trace)
+            return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None  # "<trace id>-<span id>"
+        return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, req)
 
     def _continue(self, graph: str, tid: bytes, parent: bytes, parent_sampled: bool, tracestate: str | None,
                   req: HttpRequest | None) -> TraceState | Unsampled:
@@ -210,14 +213,11 @@ class OtlpTracer:
     def start_call(self, graph: str) -> TraceState | Unsampled:
         """A library call's trace (no server, no SERVER span): under the caller's current OpenTelemetry
         span when there is a valid one, else a new trace."""
-        from opentelemetry.trace import get_current_span
+        from opentelemetry.trace import get_current_span  # (imported when a library call first needs it)
 
         sc = get_current_span().get_span_context()
         if not sc.is_valid:
-            r = _getrandbits(192) | 1
-            if not self.sampler.sample(None, (r >> 64) & 0xFFFFFFFFFFFFFFFF):
-                return "00-" + r.to_bytes(24, "big").hex("-", -16) + "-00", None
-            return TraceState(graph, ((r >> 64) or 1).to_bytes(16, "big"), None, None, None)
+            return self._new_trace(graph, None)
         tracestate = sc.trace_state.to_header() if sc.trace_state else None
         st = self._continue(graph, sc.trace_id.to_bytes(16, "big"), sc.span_id.to_bytes(8, "big"),
                             sc.trace_flags.sampled, tracestate or None, None)
