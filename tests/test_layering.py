@@ -8,6 +8,7 @@ package's ``__init__`` re-exporting its submodules is how packages are built, no
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -181,3 +182,66 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     assert g["pkg.sub"] == {"pkg.sub.c"}
     assert sorted(map(sorted, find_cycles(g))) == [["pkg.a", "pkg.a", "pkg.b"], ["pkg.d", "pkg.d", "pkg.sub.c"]]
     assert reachable(g, "pkg.a") == {"pkg.a", "pkg.b"}
+
+
+# --- CONTRIBUTING.md's layout table is the rule ----------------------------------------------------
+
+CONTRIBUTING = ROOT.parent / "CONTRIBUTING.md"
+
+
+def layout_table() -> dict[str, tuple[int, set[str] | None]]:
+    """CONTRIBUTING.md's table: each module (``a/b`` is ``a.b``; a trailing ``/`` names a package) -> its
+    row, and the modules it may import besides those of its row (None: everything)."""
+    rows: dict[str, tuple[int, set[str] | None]] = {}
+    section = CONTRIBUTING.read_text().split("## Layout", 1)[1]
+    for n, line in enumerate(section.splitlines()):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        allowed = cells[2]
+        may: set[str] | None = (None if allowed == "everything" else set() if allowed == "nothing"
+                                else {a.strip() for a in allowed.split(",")})
+        for name in re.findall(r"`([^`]+)`", cells[0]):
+            rows[name.rstrip("/").replace("/", ".")] = (n, may)
+    return rows
+
+
+def row_of(module: str, table: Mapping[str, object]) -> str:
+    """The table's name for ``graph_router.x.y``: ``x.y`` when the table has it, else ``x``."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "graph_router"
+    return ".".join(parts[:2]) if ".".join(parts[:2]) in table else parts[0]
+
+
+def disallowed(graph: Graph) -> list[str]:
+    """Every import the layout table does not allow."""
+    table = layout_table()
+    wrong = []
+    for module, imported in graph.items():
+        name = row_of(module, table)
+        row, may = table[name]
+        if may is None:
+            continue
+        for target in imported:
+            to = row_of(target, table)
+            if table[to][0] != row and to not in may:
+                wrong.append(f"{module} -> {target} ({name} may import: {', '.join(sorted(may)) or 'nothing'})")
+    return sorted(wrong)
+
+
+def test_every_module_has_a_row_in_the_layout_table(graph: Graph) -> None:
+    table = layout_table()
+    assert len(table) > 20
+    assert sorted({row_of(m, table) for m in graph} - set(table)) == []
+
+
+def test_every_import_is_one_the_layout_table_allows(graph: Graph) -> None:
+    assert disallowed(graph) == []
+
+
+def test_the_layout_table_check_can_fail(graph: Graph) -> None:
+    """An arrow up that no narrower test covers (telemetry -> cli) is caught by the table."""
+    bad = {**graph, "graph_router.telemetry.spans": graph["graph_router.telemetry.spans"] | {"graph_router.cli"}}
+    assert disallowed(bad) == ["graph_router.telemetry.spans -> graph_router.cli (telemetry may import: compiler, "
+                               "engine, graph_router, http)"]

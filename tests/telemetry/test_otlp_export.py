@@ -813,8 +813,10 @@ def test_cli_builds_the_telemetry_settings_from_the_environment() -> None:
                                                                               "parentbased_always_on")
 
 
-def test_telemetry_reads_no_environment_and_knows_no_serve_config() -> None:
-    """Only the CLI reads the environment (and only it knows ``ServeConfig``): telemetry takes settings."""
+def test_telemetry_reads_no_environment() -> None:
+    """Only the CLI reads the environment: telemetry takes settings. (That telemetry imports neither the CLI
+    nor ``process``, where ``ServeConfig`` lives, is CONTRIBUTING.md's layout table, checked by
+    tests/test_layering.py.)"""
     import ast
 
     package = ROOT / "graph_router" / "telemetry"
@@ -823,7 +825,3 @@ def test_telemetry_reads_no_environment_and_knows_no_serve_config() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
                 assert node.attr not in ("environ", "getenv"), f"{path.name}:{node.lineno} reads the environment"
-            if isinstance(node, ast.ImportFrom):
-                assert node.module not in ("process", "cli"), f"{path.name}:{node.lineno} imports {node.module}"
-            if isinstance(node, ast.Name):
-                assert node.id != "ServeConfig", f"{path.name}:{node.lineno} knows ServeConfig"
