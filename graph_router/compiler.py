@@ -82,7 +82,8 @@ class CompiledStep:
     """One step, decided once: its backend or nested node, condition, input selection and retry policy.
 
     Data only, except ``warm``: the prewarmer binds a backend's warmth after compiling (it outlives
-    reloads) and the engine stamps it. Identity-hashed (telemetry caches per step).
+    reloads) and the engine stamps it. ``node`` is set while compiling, once the nested node is built.
+    Identity-hashed (telemetry caches per step).
     """
 
     index: int
@@ -176,7 +177,7 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
     problems: list[Problem] = []
     backends: list[Backend] = []
     # First every step's own parts, in document order (so problems are listed in that order) ...
-    parts: dict[str, list[dict[str, Any]]] = {}
+    parts: dict[str, list[CompiledStep]] = {}
     for name, n in spec.nodes.items():
         steps = parts[name] = []
         for i, s in enumerate(n.steps):
@@ -188,15 +189,14 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                     problems.append(Problem(f"nodes.{name}.steps[{i}]", str(exc)))
                     continue
                 backends.append(backend)
-            steps.append(_step_parts(name, n, i, s, backend, client_timeout, route_urls,
-                                     retry_policy(s.retry or spec.default_retry, default_retry=default_retry,
-                                                  window=retry_window)))
+            steps.append(_step(name, n, i, s, backend, client_timeout, route_urls,
+                               retry_policy(s.retry or spec.default_retry, default_retry=default_retry,
+                                            window=retry_window)))
         for st in steps:
-            mirror_spec = st["spec"].mirror
-            if mirror_spec is not None:
+            if st.spec.mirror is not None:
                 shadows = shadows or Shadows()
-                st["mirror"] = _mirror(doc.name, name, st["index"], st["label"], mirror_spec, resolver, shadows,
-                                       backends, problems)
+                st.mirror = _mirror(doc.name, name, st.index, st.label, st.spec.mirror, resolver, shadows,
+                                    backends, problems)
     if problems:
         raise SpecError(problems, source=doc.source)
     # ... then the nodes, nested ones first: each node is built whole, once.
@@ -210,8 +210,10 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                 raise SpecError([Problem(f"nodes.{name}", "nodes form a cycle")], source=doc.source)
             building.add(name)
             n = spec.nodes[name]
-            steps = tuple(CompiledStep(node=build(st["spec"].node_name) if st["spec"].node_name else None, **st)
-                          for st in parts[name])
+            steps = tuple(parts[name])
+            for st in steps:
+                if st.spec.node_name:
+                    st.node = build(st.spec.node_name)
             cumulative, total = [], 0
             for st in steps:
                 total += st.weight or 0
@@ -228,33 +230,33 @@ def compile_graph(doc: GraphDocument, resolver: Resolver, *, default_retry: bool
                          backends, wake_targets(doc, nodes, spec.prewarm or prewarm))
 
 
-def _step_parts(node: str, n: NodeSpec, i: int, s: StepSpec, backend: Backend | None, client_timeout: float | None,
-                route_urls: bool, retry: RetryPolicy) -> dict[str, Any]:
-    """A step's fields (all but its nested node), decided from its spec."""
+def _step(node: str, n: NodeSpec, i: int, s: StepSpec, backend: Backend | None, client_timeout: float | None,
+          route_urls: bool, retry: RetryPolicy) -> CompiledStep:
+    """A step decided from its spec; its nested node (``node``) is set once that node is built."""
     data = s.data or ""
     label = s.name or str(i)
     target = s.node_name or s.service_name or backend_target(backend)
     shown = target if route_urls or "://" not in target else ""
-    return {
-        "index": i,
-        "label": label,
-        "target": target,
-        "spec": s,
-        "backend": backend,
-        "condition": compile_condition(s.condition) if s.condition and
+    return CompiledStep(
+        index=i,
+        label=label,
+        target=target,
+        spec=s,
+        backend=backend,
+        condition=compile_condition(s.condition) if s.condition and
         n.router_type in (RouterType.SEQUENCE, RouterType.SWITCH) else None,
-        "selection": compile_selection(data) if (data.startswith("$request") and data != "$request")
+        selection=compile_selection(data) if (data.startswith("$request") and data != "$request")
         or (data.startswith("$response") and data != "$response") else None,
-        "uses_response": data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
-        "map_predictions": bool(s.map_predictions_to_instances),
-        "map_outputs": bool(s.map_outputs_to_inputs),
-        "hard": s.hard,
-        "weight": s.weight,
-        "timeout": s.timeout,
-        "client_timeout": client_timeout,
-        "retry": retry,
-        "route_entry": header_safe(f"{node}>{label}:{shown}" if shown else f"{node}>{label}"),
-    }
+        uses_response=data.startswith("$response") and n.router_type == RouterType.SEQUENCE and i > 0,
+        map_predictions=bool(s.map_predictions_to_instances),
+        map_outputs=bool(s.map_outputs_to_inputs),
+        hard=s.hard,
+        weight=s.weight,
+        timeout=s.timeout,
+        client_timeout=client_timeout,
+        retry=retry,
+        route_entry=header_safe(f"{node}>{label}:{shown}" if shown else f"{node}>{label}"),
+        node=None)
 
 
 def wake_targets(doc: GraphDocument, nodes: Mapping[str, CompiledNode], mode: Prewarm) -> tuple[WakeTarget, ...]:
