@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,7 +11,7 @@ import pytest
 from graph_router.errors import envelope
 from graph_router.http.server import Handler, HttpResponse, HttpServer, ServerLimits, start_server
 
-from ..support.backends import RawBackend, Script
+from ..support.backends import RawBackend, Script, reset
 
 JSON = [("content-type", "application/json")]
 
@@ -94,9 +92,7 @@ class Raw:
 
     def reset(self) -> None:
         """Close with a TCP reset (a FIN alone may be a half-close that still wants its answer)."""
-        sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
+        reset(self.writer)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -180,10 +181,16 @@ class Conn:
 
     def abort(self) -> None:
         """Close with RST (SO_LINGER 0): the router sees ``connection reset by peer``."""
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        self.writer.transport.abort()
+        reset(self.writer)
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close a connection with a TCP reset (SO_LINGER 0), not a FIN (which may be a half-close that
+    still wants its answer)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 @dataclass
@@ -328,16 +335,8 @@ class Exchange:
         return self.request.path
 
     @property
-    def headers(self) -> dict[str, str]:
-        return self.request.headers
-
-    @property
     def body(self) -> bytes:
         return self.request.body
-
-    @property
-    def reader(self) -> asyncio.StreamReader:
-        return self.conn.reader
 
     @property
     def writer(self) -> asyncio.StreamWriter:
