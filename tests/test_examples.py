@@ -4,7 +4,6 @@ and the quick start as a process (start, one request, Ctrl-C, nothing left runni
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -25,7 +24,7 @@ from graph_router.modelhost import ModelHost, example_models
 from graph_router.modelhost.quickstart import run_quickstart
 
 from .support.ports import free_port
-from .support.quickstart import start_quickstart, stop_quickstart
+from .support.quickstart import kill_quickstart, start_quickstart, stop_quickstart
 from .support.router import ROOT
 
 GRAPHS = ROOT / "graphs"
@@ -327,7 +326,8 @@ def _alive(pid: int) -> bool:
 
 async def test_quickstart_process(tmp_path: Path) -> None:
     port, models_port = free_port(), free_port()
-    proc, lines = await start_quickstart("sequential-pipeline", "--port", str(port), "--models-port", str(models_port))
+    proc, lines = await start_quickstart("sequential-pipeline", "--port", str(port), "--models-port", str(models_port),
+                                         terminal=True)  # stdout and stderr in one stream, as a terminal shows
     pids: list[int] = []
     try:
         assert proc.stdout is not None
@@ -348,13 +348,15 @@ async def test_quickstart_process(tmp_path: Path) -> None:
         ):
             assert r.status == 200
             assert (await r.json())["predictions"][2] == {"class": "virginica", "label": 2}
-        proc.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.5)  # (an access log would write its batch within 0.25 s)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-        rest = (await asyncio.wait_for(proc.stdout.read(), 10)).decode()
-        assert rest.endswith("quickstart: stopped\n")
+        lines += (await asyncio.wait_for(proc.stdout.read(), 10)).decode().splitlines(keepends=True)
+        text = "".join(lines)
+        assert not [line for line in lines if line.lstrip().startswith("{")], text  # text logs only
+        assert "INFO graph_router.process: SIGINT received: draining" in text, text
+        assert "SIGTERM" not in text and "model host stopped\n" in text and text.endswith("quickstart: stopped\n")
         assert [pid for pid in pids if _alive(pid)] == []
     finally:
         await stop_quickstart(proc)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_quickstart(proc, lines)
