@@ -242,7 +242,8 @@ async def call_with_retries(
             outcome = str(resp.status)
         if on_retry:
             on_retry(attempt, outcome, delay)
-        log.info("retrying %s: attempt %d got %s; next attempt in %.3fs", backend.target, attempt, outcome, delay)
+        log.info("retrying %s: attempt %d got %s; next attempt in %.3fs", backend.target, attempt, outcome, delay,
+                 extra={"retry_target": backend.target, "retry_outcome": outcome})
         await asyncio.sleep(delay)
 
 

@@ -329,10 +329,9 @@ class RetryNotice(logging.Filter):
         self.told: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if not isinstance(args, tuple) or len(args) < 3:
+        target, outcome = getattr(record, "retry_target", None), getattr(record, "retry_outcome", None)
+        if target is None or outcome is None:  # not a retry line
             return True
-        target, outcome = str(args[0]), str(args[2])
         if target not in self.told:
             self.told.add(target)
             who = f"{self.names[target]} ({target})" if target in self.names else target

@@ -177,9 +177,11 @@ def test_retry_notice_names_the_graphs_own_policy(capsys: pytest.CaptureFixture[
     [doc] = load_graph_text(GOOD.replace("spec:\n", "spec:\n  defaultRetry: {maxRetries: 2}\n"))
     notice = RetryNotice(doc, {"b": "http://b/"}, 5.0)
 
-    def record(*args: object) -> logging.LogRecord:
-        return logging.LogRecord("graph_router.retry", logging.INFO, __file__, 1, "retrying %s: attempt %d got %s; "
-                                 "next attempt in %.3fs", args, None)
+    def record(*args: object) -> logging.LogRecord:  # as graph_router.backend logs a retry
+        rec = logging.LogRecord("graph_router.retry", logging.INFO, __file__, 1, "retrying %s: attempt %d got %s; "
+                                "next attempt in %.3fs", args, None)
+        rec.retry_target, rec.retry_outcome = args[0], args[2]
+        return rec
 
     assert notice.filter(record("http://b/", 1, "503", 0.1)) is False
     assert notice.filter(record("http://b/", 2, "503", 0.2)) is False
