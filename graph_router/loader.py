@@ -74,34 +74,29 @@ def find_graphs(paths: Iterable[str | Path]) -> Found:
     """:func:`load_graphs`, also returning the directories' files that were skipped (for the CLI's notes)."""
     found = Found()
     errors: list[SpecError] = []
-    #: per directory named: (graph files, skipped files, broken files)
-    tally: dict[Path, list[int]] = {}
+    #: each directory named: whether it held a graph file or a broken one (either says enough)
+    answered: dict[Path, bool] = {}
     for path, directory in _expand(paths, errors):
-        counts = tally.setdefault(directory, [0, 0, 0]) if directory is not None else [0, 0, 0]
+        if directory is not None:
+            answered.setdefault(directory, False)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(SpecError(Problem("", f"cannot read file: {exc}"), source=str(path)))
-            counts[2] += 1
-            continue
-        try:
-            raw_docs = _parse(text, source=str(path))
+            raw_docs = _parse(path.read_text(encoding="utf-8"), source=str(path))
             reason = _not_a_graph(raw_docs) if directory is not None else None
             if reason is not None:
                 found.skipped.append(Skipped(str(path), reason))
-                counts[1] += 1
                 continue
             found.graphs.extend(_build_all(raw_docs, source=str(path)))
-            counts[0] += 1
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(SpecError(Problem("", f"cannot read file: {exc}"), source=str(path)))
         except SpecError as exc:
             errors.append(exc)
-            counts[2] += 1
-    for directory, (graphs, skipped, broken) in tally.items():
-        if not graphs and not broken:  # (a broken graph file's problems say enough)
-            inside = [str(s) for s in found.skipped if Path(s.source).is_relative_to(directory)]
-            shown = "; ".join(inside[:5]) + (f"; and {skipped - 5} more" if skipped > 5 else "")
-            errors.append(SpecError(Problem("", f"no graph found: expected a file holding kind: {GRAPH_KIND} or a "
-                                                f"bare spec with 'nodes' ({shown})"), source=str(directory)))
+        if directory is not None:
+            answered[directory] = True
+    for directory in (d for d, said in answered.items() if not said):
+        inside = [str(s) for s in found.skipped if Path(s.source).is_relative_to(directory)]
+        shown = "; ".join(inside[:5]) + (f"; and {len(inside) - 5} more" if len(inside) > 5 else "")
+        errors.append(SpecError(Problem("", f"no graph found: expected a file holding kind: {GRAPH_KIND} or a "
+                                            f"bare spec with 'nodes' ({shown})"), source=str(directory)))
     if errors:
         raise SpecError.merge(errors)
     _check_unique_names(found.graphs)
