@@ -42,6 +42,25 @@ log = logging.getLogger("graph_router.process")
 DEFAULT_INFLIGHT_BYTES = 32 * 1024 * 1024
 #: With workers, a second identical signal this soon after the first is the same one delivered twice.
 ECHO_SECONDS = 0.5
+#: The signals serve() handles: drain (SIGTERM, SIGINT) and reload (SIGHUP).
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Signals that arrived while the process was starting (before serve() handles them), in order.
+_early: list[str] = []
+
+
+def hold_signals() -> None:
+    """Until serve() installs its handlers (and again once it removed them), a signal is noted, not fatal.
+
+    Without this, a SIGTERM to a pod that is still starting kills it with 143 instead of a drain, a
+    Ctrl-C gives a worker a KeyboardInterrupt, and a SIGHUP (whose default is to exit) kills it.
+    serve() replays what was noted as soon as its handlers are in place. Main thread only.
+    """
+    for sig in SIGNALS:
+        signal.signal(sig, _note)
+
+
+def _note(signum: int, _frame: object) -> None:
+    _early.append(signal.Signals(signum).name)
 
 
 @dataclass
@@ -231,9 +250,16 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     def on_reload() -> None:
         reload(cfg, router)
 
+    held = signal.getsignal(signal.SIGTERM) is _note  # started by run(): hold again once done
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
+    early, _early[:] = list(_early), []
+    for name in early:  # what came while starting, in order
+        if name == "SIGHUP":
+            on_reload()
+        else:
+            on_stop(name)
     watch_task = asyncio.create_task(_watch(cfg, router)) if cfg.watch > 0 and cfg.paths else None
     try:
         await stop.wait()
@@ -253,8 +279,10 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
     finally:
         if watch_task is not None:
             watch_task.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+        if held:
+            hold_signals()  # a signal from now on (a late echo, a second Ctrl-C) cannot cut the clean-up short
         if access is not None:
             access.close()
         await router.aclose()
@@ -301,6 +329,7 @@ async def _watch(cfg: ServeConfig, router: GraphRouter) -> None:
 
 def run(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
     """Run one worker in this process, or supervise ``cfg.workers`` forked workers."""
+    hold_signals()
     if cfg.workers <= 1:
         return _run_loop(cfg, docs, 0)
     _check_port(cfg)
@@ -332,9 +361,16 @@ def _run_loop(cfg: ServeConfig, docs: list[GraphDocument], worker: int) -> int:
 def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
     """Fork workers that share the port (SO_REUSEPORT); forward signals; exit when all exited."""
     children: dict[int, int] = {}
+    log.info("starting %d workers (supervisor pid %d)", cfg.workers, os.getpid())
+    # Signals wait while forking: a child must not run the parent's handler, nor the parent forward to
+    # a list of children that is not complete yet.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     for i in range(cfg.workers):
         pid = os.fork()
         if pid == 0:  # child
+            _early.clear()  # the supervisor's, forwarded below
+            hold_signals()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             code = 1
             try:
                 code = _run_loop(cfg, docs, i)
@@ -354,8 +390,12 @@ def _supervise(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in SIGNALS:
         signal.signal(sig, forward)
+    for name in _early:  # what the supervisor got while starting
+        forward(signal.Signals[name], None)
+    _early.clear()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     worst = 0
     while children:
         try:

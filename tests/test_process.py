@@ -96,12 +96,7 @@ async def test_two_workers_answer_on_the_port(tmp_path: Path, backend_factory: C
     rp = router_process(str(f), "--service", f"a={b.predict_url('a')}", "--workers", "2", "--drain-seconds", "0")
     statuses = [(await post(rp.url, {"i": i}))[0] for i in range(20)]
     assert statuses == [200] * 20
-    for _ in range(100):  # the second worker may still be importing when the first answers
-        pids = {line for line in rp.log().splitlines() if "serving 1 graph" in line}
-        if len(pids) == 2:
-            break
-        await asyncio.sleep(0.1)
-    assert len(pids) == 2, rp.log()
+    await rp.logged("serving 1 graph", 2)  # the second worker may still be importing when the first answers
     rp.signal(signal.SIGTERM)
     assert await asyncio.to_thread(rp.wait, 20) == 0
 
@@ -223,10 +218,7 @@ async def test_ctrl_c_to_the_process_group_keeps_the_drain_with_workers(
     f = tmp_path / "g.yaml"
     f.write_text(GRAPH)
     rp = router_process(str(f), "--workers", "2", "--drain-seconds", "2", "--log-format", "text")
-    for _ in range(100):  # both workers up
-        if rp.log().count("serving 1 graph") == 2:
-            break
-        await asyncio.sleep(0.1)
+    await rp.logged("serving 1 graph", 2)
     started = time.monotonic()
     os.killpg(rp.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: supervisor and workers get it
     await asyncio.sleep(0.8)
@@ -235,3 +227,20 @@ async def test_ctrl_c_to_the_process_group_keeps_the_drain_with_workers(
     log = rp.log()
     assert time.monotonic() - started >= 1.9, log
     assert log.count("SIGINT received: draining (readyz 503) for 2s") == 2 and "again" not in log, log
+
+
+async def test_signals_while_workers_start_are_kept_for_when_they_serve(
+        tmp_path: Path, router_process: Callable[..., RouterProcess]) -> None:
+    """A SIGHUP and a SIGTERM that reach the workers before they serve (here while they import grpc) are
+    a reload and a drain once they do: not a worker killed by SIGHUP's or SIGTERM's default action."""
+    f = tmp_path / "g.yaml"
+    f.write_text(GRAPH)
+    rp = router_process(str(f), "--workers", "2", "--grpc-port", "0", "--drain-seconds", "0", "--log-format", "text",
+                        ready=False)
+    await rp.logged("starting 2 workers")
+    rp.signal(signal.SIGHUP)
+    rp.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(rp.wait, 20) == 0, rp.log()
+    log = rp.log()
+    assert log.count("reloaded 1 graph(s): g") == 2 and log.count("SIGTERM received: draining") == 2, log
+    assert log.count("stopped cleanly") == 2 and log.count("exited with 0") == 2 and "failed" not in log, log

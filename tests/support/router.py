@@ -6,6 +6,7 @@ the test's directory, on a free port of 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -71,6 +72,19 @@ class RouterProcess(ServerProcess):
         """The access-log lines written so far."""
         return [json.loads(line) for line in self.log().splitlines()
                 if line.startswith("{") and '"kind":"access"' in line]
+
+    async def logged(self, text: str, count: int = 1, within: float = 20) -> str:
+        """Bounded wait until ``text`` is in the log ``count`` times (``"serving "`` twice: both workers
+        handle signals and accept connections); the log then, or an AssertionError with it."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            log = self.log()
+            if log.count(text) >= count:
+                return log
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{text!r} not logged {count} times (exit {self.proc.poll()}):\n{self.log()}")
 
 
 def write_graphs(directory: Path, graphs: Mapping[str, str]) -> Path:

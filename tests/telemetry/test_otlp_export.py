@@ -710,6 +710,7 @@ async def test_two_workers_export_distinct_ids(
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "60000"}
     rp = router_process(str(f), "--workers", "2", "--service", f"a={b.predict_url('a')}", "--drain-seconds", "0",
                         env=env)
+    await rp.logged("serving 1 graph", 2)
     n = 40
     assert [await post(rp.url) for _ in range(n)] == [200] * n  # a new connection each: both workers serve
     rp.signal(signal.SIGTERM)
