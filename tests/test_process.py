@@ -170,12 +170,8 @@ async def test_serve_the_examples_directory_with_two_workers(
     assert (status, orjson.loads(body)) == (200, {"predictions": [1]})
     predicts = [r.path for r in b.seen if r.path.endswith(":predict")]  # (the others are warm-up GETs)
     assert predicts == [f"/v1/models/{n}:predict" for n in ("preprocessor", "classifier", "postprocessor")]
-    for _ in range(100):  # the second worker may still be importing when the first answers
-        if rp.log().count(f"serving {len(example_graph_names())} graph(s)") == 2:
-            break
-        await asyncio.sleep(0.1)
-    log = rp.log()
-    assert log.count(f"serving {len(example_graph_names())} graph(s)") == 2, log
+    # (the second worker may still be importing when the first answers)
+    log = await rp.logged(f"serving {len(example_graph_names())} graph(s)", 2)
     assert ("graph_router.loader: graphs/ensemble/deploy.yaml: skipped, not a graph spec (a mapping without "
             "kind: InferenceGraph or 'nodes')") in log
     rp.signal(signal.SIGINT)

@@ -121,10 +121,7 @@ async def test_workers_share_the_grpc_port(router_process: Any, tmp_path: Path, 
     port = free_port()
     rp = router_process(str(write_graph(tmp_path, grpc_models.url("double"))), "--grpc-port", str(port),
                         "--workers", "2", "--drain-seconds", "0")
-    for _ in range(200):  # both workers up (a worker still starting when SIGTERM comes has no handler yet)
-        if rp.log().count(f"and grpc://127.0.0.1:{port}") == 2:
-            break
-        await asyncio.sleep(0.05)
+    await rp.logged(f"and grpc://127.0.0.1:{port}", 2)  # both workers serve gRPC
     for _ in range(6):  # fresh connections: either worker may take each
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             out = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(fp32_request("g", [2.0]), timeout=10)
