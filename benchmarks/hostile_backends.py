@@ -160,7 +160,11 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    bport, down = _backend(args), _free_port()
+    # The down backend's port stays bound (never listening) while the router runs: refused, and no other
+    # process can be given it.
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    bport, down = _backend(args), int(held.getsockname()[1])
     gdir = Path(args.workdir or tempfile.mkdtemp(prefix="graph-router-hostile-"))
     gdir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -196,6 +200,7 @@ def main(args: argparse.Namespace) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()
     return 0
 
 

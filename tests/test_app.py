@@ -15,8 +15,9 @@ from graph_router import GraphRouter
 from graph_router.http.messages import ServerLimits
 from graph_router.loader import load_graph_text
 
-from .conftest import Backend, StartApp, free_port, reply
+from .conftest import Backend, StartApp, reply
 from .support.graphs import graph, sequence_of
+from .support.ports import refused_port, release
 
 ENVELOPE = "Failed to process request"
 Serve = Callable[..., Awaitable[str]]
@@ -99,7 +100,7 @@ async def test_backend_headers_are_not_returned_but_non_json_keeps_its_content_t
 
 
 async def test_connection_refused_is_500_with_go_like_cause(serve: Serve) -> None:
-    port = free_port()
+    port = refused_port()
     url = f"http://127.0.0.1:{port}/v1/models/a:predict"
     base = await serve(ONE, {"a": url}, default_retry=False)
     status, headers, body = await post(base, {"x": 1})
@@ -110,7 +111,7 @@ async def test_connection_refused_is_500_with_go_like_cause(serve: Serve) -> Non
 
 
 async def test_cold_start_refused_for_two_seconds_then_answers(serve: Serve) -> None:
-    port = free_port()
+    port = refused_port()
     base = await serve(ONE, {"a": f"http://127.0.0.1:{port}/v1/models/a:predict"})
 
     async def start_late() -> web.AppRunner:
@@ -122,6 +123,7 @@ async def test_cold_start_refused_for_two_seconds_then_answers(serve: Serve) -> 
         app.router.add_post("/v1/models/a:predict", warm)
         runner = web.AppRunner(app)
         await runner.setup()
+        release(port)
         await web.TCPSite(runner, "127.0.0.1", port).start()
         return runner
 

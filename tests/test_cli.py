@@ -10,7 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import ROOT, Backend, free_port, reply
+from .conftest import ROOT, Backend, reply
+from .support.ports import refused_port
 
 GOOD = """
 apiVersion: serving.kserve.io/v1alpha1
@@ -135,7 +136,7 @@ def test_run_says_it_is_waiting_for_a_refusing_backend(tmp_path: Path) -> None:
 
     g = tmp_path / "g.yaml"
     g.write_text(GOOD)
-    url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"  # nothing listens there
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/a:predict"  # nothing listens there
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "graph_router", "run", str(g), "--data", "{}", "--service",
                              f"a={url}", "--default-retry-window", "4"], cwd=ROOT, text=True,
@@ -159,7 +160,7 @@ def test_run_says_it_is_waiting_for_a_refusing_backend(tmp_path: Path) -> None:
 def test_run_with_debug_logs_every_attempt_too(tmp_path: Path) -> None:
     g = tmp_path / "g.yaml"
     g.write_text(GOOD)
-    url = f"http://127.0.0.1:{free_port()}/v1/models/a:predict"
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/a:predict"
     out = cli("run", str(g), "--data", "{}", "--service", f"a={url}", "--default-retry-window", "0.5",
               "--log-level", "debug", "--log-format", "text")
     lines = out.stderr.splitlines()

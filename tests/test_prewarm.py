@@ -28,7 +28,7 @@ from graph_router.spec import Prewarm
 
 from .conftest import StartApp
 from .support.backends import Backend, reply
-from .support.ports import free_port
+from .support.ports import refused_port
 from .support.router import RouterProcess
 from .telemetry.otlp_decode import in_memory_telemetry
 
@@ -257,7 +257,7 @@ async def test_a_failing_or_hanging_warm_up_changes_nothing_for_the_request(
     slow, broken = await backend_factory(), await backend_factory()
     slow.default = reply(200, {"late": True}, delay=5)
     broken.default = reply(500, {"error": "boom"})
-    refused = f"http://127.0.0.1:{free_port()}/v1/models/x"
+    refused = f"http://127.0.0.1:{refused_port()}/v1/models/x"
     f = write(tmp_path, graph("g", {"root": seq(svc("a"), svc("b", warmupUrl=refused),
                                                 svc("c", warmupUrl=slow.url + "/ping"),
                                                 svc("d", warmupUrl=broken.url + "/ping"))}))

@@ -26,7 +26,7 @@ import pytest
 from .faults.conftest import call, cause_of, start_router
 from .support.backends import Exchange, RawBackend, ok, routed
 from .support.graphs import graph, sequence
-from .support.ports import free_port
+from .support.ports import free_port, refused_port
 from .support.router import ROOT, RouterProcess, stop_router, wait_ready
 
 SECRET_AUTH = "Bearer s3cret-AUTH-value-7f1c"
@@ -193,7 +193,7 @@ async def test_an_empty_pattern_forwards_nothing(tmp_path: Path, fresh: tuple[Ra
 
 async def test_secrets_never_reach_logs_traces_or_causes(tmp_path: Path, fresh: tuple[RawBackend, RawBackend]) -> None:
     target, _ = fresh
-    refused = f"http://127.0.0.1:{free_port()}/v1/models/gone:predict"
+    refused = f"http://127.0.0.1:{refused_port()}/v1/models/gone:predict"
     graphs = {
         "ok": graph("ok", sequence(target.route("ok"))),
         "boom": graph("boom", sequence(target.route("boom"))),

@@ -16,7 +16,7 @@ import pytest
 
 from ..support.backends import Exchange, RawBackend, RawBehaviour
 from ..support.graphs import graph, sequence
-from ..support.ports import free_port
+from ..support.ports import refused_port
 from ..support.router import RouterProcess, stop_router
 from .conftest import call, cause_of, head, start_router
 
@@ -154,7 +154,7 @@ def graphs(b: RawBackend, refused: str) -> dict[str, str]:
 def env(module_dir: Path, raw_factory: Callable[[dict[str, RawBehaviour]], RawBackend],
         ) -> Iterator[tuple[RouterProcess, RawBackend, str]]:
     b = raw_factory(BEHAVIOURS)
-    refused = f"http://127.0.0.1:{free_port()}/v1/models/gone:predict"
+    refused = f"http://127.0.0.1:{refused_port()}/v1/models/gone:predict"
     rp = start_router(module_dir, graphs(b, refused), "--max-response-bytes", str(MAX_RESPONSE))
     yield rp, b, refused
     stop_router(rp)

@@ -13,7 +13,7 @@ import pytest
 from graph_router.api import GraphRouter
 from graph_router.grpc.server import GrpcLimits
 
-from ..support.ports import free_port
+from ..support.ports import refused_port, release
 from .fixtures import GrpcModels, StartFront, fp32_request, grpc
 from .test_grpc_front import error_of, seq
 
@@ -27,7 +27,7 @@ V2 = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]
 
 
 async def test_backend_down(grpc_front: StartFront, app_server: Any) -> None:
-    url = f"grpc://127.0.0.1:{free_port()}/m"
+    url = f"grpc://127.0.0.1:{refused_port()}/m"
     front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": url}), default_retry=False))
     code, details = await error_of(front.stub.ModelInfer(fp32_request("graph", [1.0])))
     assert code == grpc.StatusCode.UNAVAILABLE
@@ -42,7 +42,7 @@ async def test_backend_down_then_up_is_retried_by_default(grpc_front: StartFront
     """A gRPC step refusing connections (a backend scaled to zero) is retried as an HTTP one is."""
     from .fixtures import _Servicer, echo, pb_grpc
 
-    port = free_port()
+    port = refused_port()
     front = await grpc_front(GraphRouter.from_spec(seq({"serviceUrl": f"grpc://127.0.0.1:{port}/echo"})))
     call = asyncio.ensure_future(front.stub.ModelInfer(fp32_request("graph", [2.0]), timeout=20))
     await asyncio.sleep(0.5)
@@ -50,6 +50,7 @@ async def test_backend_down_then_up_is_retried_by_default(grpc_front: StartFront
     state = GrpcModels(port=port, models={"echo": echo})
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(state), server)
+    release(port)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     try:

@@ -19,7 +19,7 @@ from graph_router.http.client import ClientLimits, HttpClient, Url
 
 from ..support.backends import Conn, answer_each, raw_backend
 from ..support.graphs import one_step_graph
-from ..support.ports import free_port
+from ..support.ports import refused_port
 from .backends import post, serve_graph
 
 
@@ -82,7 +82,7 @@ async def test_an_idle_connection_the_backend_closed_is_not_reused() -> None:
 
 
 def test_a_down_backend_is_answered_within_the_default_retry_window(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"  # nothing listens there
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"  # nothing listens there
     with serve_graph(tmp_path, one_step_graph(url)) as rp:
         ans = post(rp, within=DEFAULT_RETRY_WINDOW + 20)
     assert (ans.status, ans.cause) == (500, f'Post "{url}": dial tcp {url[7:].split("/")[0]}: connect: '
@@ -92,7 +92,7 @@ def test_a_down_backend_is_answered_within_the_default_retry_window(tmp_path: Pa
 
 
 def test_the_retry_window_is_a_serve_flag(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"
     with serve_graph(tmp_path, one_step_graph(url), "--default-retry-window", "0.5") as rp:
         ans = post(rp, within=20)
     assert ans.status == 500 and ans.cause.endswith("connect: connection refused")
@@ -102,7 +102,7 @@ def test_the_retry_window_is_a_serve_flag(tmp_path: Path) -> None:
 def test_retries_end_before_the_servers_write_timeout(tmp_path: Path) -> None:
     # a retry window and a retry policy both longer than the write timeout: the client still
     # gets its status and envelope before the server would drop the connection
-    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"
     timeouts = "  routerTimeouts: {serverWrite: 2}\n"
     with serve_graph(tmp_path, one_step_graph(url, spec_extra=timeouts), "--default-retry-window", "30") as rp:
         ans = post(rp, within=20)
@@ -154,7 +154,7 @@ async def test_a_replayable_request_is_sent_again_once(tmp_path: Path) -> None:
 
 
 async def test_the_library_answers_before_its_write_timeout_too(caplog: pytest.LogCaptureFixture) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"
     spec = {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": url}]}}}
     async with GraphRouter.from_spec(spec, default_retry_window=30, write_timeout=1.0) as router:
         started = time.monotonic()

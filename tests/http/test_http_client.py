@@ -25,7 +25,7 @@ from graph_router.http.client import (
 from graph_router.http.wire import HeaderInjection
 
 from ..support.backends import Conn
-from ..support.ports import free_port
+from ..support.ports import refused_port
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -317,7 +317,7 @@ async def test_timeout_reading_body(raw_backend_here, client: HttpClient) -> Non
 
 
 async def test_connection_refused(client: HttpClient) -> None:
-    port = free_port()
+    port = refused_port()
     with pytest.raises(ConnectFailed) as info:
         await client.request("POST", Url.parse(f"http://127.0.0.1:{port}/"), [], b"", timeout=5)
     assert info.value.detail == f"dial tcp 127.0.0.1:{port}: connect: connection refused"

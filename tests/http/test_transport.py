@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 
 import pytest
 from aiohttp import web
@@ -22,6 +21,7 @@ from graph_router.http.client import ClientLimits, HttpClient
 from graph_router.transport import HttpBackend, HttpBackendFactory
 
 from ..support.backends import Conn
+from ..support.ports import refused_port
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -44,9 +44,7 @@ def req(body: bytes = b'{"instances":[1]}', headers=None, timeout: float | None 
 
 
 async def test_refused_reads_like_go(factory: HttpBackendFactory) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     url = f"http://127.0.0.1:{port}/v1/models/m:predict"
     with pytest.raises(BackendConnectError) as info:
         await factory.get(url).call(req())

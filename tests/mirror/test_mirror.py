@@ -23,7 +23,7 @@ from graph_router.telemetry import Telemetry
 from ..conftest import StartApp
 from ..support.backends import Backend, reply
 from ..support.graphs import graph as resource
-from ..support.ports import free_port
+from ..support.ports import refused_port
 from ..telemetry.test_telemetry_metrics import Samples, get, scrape
 
 MakeBackend = Callable[[], Awaitable[Backend]]
@@ -79,7 +79,7 @@ async def test_the_callers_answer_is_byte_identical_with_and_without_a_mirror(
     real, shadow = await backend_factory(), await backend_factory()
     real.default = reply(200, {"predictions": [1, 2], "model": "v1"})
     shadow.default = BEHAVIOURS[shadow_is]
-    shadow_url = shadow.predict_url("shadow") if shadow_is != "down" else f"http://127.0.0.1:{free_port()}/v1/x"
+    shadow_url = shadow.predict_url("shadow") if shadow_is != "down" else f"http://127.0.0.1:{refused_port()}/v1/x"
     extra = "  propagateHeaders: [X-Request-Id]\n"
     plain, _ = await serve(app_server, graph(None, extra=extra), {"real": real.predict_url("real")})
     mirrored, shadows = await serve(app_server, graph("{serviceName: shadow, timeout: 1}", extra=extra),

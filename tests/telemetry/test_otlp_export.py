@@ -34,7 +34,8 @@ from graph_router.telemetry.sampling import Sampler, parse_traceparent
 from graph_router.telemetry.spans import OtlpTracer, TraceState
 
 from ..conftest import ONE_STEP_GRAPH as GRAPH
-from ..conftest import ROOT, Backend, RouterProcess, free_port
+from ..conftest import ROOT, Backend, RouterProcess
+from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, Ids, decode
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -512,7 +513,7 @@ async def test_400_drops_the_batch_without_retrying(collector: Collector, make_e
 @pytest.mark.serial  # 0.5 s of slack: timing bounds that need the cores to itself
 async def test_collector_down_is_bounded_by_the_timeout(make_exporter: MakeExporter,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1/traces"
+    url = f"http://127.0.0.1:{refused_port()}/v1/traces"
     exp = make_exporter(url, timeout=1.2)
     add(exp, 0)
     t0 = time.monotonic()

@@ -17,7 +17,8 @@ from aiohttp import web
 from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 
-from ..conftest import StartApp, free_port
+from ..conftest import StartApp
+from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, in_memory_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -141,7 +142,7 @@ async def test_sdk_processor_and_otlp_export_get_the_same_spans(scenario: str, a
         app.router.add_route("*", "/{tail:.*}", b.handle)
         server = await aiohttp_server(app, host="127.0.0.1")
         b.url = services[name] = f"http://127.0.0.1:{server.port}/v1/models/{name}:predict"
-    services["down"] = f"http://127.0.0.1:{free_port()}/v1/models/down:predict"
+    services["down"] = f"http://127.0.0.1:{refused_port()}/v1/models/down:predict"
 
     results = []
     for kind in ("sdk", "otlp"):

@@ -37,8 +37,9 @@ from graph_router.telemetry.metrics import (
     Metrics,
 )
 
-from ..conftest import StartApp, free_port
+from ..conftest import StartApp
 from ..support.graphs import graph
+from ..support.ports import refused_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -205,7 +206,7 @@ async def test_retries_timeouts_and_connect_errors_by_target(start: Start, backe
     r = {"graph": "retry", "node": "root", "step": "r", "target": "a"}
     assert get(m, "graph_router_step_errors_total", **r, error="http_503") == 0  # retried into a 200
 
-    dead = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"
+    dead = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"
     url2 = await start(ONE, {"a": dead}, default_retry=False)
     assert await post(url2, {"x": 1}) == 500
     m2 = await scrape(url2)

@@ -19,8 +19,9 @@ from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
-from ..conftest import StartApp, free_port
+from ..conftest import StartApp
 from ..support.graphs import graph
+from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
 from .test_telemetry_metrics import SWITCH
 
@@ -241,7 +242,7 @@ async def test_switch_branch_and_miss(start: Start, backend: MakeBackend) -> Non
 
 
 async def test_backend_failure_records_error_cause(start: Start) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1/models/m:predict"  # nothing listens there
+    url = f"http://127.0.0.1:{refused_port()}/v1/models/m:predict"  # nothing listens there
     one = graph("down", "    root:\n      routerType: Sequence\n      steps:\n"
                         "        - {name: s, serviceName: a}\n")
     rig = await start(one, {"a": url}, default_retry=False)
