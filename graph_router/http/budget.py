@@ -11,7 +11,7 @@ from __future__ import annotations
 class ByteBudget:
     """Bytes in flight across every connection; ``limit`` None means no limit."""
 
-    __slots__ = ("limit", "peak", "refused", "used")
+    __slots__ = ("limit", "peak", "refused", "taken", "used")
 
     def __init__(self, limit: int | None) -> None:
         if limit is not None and limit <= 0:
@@ -19,6 +19,8 @@ class ByteBudget:
         self.limit = limit
         self.used = 0
         self.peak = 0
+        #: Bytes ever charged (the process trims its free heap once this moved and ``used`` is 0).
+        self.taken = 0
         #: How many times ``take`` said no (for metrics and tests).
         self.refused = 0
 
@@ -29,6 +31,7 @@ class ByteBudget:
             self.refused += 1
             return False
         self.used = used
+        self.taken += n
         if used > self.peak:
             self.peak = used
         return True

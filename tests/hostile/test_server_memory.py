@@ -3,6 +3,7 @@ new work with 503 and Retry-After instead of growing (measured on a real `graph-
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import socket
 import threading
@@ -10,6 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from graph_router.process import TRIM_CHECK_SECONDS
 
 from ..support.router import RouterProcess
 from .conftest import (
@@ -128,3 +131,50 @@ def test_a_spent_budget_refuses_new_bodies_with_503_and_retry_after(budgeted: Ro
     assert after - idle < 2 * MiB, f"RSS stayed {(after - idle) / MiB:.1f} MiB above idle after the attackers left"
     metrics = exchange(budgeted.port, b"GET /metrics HTTP/1.1\r\nHost: r\r\n\r\n", close_wait=0.1).body.decode()
     assert 'graph_router_requests_refused_total{reason="overloaded",status="503"} 5.0' in metrics
+
+
+def minor_faults(pid: int) -> int:
+    """The process's minor page faults so far (``/proc/<pid>/stat``, field 10)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def megabyte_request() -> list[bytes]:
+    """A request with a 1 MB body, in 64 KiB pieces."""
+    body = b"x" * MB
+    head = b"POST /graphs/echo HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n" % MB
+    return [head] + [body[i:i + 64 * 1024] for i in range(0, MB, 64 * 1024)]
+
+
+def faults_per_megabyte_request(router: RouterProcess, count: int = 20) -> float:
+    """Minor page faults of the router per 1 MB request body, after a warm-up."""
+    pieces = megabyte_request()
+    for _ in range(3):
+        assert exchange(router.port, pieces, timeout=30, close_wait=0.01).status == 200
+    before = minor_faults(router.proc.pid)
+    for _ in range(count):
+        assert exchange(router.port, pieces, timeout=30, close_wait=0.01).status == 200
+    return (minor_faults(router.proc.pid) - before) / count
+
+
+def test_large_bodies_reuse_the_heap_while_busy_and_give_it_back_when_idle(start_router: RouterFactory) -> None:
+    # glibc's defaults give a body of this size fresh pages every time (its own mmap, or a trimmed heap
+    # top): a 1 MB body is 256 pages, and each costs a page fault when first touched
+    defaults = start_router(env={"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"})
+    tuned = start_router()
+    exchange(tuned.port, NORMAL)
+    idle = tuned.rss()
+    untuned_faults, tuned_faults = faults_per_megabyte_request(defaults), faults_per_megabyte_request(tuned)
+    pieces = megabyte_request()
+    for _ in range(3):  # 12 bodies at once: the heap grows by about their size, kept while busy
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: exchange(tuned.port, pieces, timeout=30, close_wait=0.01), range(12)))
+        assert [a.status for a in answers] == [200] * 12
+    busy = tuned.rss()
+    time.sleep(3 * TRIM_CHECK_SECONDS)  # a whole check interval without a body: the kept heap goes back
+    after = tuned.rss()
+    print(f"\nminor page faults per 1 MB request: glibc defaults {untuned_faults:.0f}, serve {tuned_faults:.0f}; "
+          f"RSS above idle: {(busy - idle) / MiB:.1f} MiB busy, {(after - idle) / MiB:.1f} MiB idle again")
+    assert untuned_faults > 200  # the operator's own MALLOC_* settings are left alone
+    assert tuned_faults < 64
+    assert busy - idle > 8 * MiB and after - idle < 2 * MiB
