@@ -79,11 +79,11 @@ def payload_section(run: Any) -> str:
            "about three times the size (\"Answer sizes\": what each router's smoke POST got back). graph-router "
            "runs with its defaults but `--max-inflight-bytes 0`: the default memory budget (32 MiB a worker) "
            "would refuse part of 8 concurrent 8 MB requests with 503, by design.", ""]
-    summary = ["| size | graph-router 1 hop CPU/req | nginx proxy_pass | ratio (target "
-               f"<= {TARGET_PAYLOAD}x at 100KB and 1MB) | KServe's router | ratio | graph-router RSS peak - idle "
-               f"| bytes in flight ({c} x size) | ratio (target <= {TARGET_RSS}x at 8MB) |",
-               "|---|---|---|---|---|---|---|---|---|"]
     other = run.other.name if run.other is not None else None
+    summary = ["| size | graph-router 1 hop CPU/req | nginx proxy_pass | ratio (target "
+               f"<= {TARGET_PAYLOAD}x at 100KB and 1MB) | {other or 'KServe router'} | ratio | graph-router RSS "
+               f"peak - idle | bytes in flight ({c} x size) | ratio (target <= {TARGET_RSS}x at 8MB) |",
+               "|---|---|---|---|---|---|---|---|---|"]
     for table, rows in tables.items():
         size_key = table.split(" ", 1)[1]
         out += [f"### {size_key}", "", render_series(rows, (c,)), _answers(run, rows)]
