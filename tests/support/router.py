@@ -116,11 +116,10 @@ def launch_router(*args: str, workdir: Path, env: Mapping[str, str | None] | Non
 
 
 def stop_router(rp: RouterProcess) -> None:
-    """SIGKILL the router's process group if it still runs, and reap it."""
-    if rp.proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(rp.proc.pid, signal.SIGKILL)
-        rp.proc.wait(timeout=10)
+    """SIGKILL the router's process group (workers too, even when the supervisor already exited), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(rp.proc.pid, signal.SIGKILL)
+    rp.proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
