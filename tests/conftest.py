@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .support.backends import Backend, reply
+from .support.backends import Backend, reply, serve_handler
 from .support.graphs import ONE_STEP_GRAPH
 from .support.ports import free_port
 from .support.router import ROOT, RouterProcess, routers, wait_ready
@@ -29,8 +29,7 @@ async def backend_factory(aiohttp_server: Any) -> AsyncIterator[Callable[[], Awa
 
     async def make() -> Backend:
         b = Backend()
-        server = await aiohttp_server(b.app(), host="127.0.0.1")
-        b.url = f"http://127.0.0.1:{server.port}"
+        b.url = await serve_handler(aiohttp_server, b.handle)
         return b
 
     yield make

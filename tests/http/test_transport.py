@@ -20,7 +20,7 @@ from graph_router.errors import (
 from graph_router.http.client import ClientLimits, HttpClient
 from graph_router.transport import HttpBackend, HttpBackendFactory
 
-from ..support.backends import Conn
+from ..support.backends import Conn, serve_handler
 from ..support.ports import refused_port
 
 pytestmark = pytest.mark.timeout(20)
@@ -199,10 +199,7 @@ async def redirecting(aiohttp_server):
             return web.Response(status=status, headers={"Location": location})
         return web.json_response({"method": request.method, "body": body.decode()})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    server = await aiohttp_server(app)
-    return f"http://127.0.0.1:{server.port}", seen
+    return await serve_handler(aiohttp_server, handle), seen
 
 
 async def test_redirect_not_followed_by_default(redirecting, factory: HttpBackendFactory) -> None:

@@ -33,6 +33,18 @@ from multidict import CIMultiDict
 Behaviour = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 
 
+Handle = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def serve_handler(aiohttp_server: Any, handle: Handle, **app_args: Any) -> str:
+    """Start an aiohttp server on 127.0.0.1 (the ``aiohttp_server`` fixture: stopped at teardown) that sends
+    every method and path to ``handle``; its base URL. ``app_args`` go to ``web.Application``."""
+    app = web.Application(**app_args)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}"
+
+
 @dataclass
 class Seen:
     path: str
@@ -59,11 +71,6 @@ class Backend:
         if behaviour is None:
             return web.json_response({"predictions": [1], "echo": body.decode(errors="replace")})
         return await behaviour(request, body)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
 
 
 def reply(status: int = 200, body: Any = None, *, raw: bytes | None = None, delay: float = 0.0) -> Behaviour:

@@ -35,6 +35,7 @@ from graph_router.telemetry.spans import OtlpTracer, TraceState
 
 from ..conftest import ONE_STEP_GRAPH as GRAPH
 from ..conftest import ROOT, Backend, RouterProcess
+from ..support.backends import serve_handler
 from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, Ids, decode
 
@@ -395,10 +396,8 @@ class Collector:
 @pytest.fixture
 async def collector(aiohttp_server: Any) -> Collector:
     c = Collector()
-    app = web.Application(handler_args={"auto_decompress": False})  # keep gzip bodies as they came
-    app.router.add_route("*", "/{tail:.*}", c.handle)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    c.url = f"http://127.0.0.1:{server.port}"
+    # keep gzip bodies as they came
+    c.url = await serve_handler(aiohttp_server, c.handle, handler_args={"auto_decompress": False})
     return c
 
 

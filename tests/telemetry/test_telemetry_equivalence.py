@@ -18,6 +18,7 @@ from graph_router import GraphRouter
 from graph_router.loader import load_graph_text
 
 from ..conftest import StartApp
+from ..support.backends import serve_handler
 from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, in_memory_telemetry
 
@@ -138,10 +139,7 @@ async def test_sdk_processor_and_otlp_export_get_the_same_spans(scenario: str, a
     backends["slow"] = Backend([], delay=0.5)
     services: dict[str, Any] = {}
     for name, b in backends.items():
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", b.handle)
-        server = await aiohttp_server(app, host="127.0.0.1")
-        b.url = services[name] = f"http://127.0.0.1:{server.port}/v1/models/{name}:predict"
+        b.url = services[name] = await serve_handler(aiohttp_server, b.handle) + f"/v1/models/{name}:predict"
     services["down"] = f"http://127.0.0.1:{refused_port()}/v1/models/down:predict"
 
     results = []

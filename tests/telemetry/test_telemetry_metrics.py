@@ -38,6 +38,7 @@ from graph_router.telemetry.metrics import (
 )
 
 from ..conftest import StartApp
+from ..support.backends import serve_handler
 from ..support.graphs import graph
 from ..support.ports import refused_port
 
@@ -71,10 +72,7 @@ Start = Callable[..., Awaitable[str]]
 async def backend(aiohttp_server: Any) -> MakeBackend:
     async def make() -> MetricsBackend:
         b = MetricsBackend()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", b.handle)
-        server = await aiohttp_server(app, host="127.0.0.1")
-        b.url = f"http://127.0.0.1:{server.port}/v1/models/m:predict"
+        b.url = await serve_handler(aiohttp_server, b.handle) + "/v1/models/m:predict"
         return b
 
     return make

@@ -20,6 +20,7 @@ from graph_router.loader import load_graph_text
 from graph_router.telemetry import Telemetry, TelemetrySettings, TraceIdFilter, build_telemetry, sdk_tracer
 
 from ..conftest import StartApp
+from ..support.backends import serve_handler
 from ..support.graphs import graph
 from ..support.ports import refused_port
 from .otlp_decode import DecodedSpan, MemoryExporter, in_memory_telemetry
@@ -86,10 +87,7 @@ MakeBackend = Callable[..., Awaitable[TraceBackend]]
 async def backend(aiohttp_server: Any) -> MakeBackend:
     async def make(answer: dict[str, Any] | None = None) -> TraceBackend:
         b = TraceBackend(answer=answer or {"ok": True})
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", b.handle)
-        server = await aiohttp_server(app, host="127.0.0.1")
-        b.url = f"http://127.0.0.1:{server.port}/v1/models/m:predict"
+        b.url = await serve_handler(aiohttp_server, b.handle) + "/v1/models/m:predict"
         return b
 
     return make
