@@ -49,3 +49,14 @@ def test_readme_links_resolve() -> None:
 
 def test_pypi_long_description_is_the_readme() -> None:
     assert re.search(r'^readme = "README.md"$', (ROOT / "pyproject.toml").read_text(), flags=re.M)
+
+
+def test_readme_headline_figures_stand_in_the_results_page() -> None:
+    """Every figure of the README's headline comes from a run in docs/benchmark-results.md: its number
+    stands there too (a rounded one as the start of the measured one: 2.0 s for 2.01 s)."""
+    section = README.read_text().split("## Headline figures\n", 1)[1].split("\n## ", 1)[0]
+    results = (DOCS / "benchmark-results.md").read_text()
+    figures = re.findall(r"(\d[\d,]*\.\d+|\d{2,}[\d,]*) ?(?:us|ms|s|x|req/s)\b", section)
+    assert len(figures) > 15
+    missing = [f for f in figures if f not in results]
+    assert not missing, f"README figures with no run behind them in docs/benchmark-results.md: {missing}"
