@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import heap
 from .accesslog import AccessLog
 from .api import GraphRouter
 from .app import RouterApp, error_response
@@ -261,9 +262,7 @@ async def serve(cfg: ServeConfig, docs: list[GraphDocument], *, worker: int = 0,
         else:
             on_stop(name)
     watch_task = asyncio.create_task(_watch(cfg, router)) if cfg.watch > 0 and cfg.paths else None
-    trim_task = None
-    if _malloc_trim is not None and app.budget is not None:
-        trim_task = asyncio.create_task(_trim_when_idle(app.budget, _malloc_trim))
+    trim_task = heap.trim_when_idle(app.budget) if app.budget is not None else None
     try:
         await stop.wait()
         if grpc_front is not None:  # grpc.health.v1 turns NOT_SERVING with /readyz
@@ -331,75 +330,16 @@ async def _watch(cfg: ServeConfig, router: GraphRouter) -> None:
             reload(cfg, router)
 
 
-#: How often a worker looks whether its bodies are all gone (and the heap they used can be trimmed).
-TRIM_CHECK_SECONDS = 1.0
-
-
-async def _trim_when_idle(budget: ByteBudget, malloc_trim: Callable[[int], int]) -> None:
-    """The counterpart of tune_malloc: the heap kept for the next bodies goes back to the kernel once a
-    whole check interval passed without a body byte, so RSS returns to idle one or two seconds after the
-    last body, while steady traffic (even one request a second) keeps reusing it."""
-    seen = trimmed_at = budget.taken
-    while True:
-        await asyncio.sleep(TRIM_CHECK_SECONDS)
-        taken = budget.taken
-        if taken == seen and budget.used == 0 and taken != trimmed_at:
-            trimmed_at = taken
-            malloc_trim(0)
-        seen = taken
-
-
 def run(cfg: ServeConfig, docs: list[GraphDocument]) -> int:
     """Run one worker in this process, or supervise ``cfg.workers`` forked workers."""
     hold_signals()
-    kept = tune_malloc(cfg.max_inflight_bytes or DEFAULT_INFLIGHT_BYTES)
+    kept = heap.tune_malloc(cfg.max_inflight_bytes or DEFAULT_INFLIGHT_BYTES, os.environ)
     if kept:
         log.debug("malloc: bodies below %d bytes come from the heap; up to %d free bytes kept while busy", *kept)
     if cfg.workers <= 1:
         return _run_loop(cfg, docs, 0)
     _check_port(cfg)
     return _supervise(cfg, docs)
-
-
-#: glibc ``mallopt`` parameters, and its largest ``M_MMAP_THRESHOLD`` on 64-bit systems.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
-#: The most free heap kept for reuse, whatever the byte budget.
-_KEEP_MAX = 64 * 1024 * 1024
-#: Set by an operator, these are theirs to decide: tune_malloc leaves glibc alone.
-_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
-#: glibc's ``malloc_trim`` once tune_malloc has set the thresholds (forked workers inherit it), else None:
-#: serve() then gives the kept heap back when idle.
-_malloc_trim: Callable[[int], int] | None = None
-
-
-def tune_malloc(keep_bytes: int) -> tuple[int, int] | None:
-    """Keep freed body buffers for the next request instead of handing them back to the kernel at once.
-
-    With glibc's defaults a body of a few hundred KiB or more is its own ``mmap`` (or a heap top that is
-    trimmed when freed), so every large request pays its pages' first touch again: about 680 page faults
-    per 1 MB request, about a third of the CPU of a 1 MB Sequence or Ensemble (docs/benchmark-results.md). Here
-    allocations below ``min(keep_bytes, 32 MiB)`` come from the heap, and up to ``keep_bytes`` (the
-    worker's byte budget; at most 64 MiB) of free heap is kept. Returns (mmap threshold, trim threshold), or None where
-    this is not glibc or the operator set glibc's own ``MALLOC_*_`` variables (or ``GLIBC_TUNABLES``
-    for malloc). Called before forking workers, which inherit it.
-    """
-    if any(name in os.environ for name in _MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
-        return None
-    global _malloc_trim
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
-    except (ImportError, OSError, AttributeError):  # not glibc (macOS): nothing to tune
-        return None
-    keep = min(keep_bytes, _KEEP_MAX)
-    mmap_threshold = min(keep, _MMAP_THRESHOLD_MAX)
-    if not (mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and mallopt(_M_TRIM_THRESHOLD, keep)):
-        return None  # musl's mallopt does nothing and says so
-    _malloc_trim = malloc_trim
-    return mmap_threshold, keep
 
 
 def _check_port(cfg: ServeConfig) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph_router.process import TRIM_CHECK_SECONDS
+from graph_router.heap import TRIM_CHECK_SECONDS
 
 from ..support.router import RouterProcess
 from .conftest import (
